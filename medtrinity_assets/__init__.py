@@ -1,0 +1,1 @@
+"""MedTrinity data engine."""

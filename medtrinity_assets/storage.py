@@ -1,0 +1,142 @@
+"""Where outputs live under ``data_root`` and how they are written (atomically, content-addressed).
+
+Layout::
+
+    <data_root>/
+      tables/<table>/<partition>.parquet   one Parquet file per asset partition (DuckDB views read them)
+      blobs/<aa>/<sha256>.<ext>            PNG slices, masks, value arrays: content-addressed, written once
+      previews/<asset>/<partition>.png     thumbnails/overlays shown in the Dagster UI (never exported)
+      models/  knowledge/  exports/<format>/  card/
+      catalog.duckdb                       views over tables/ (see catalog.py)
+      .salt                                the de-identification salt when the config sets none
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file atomically (temporary file, then rename)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """Read a Parquet file; a missing file reads as an empty table of ``schema`` when one is given."""
+    if not path.exists():
+        if schema is None:
+            raise FileNotFoundError(f"{path}: not materialised yet; materialise the upstream asset first")
+        return schema.empty_table()
+    return pq.read_table(path)
+
+
+def partition_filename(partition: str | dict[str, str] | None) -> str:
+    """``{'source': 'a', 'shard': 's00'}`` -> ``source=a/shard=s00`` (hive style, stable order)."""
+    if partition is None:
+        return "all"
+    if isinstance(partition, str):
+        return partition
+    return "/".join(f"{k}={partition[k]}" for k in sorted(partition))
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Paths of everything the pipeline writes under one ``data_root``."""
+
+    root: Path
+
+    def table_path(self, table: str, partition: str | dict[str, str] | None = None) -> Path:
+        return self.root / "tables" / table / f"{partition_filename(partition)}.parquet"
+
+    def table_glob(self, table: str) -> str:
+        return str(self.root / "tables" / table / "**" / "*.parquet")
+
+    def preview_path(self, asset: str, partition: str | dict[str, str] | None, suffix: str = ".png") -> Path:
+        return self.root / "previews" / asset / f"{partition_filename(partition)}{suffix}"
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def knowledge(self) -> Path:
+        return self.root / "knowledge"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def card(self) -> Path:
+        return self.root / "card"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    def put_blob(self, data: bytes, ext: str) -> tuple[str, str]:
+        """Store ``data`` content-addressed; returns (path relative to root, sha256). Idempotent."""
+        sha = hashlib.sha256(data).hexdigest()
+        rel = f"blobs/{sha[:2]}/{sha}{ext}"
+        path = self.root / rel
+        if not path.exists():
+            atomic_write_bytes(path, data)
+        return rel, sha
+
+    def resolve(self, rel: str) -> Path:
+        return self.root / rel
+
+    def salt(self, configured: str | None) -> str:
+        """The configured salt, else one generated once per data_root and kept in ``.salt`` (never exported)."""
+        if configured:
+            return configured
+        path = self.root / ".salt"
+        if path.exists():
+            return path.read_text().strip()
+        atomic_write_text(path, secrets.token_hex(32))
+        os.chmod(path, 0o600)
+        return path.read_text().strip()
+
+
+def rows_to_table(rows: Iterable[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Build a table of exactly ``schema`` from dict rows (missing keys become nulls)."""
+    rows = list(rows)
+    if not rows:
+        return schema.empty_table()
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)
