@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from dagster import (
     DynamicPartitionsDefinition,
     MultiPartitionKey,
@@ -28,10 +30,12 @@ SHARDS = [shard_name(i) for i in range(shard_count())]
 shard_partitions = StaticPartitionsDefinition(SHARDS)
 source_shard_partitions = MultiPartitionsDefinition({SOURCE: source_partitions, SHARD: shard_partitions})
 
-# source_manifest[source] -> images[source x shard]
-source_to_source_shard = MultiToSingleDimensionPartitionMapping(partition_dimension_name=SOURCE)
-# triplets[source x shard] -> exports[shard]
-source_shard_to_shard = MultiToSingleDimensionPartitionMapping(partition_dimension_name=SHARD)
+with warnings.catch_warnings():  # the mapping is marked beta; it is the documented way to fan in one dimension
+    warnings.simplefilter("ignore")
+    # source_manifest[source] -> images[source x shard]
+    source_to_source_shard = MultiToSingleDimensionPartitionMapping(partition_dimension_name=SOURCE)
+    # triplets[source x shard] -> exports[shard]
+    source_shard_to_shard = MultiToSingleDimensionPartitionMapping(partition_dimension_name=SHARD)
 
 
 def source_shard_key(source: str, shard: str) -> MultiPartitionKey:

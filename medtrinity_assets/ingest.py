@@ -1,0 +1,264 @@
+"""Ingest: from a source folder to manifest rows and 2D image rows (no Dagster here).
+
+``build_manifest`` lists what a source holds (headers only) and assigns each item its shard from
+the salted subject key. ``build_images`` decodes the items of one shard, turns them into 2D slices
+(windowed, resized, PNG, perceptual hash) and writes the blobs content-addressed.
+
+``images`` re-scans the source instead of reading paths from the manifest: the manifest only holds
+scrubbed paths (identifiers in folder names must not reach a table), and a header scan is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from medtrinity_assets.config import PipelineConfig, SourceSpec
+from medtrinity_assets.deid import salted_key, scrub, split_of, stable_shard
+from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, get_reader
+from medtrinity_assets.records import IMAGE_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
+from medtrinity_assets.storage import DataLayout, rows_to_table
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ScannedItem:
+    ref: ItemRef
+    item_key: str
+    subject_key: str
+    study_key: str
+    series_key: str
+    shard: str
+
+
+@dataclass
+class ScanOutcome:
+    items: list[ScannedItem] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+
+def quarantine_row(source: str, rel_path: str, stage: str, error_class: str, reason: str) -> dict[str, Any]:
+    return {"source": source, "rel_path": rel_path, "stage": stage, "reason": reason, "error_class": error_class}
+
+
+def scan_source(source: SourceSpec, *, salt: str, shards: int) -> ScanOutcome:
+    """Run the source's reader over its folder; one bad file becomes a quarantine row, never an error."""
+    out = ScanOutcome()
+    if not source.path.exists():
+        out.quarantine.append(
+            quarantine_row(source.name, ".", "scan", "missing_source",
+                           f"source folder {source.path} does not exist; fix 'path' of source '{source.name}'")
+        )
+        return out
+    reader = get_reader(source.format)
+    seen: set[str] = set()
+    for res in reader.scan(source):
+        if isinstance(res, Quarantined):
+            out.quarantine.append(quarantine_row(source.name, res.rel_path, res.stage, res.error_class, res.reason))
+            continue
+        locator = json.dumps(res.locator, sort_keys=True, default=str)
+        item_key = salted_key(f"{source.name}|{locator}", salt, "item")
+        if item_key in seen:  # the same item reached twice (e.g. a symlinked folder)
+            continue
+        seen.add(item_key)
+        subject_raw = res.subject_id or f"{source.name}|{locator}"
+        subject_key = salted_key(subject_raw, salt, "subject")
+        out.items.append(
+            ScannedItem(
+                ref=res,
+                item_key=item_key,
+                subject_key=subject_key,
+                study_key=salted_key(res.study_id, salt, "study"),
+                series_key=salted_key(res.series_id, salt, "series"),
+                shard=stable_shard(subject_key, shards),
+            )
+        )
+    return out
+
+
+def build_manifest(source: SourceSpec, *, salt: str, shards: int) -> tuple[pa.Table, pa.Table]:
+    """Manifest rows (one per readable item, with its shard) and scan-time quarantine rows."""
+    scan = scan_source(source, salt=salt, shards=shards)
+    rows = [
+        {
+            "source": source.name,
+            "item_key": s.item_key,
+            "kind": s.ref.kind,
+            "rel_path": s.ref.rel_path,
+            "n_files": s.ref.n_files,
+            "n_frames": s.ref.n_frames,
+            "subject_key": s.subject_key,
+            "study_key": s.study_key,
+            "series_key": s.series_key,
+            "modality": s.ref.modality or source.modality or "",
+            "shard": s.shard,
+        }
+        for s in scan.items
+    ]
+    rows.sort(key=lambda r: (r["shard"], r["rel_path"], r["item_key"]))
+    return rows_to_table(rows, MANIFEST_SCHEMA), rows_to_table(scan.quarantine, QUARANTINE_SCHEMA)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _float(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return f
+
+
+@dataclass
+class ImagesResult:
+    table: pa.Table
+    quarantine: pa.Table
+    items_read: int
+    slices: int
+
+
+def _load(reader, source: SourceSpec, item: ScannedItem) -> ReadItem:
+    try:
+        return reader.load(source, item.ref)
+    except ReadError:
+        raise
+    except MemoryError:
+        raise ReadError("too_large", "decoding ran out of memory; split the file or raise the limits")
+    except Exception as exc:  # a reader bug or an unforeseen file: quarantine, keep the partition going
+        raise ReadError("unreadable", f"{type(exc).__name__}: {exc}") from exc
+
+
+def build_images(
+    cfg: PipelineConfig,
+    source: SourceSpec,
+    shard: str,
+    layout: DataLayout,
+    *,
+    salt: str,
+    progress: Progress | None = None,
+) -> ImagesResult:
+    """Decode, slice, window, resize and store the images of one (source, shard)."""
+    from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
+    from medtrinity_assets.preprocess.slices import item_to_slices
+
+    scan = scan_source(source, salt=salt, shards=cfg.shards)
+    mine = sorted((s for s in scan.items if s.shard == shard), key=lambda s: s.item_key)
+    reader = get_reader(source.format)
+    rows: list[dict[str, Any]] = []
+    quarantine: list[dict[str, Any]] = []
+    items_read = 0
+    context = int(source.option("context_slices", cfg.context_slices))
+    for s in mine:
+        ref = s.ref
+        try:
+            item = _load(reader, source, s)
+            slices = item_to_slices(item, max_side=cfg.max_side, context_slices=context,
+                                    organ=item.organ or source.organ)
+        except ReadError as exc:
+            quarantine.append(quarantine_row(source.name, ref.rel_path, "load", exc.error_class,
+                                             scrub(exc.reason, ref.identifiers)))
+            if progress:
+                progress(1)
+            continue
+        items_read += 1
+        modality = (item.modality or ref.modality or source.modality or "OT").upper()
+        organ = item.organ or source.organ or str(item.meta.get("body_part") or "").lower() or ""
+        disease = item.disease or source.disease or ""
+        is_volume = len(slices) > 0 and slices[0].slice_index >= 0
+        for sl in slices:
+            image_rel, image_sha = layout.put_blob(encode_png(sl.image), ".png")
+            values_rel = layout.put_blob(encode_values(sl.values), ".npy")[0] if sl.values is not None else None
+            mask_rel = None
+            if sl.label_map is not None and np.any(sl.label_map):
+                mask_rel = layout.put_blob(encode_label_png(sl.label_map), ".png")[0]
+            sample_id = hashlib.sha256(f"{s.item_key}|{sl.slice_index}".encode()).hexdigest()[:24]
+            h, w = sl.image.shape[:2]
+            rows.append(
+                {
+                    "sample_id": sample_id,
+                    "source": source.name,
+                    "item_key": s.item_key,
+                    "subject_key": s.subject_key,
+                    "study_key": s.study_key,
+                    "series_key": s.series_key,
+                    "volume_ref": s.item_key if is_volume else "",
+                    "rel_path": ref.rel_path,
+                    "slice_index": int(sl.slice_index),
+                    "n_slices": int(sl.n_slices),
+                    "axis": "axial" if is_volume else "none",
+                    "neighbour_slices": [int(i) for i in sl.neighbours],
+                    "modality": modality,
+                    "organ": organ,
+                    "disease": disease,
+                    "labels": [str(x) for x in item.labels],
+                    "caption_in": item.caption,
+                    "image_path": image_rel,
+                    "image_sha256": image_sha,
+                    "values_path": values_rel,
+                    "width": int(w),
+                    "height": int(h),
+                    "orig_width": int(sl.orig_size[1]),
+                    "orig_height": int(sl.orig_size[0]),
+                    "pixel_spacing": [_float(x) for x in sl.spacing],
+                    "slice_thickness": _float(item.slice_thickness),
+                    "col_toward": item.col_toward or "",
+                    "row_toward": item.row_toward or "",
+                    "window": sl.window_name,
+                    "window_center": _float(sl.window_center),
+                    "window_width": _float(sl.window_width),
+                    "phash": sl.phash,
+                    "gt_mask_path": mask_rel,
+                    "gt_label_names_json": _json({str(k): v for k, v in item.label_names.items()}) if mask_rel else None,
+                    "gt_boxes_json": _json(sl.boxes) if sl.boxes else None,
+                    "meta_json": _json(item.meta),
+                    "licence": source.licence,
+                    "split": split_of(s.subject_key),
+                    "shard": shard,
+                }
+            )
+        if progress:
+            progress(1)
+    rows.sort(key=lambda r: (r["item_key"], r["slice_index"]))
+    return ImagesResult(
+        table=rows_to_table(rows, IMAGE_SCHEMA),
+        quarantine=rows_to_table(quarantine, QUARANTINE_SCHEMA),
+        items_read=items_read,
+        slices=len(rows),
+    )
+
+
+def count_by(table: pa.Table, column: str) -> dict[str, int]:
+    if table.num_rows == 0 or column not in table.column_names:
+        return {}
+    return dict(sorted(Counter(str(v) for v in table.column(column).to_pylist()).items()))
+
+
+def is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def summarise_images(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    return dict(Counter(r["modality"] for r in rows))
