@@ -1,0 +1,468 @@
+"""Geometry and intensities of one ROI turned into facts: fields, never prose.
+
+Pure numpy/scipy/scikit-image. The generation stage words these fields; nothing here guesses.
+
+Conventions
+- Masks are bool ``(H, W)`` on the image grid; ``values`` are physical units (HU for CT) or grey.
+- ``col_toward``/``row_toward`` name the patient direction of increasing column/row (``L`` means
+  the patient's left is toward high x, the radiological display). The side of a ROI comes from
+  these, so a lesion in the patient's left is "left" whichever way the volume was stored.
+- Sizes use the pixel spacing when it is known (mm), else the fraction of the image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+SIDES = ("left", "right", "midline", "unknown")
+SIZE_CLASSES = ("small", "medium", "large", "very_large")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cut-offs of every class; override any of them from the config's ``rois.thresholds``."""
+
+    midline_band: float = 0.03  # |offset from body centre| / body width below which a ROI is midline
+    ap_band: float = 0.12  # same for anterior/central/posterior, on the body height
+    ct_contrast_hu: float = 10.0  # |HU difference| at or above which CT is hyper-/hypodense
+    z_contrast: float = 1.0  # |z| at or above which MR is hyper-/hypointense (others brighter/darker)
+    size_mm: tuple[float, float, float] = (10.0, 20.0, 50.0)  # equivalent diameter cut-offs
+    size_fraction: tuple[float, float, float] = (0.005, 0.03, 0.10)  # area-fraction cut-offs, spacing unknown
+    texture_ratio: float = 1.6  # std inside / image noise above which a ROI is heterogeneous
+    round_axis_ratio: float = 1.3  # major/minor axis below which a regular ROI is round, else oval
+    lobulated_solidity: float = 0.93  # solidity below which a ROI is lobulated
+    lobulated_convexity: float = 0.96  # hull perimeter / perimeter below which a ROI is lobulated
+    irregular_solidity: float = 0.80  # solidity below which (or circularity < irregular_circularity) irregular
+    irregular_circularity: float = 0.5
+    min_shape_pixels: int = 60  # below this many original pixels a ROI is only round or oval
+    margin_sharpness: float = 0.22  # boundary gradient / |contrast| at or above which the margin is well defined
+    margin_min_cnr: float = 1.5  # |contrast| / noise below which no margin can be well defined
+    adjacent_mm: float = 3.0  # gap up to which an organ is "adjacent" (pixels when the spacing is unknown)
+
+    @classmethod
+    def from_config(cls, raw: dict[str, Any] | None) -> "Thresholds":
+        if not raw:
+            return cls()
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"rois.thresholds: unknown key(s) {unknown}; known: {sorted(known)}")
+        vals = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**vals)
+
+
+def estimate_noise(values: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Robust noise sigma: MAD of the residual after a 3x3 median filter (inside ``where``)."""
+    resid = values - ndimage.median_filter(values, size=3, mode="nearest")
+    sel = resid[where] if where is not None and where.any() else resid.ravel()
+    sigma = 1.4826 * float(np.median(np.abs(sel - np.median(sel)))) if sel.size else 0.0
+    lo, hi = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
+    return max(sigma, 1e-3 * float(hi - lo), 1e-6)
+
+
+@dataclass
+class ImageContext:
+    """Everything about one image that several ROIs share: computed once per image."""
+
+    values: np.ndarray  # float (H, W)
+    modality: str
+    spacing: tuple[float, float] = (float("nan"), float("nan"))  # (row_mm, col_mm)
+    col_toward: str = ""
+    row_toward: str = ""
+    references: dict[str, np.ndarray] = field(default_factory=dict)  # anatomy: name -> bool mask
+    native_scale: float = 1.0  # image pixels per pixel of the original acquisition (PNG upsampling)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float32)
+        if self.values.ndim != 2:
+            raise ValueError(f"facts need a 2D value image, got shape {self.values.shape}")
+        for name, m in self.references.items():
+            if m.shape != self.values.shape:
+                raise ValueError(f"reference region {name!r} has shape {m.shape}, image is {self.values.shape}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape  # type: ignore[return-value]
+
+    @property
+    def has_spacing(self) -> bool:
+        return all(math.isfinite(s) and s > 0 for s in self.spacing)
+
+    @property
+    def pixel_mm(self) -> tuple[float, float]:
+        return self.spacing if self.has_spacing else (1.0, 1.0)
+
+    @property
+    def body(self) -> np.ndarray | None:
+        return self.references.get("body")
+
+    @property
+    def noise(self) -> float:
+        if "noise" not in self._cache:
+            self._cache["noise"] = estimate_noise(self.values, self.body)
+        return self._cache["noise"]
+
+    @property
+    def gradient(self) -> np.ndarray:
+        """Gradient magnitude per ORIGINAL pixel of the image smoothed by one original pixel.
+
+        Measured on the acquisition's own grid so that upsampling for the PNG does not make every
+        edge look soft."""
+        if "grad" not in self._cache:
+            s = max(self.native_scale, 1.0)
+            smooth = ndimage.gaussian_filter(self.values, s)
+            gy, gx = np.gradient(smooth)
+            self._cache["grad"] = np.hypot(gx, gy) * s
+        return self._cache["grad"]
+
+    def distance_inside(self, name: str) -> np.ndarray:
+        """Distance (mm) from each pixel inside organ ``name`` to its edge (0 outside)."""
+        key = f"in:{name}"
+        if key not in self._cache:
+            self._cache[key] = ndimage.distance_transform_edt(self.references[name], sampling=self.pixel_mm)
+        return self._cache[key]
+
+    def distance_outside(self, name: str) -> np.ndarray:
+        """Distance (mm) from each pixel outside organ ``name`` to the organ (0 inside)."""
+        key = f"out:{name}"
+        if key not in self._cache:
+            self._cache[key] = ndimage.distance_transform_edt(~self.references[name], sampling=self.pixel_mm)
+        return self._cache[key]
+
+    def frame(self) -> tuple[float, float, float, float]:
+        """(x_centre, y_centre, width, height) of the body, or of the whole image without a body mask."""
+        if "frame" not in self._cache:
+            h, w = self.shape
+            body = self.body
+            if body is not None and body.any():
+                ys, xs = np.nonzero(body)
+                x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+                self._cache["frame"] = ((x0 + x1) / 2, (y0 + y1) / 2, float(x1 - x0), float(y1 - y0))
+            else:
+                self._cache["frame"] = (w / 2, h / 2, float(w), float(h))
+        return self._cache["frame"]
+
+
+def _along(direction: str, axis_toward: str, offset: float, band: float, labels: tuple[str, str, str]) -> str:
+    """Class of a signed offset along an axis whose increasing end points toward ``axis_toward``."""
+    neg_dir, mid, pos_dir = labels  # e.g. ("right", "midline", "left") for directions R / L
+    if abs(offset) < band:
+        return mid
+    high_end = pos_dir if axis_toward == direction else neg_dir
+    low_end = neg_dir if axis_toward == direction else pos_dir
+    return high_end if offset > 0 else low_end
+
+
+def patient_side(cx: float, cy: float, ctx: ImageContext) -> str:
+    """left | right | midline | unknown, from the axis that runs left-right in the patient."""
+    fx, fy, fw, fh = ctx.frame()
+    band = ctx.thresholds.midline_band
+    if ctx.col_toward in ("L", "R"):
+        return _along("L", ctx.col_toward, (cx - fx) / fw, band, ("right", "midline", "left"))
+    if ctx.row_toward in ("L", "R"):
+        return _along("L", ctx.row_toward, (cy - fy) / fh, band, ("right", "midline", "left"))
+    return "unknown"
+
+
+def ap_position(cx: float, cy: float, ctx: ImageContext) -> str:
+    """anterior | central | posterior | unknown, from the axis that runs front-back."""
+    fx, fy, fw, fh = ctx.frame()
+    band = ctx.thresholds.ap_band
+    if ctx.row_toward in ("A", "P"):
+        return _along("P", ctx.row_toward, (cy - fy) / fh, band, ("anterior", "central", "posterior"))
+    if ctx.col_toward in ("A", "P"):
+        return _along("P", ctx.col_toward, (cx - fx) / fw, band, ("anterior", "central", "posterior"))
+    return "unknown"
+
+
+def vertical_position(cy: float, ctx: ImageContext) -> str:
+    """Thirds of the image height; superior/inferior when the rows run head-foot (coronal, sagittal, X-ray)."""
+    h = ctx.shape[0]
+    third = min(int(3 * cy / h), 2)
+    if ctx.row_toward in ("S", "I"):
+        names = ("superior", "middle", "inferior") if ctx.row_toward == "I" else ("inferior", "middle", "superior")
+        return names[third]
+    return ("upper", "middle", "lower")[third]
+
+
+def size_class(diameter_mm: float | None, area_fraction: float, th: Thresholds) -> str:
+    cuts, x = (th.size_mm, diameter_mm) if diameter_mm is not None else (th.size_fraction, area_fraction)
+    for name, cut in zip(SIZE_CLASSES, cuts):
+        if x < cut:
+            return name
+    return SIZE_CLASSES[-1]
+
+
+def _ring(mask: np.ndarray, width: int, gap: int, ctx: ImageContext, organ: str | None,
+          exclude: np.ndarray | None) -> np.ndarray:
+    """Surrounding tissue: a band ``gap``..``gap+width`` pixels around the ROI (skipping the
+    partial-volume edge), kept inside its organ (or the body) when that leaves enough pixels."""
+    inner = ndimage.binary_dilation(mask, iterations=gap) if gap > 0 else mask
+    ring = ndimage.binary_dilation(inner, iterations=width) & ~inner
+    if exclude is not None:
+        ring &= ~exclude
+    for limit in (ctx.references.get(organ) if organ else None, ctx.body):
+        if limit is not None and (ring & limit).sum() >= 10:
+            ring &= limit
+            break
+    return ring
+
+
+def intensity_class(contrast: float, modality: str, th: Thresholds) -> tuple[str, str]:
+    """(class, unit) of a contrast: HU difference for CT, z-score for MR and others."""
+    m = (modality or "").upper()
+    if m == "CT":
+        if contrast >= th.ct_contrast_hu:
+            return "hyperdense", "HU"
+        if contrast <= -th.ct_contrast_hu:
+            return "hypodense", "HU"
+        return "isodense", "HU"
+    names = ("hyperintense", "hypointense", "isointense") if m == "MR" else ("brighter", "darker", "similar")
+    if contrast >= th.z_contrast:
+        return names[0], "z"
+    if contrast <= -th.z_contrast:
+        return names[1], "z"
+    return names[2], "z"
+
+
+def _glcm_homogeneity(values: np.ndarray, mask: np.ndarray, levels: int = 16) -> float | None:
+    """GLCM homogeneity of the ROI (grey levels over the ROI's 1-99 % range; outside pixels ignored)."""
+    from skimage.feature import graycomatrix, graycoprops
+
+    ys, xs = np.nonzero(mask)
+    if ys.size < 9:
+        return None
+    crop_v = values[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    crop_m = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    lo, hi = np.percentile(crop_v[crop_m], [1, 99])
+    q = np.zeros(crop_v.shape, np.uint8)
+    q[crop_m] = 1 + np.clip((crop_v[crop_m] - lo) / max(hi - lo, 1e-6) * (levels - 1), 0, levels - 1).astype(np.uint8)
+    glcm = graycomatrix(q, [1], [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=levels + 1)
+    glcm = glcm[1:, 1:, :, :].astype(np.float64)  # drop pairs that involve outside pixels
+    total = glcm.sum(axis=(0, 1), keepdims=True)
+    if not np.all(total > 0):
+        return None
+    return float(graycoprops((glcm / total), "homogeneity").mean())
+
+
+def _outline(mask: np.ndarray, smooth: float) -> np.ndarray | None:
+    """Sub-pixel outline (N, 2) of the largest contour of the lightly smoothed mask, or None."""
+    from skimage.measure import find_contours
+
+    ys, xs = np.nonzero(mask)
+    crop = np.pad(mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32), 2)
+    if smooth > 0:
+        crop = ndimage.gaussian_filter(crop, smooth)
+    contours = find_contours(crop, 0.5)
+    if not contours:
+        return None
+    return max(contours, key=len)
+
+
+def shape_class(mask: np.ndarray, th: Thresholds, native_scale: float = 1.0) -> tuple[str, float, float]:
+    """(round | oval | lobulated | irregular, circularity, solidity).
+
+    Measured on a sub-pixel outline (marching squares on the mask smoothed by half an original
+    pixel) so that pixel staircases do not read as lobulation; solidity against the outline's
+    convex hull (scipy), axis ratio from the second moments of the mask."""
+    from scipy.spatial import ConvexHull
+    from skimage.measure import regionprops
+
+    outline = _outline(mask, 0.5 * max(native_scale, 1.0))
+    props = regionprops(mask.astype(np.uint8))[0]
+    ratio = props.axis_major_length / max(props.axis_minor_length, 1e-6)
+    if outline is None or len(outline) < 4:
+        return "round", 1.0, 1.0
+    x, y = outline[:, 1], outline[:, 0]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+    perimeter = float(np.hypot(np.diff(x, append=x[:1]), np.diff(y, append=y[:1])).sum())
+    try:
+        hull = ConvexHull(outline)
+        hull_area, hull_perimeter = float(hull.volume), float(hull.area)  # in 2D: area, perimeter
+    except Exception:  # degenerate (collinear) outline: a line-like ROI
+        hull_area, hull_perimeter = area, perimeter
+    convexity = min(hull_perimeter / max(perimeter, 1e-6), 1.0)
+    circularity = min(4 * math.pi * area / max(perimeter, 1e-6) ** 2, 1.0)
+    solidity = min(area / max(hull_area, 1e-6), 1.0)
+    few_pixels = mask.sum() / max(native_scale, 1.0) ** 2 < th.min_shape_pixels
+    if few_pixels:  # a handful of pixels cannot show lobulation: only elongation is measurable
+        name = "oval" if ratio >= th.round_axis_ratio else "round"
+    elif solidity < th.irregular_solidity or circularity < th.irregular_circularity:
+        name = "irregular"
+    elif solidity < th.lobulated_solidity or convexity < th.lobulated_convexity:
+        name = "lobulated"
+    elif ratio >= th.round_axis_ratio:
+        name = "oval"
+    else:
+        name = "round"
+    return name, float(circularity), float(solidity)
+
+
+def organ_relations(mask: np.ndarray, ctx: ImageContext, own_label: str | None = None) -> dict[str, Any]:
+    """Which reference organs contain, overlap or lie next to the ROI, and the distance to the nearest edge."""
+    th = ctx.thresholds
+    area = int(mask.sum())
+    inside, overlaps, adjacent = [], [], []
+    nearest, nearest_mm, region, best = None, math.inf, "", 0.0
+    for name, organ in ctx.references.items():
+        if name == own_label or name == "body":
+            continue
+        frac = float((mask & organ).sum()) / area
+        if frac > 0:
+            edge_mm = float(ctx.distance_inside(name)[mask & organ].min()) if frac >= 0.5 else 0.0
+            (inside if frac >= 0.5 else overlaps).append(name)
+            if frac > best:
+                best, region = frac, name
+        else:
+            edge_mm = float(ctx.distance_outside(name)[mask].min())
+            if edge_mm <= th.adjacent_mm + max(ctx.pixel_mm):
+                adjacent.append(name)
+        if edge_mm < nearest_mm:
+            nearest, nearest_mm = name, edge_mm
+    if not region and adjacent:
+        region = min(adjacent, key=lambda n: float(ctx.distance_outside(n)[mask].min()))
+    body = ctx.body
+    in_body = bool(body is not None and (mask & body).sum() >= 0.5 * area)
+    if not region and in_body and own_label != "body":
+        region = "body"
+    return {
+        "inside": sorted(inside),
+        "overlaps": sorted(overlaps),
+        "adjacent": sorted(adjacent),
+        "nearest_organ": nearest,
+        "distance_to_organ_edge_mm": None if nearest is None else round(nearest_mm, 2),
+        "distance_unit": "mm" if ctx.has_spacing else "px",
+        "_region": region,
+    }
+
+
+def _robust_std(x: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
+def _tissue_noise(v: np.ndarray, mask: np.ndarray, ring_v: np.ndarray | None, ctx: ImageContext,
+                  region: str, margin: int) -> float:
+    """Noise of the tissue around the ROI: robust std over its organ (many pixels, stable), else the ring."""
+    organ = ctx.references.get(region) if region and region != "body" else None
+    if organ is not None:
+        rest = organ & ~ndimage.binary_dilation(mask, iterations=margin)
+        if rest.sum() >= 30:
+            sd = _robust_std(v[rest])
+            if sd > 0:
+                return sd
+    if ring_v is not None and ring_v.size >= 5:
+        sd = _robust_std(ring_v)
+        if sd > 0:
+            return sd
+    return ctx.noise
+
+
+def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, exclude: np.ndarray | None = None) -> dict[str, Any]:
+    """All facts of one ROI. ``exclude`` masks other findings out of the surrounding-tissue ring."""
+    if mask.shape != ctx.shape:
+        raise ValueError(f"mask shape {mask.shape} differs from the image's {ctx.shape}")
+    mask = mask.astype(bool)
+    area = int(mask.sum())
+    if area == 0:
+        raise ValueError("empty mask: no pixel set")
+    th = ctx.thresholds
+    h, w = ctx.shape
+    ys, xs = np.nonzero(mask)
+    cx, cy = float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
+    row_mm, col_mm = ctx.pixel_mm
+    area_mm2 = area * row_mm * col_mm if ctx.has_spacing else None
+    diameter = 2 * math.sqrt(area_mm2 / math.pi) if area_mm2 is not None else None
+    area_fraction = area / float(h * w)
+
+    rel = organ_relations(mask, ctx, own_label=label)
+    region = rel.pop("_region")
+    s = max(ctx.native_scale, 1.0)
+    radius_px = math.sqrt(area / math.pi)
+    gap = max(1, round(s))
+    width = int(min(max(2 * s, round(0.6 * radius_px)), 4 * s))
+    ring = _ring(mask, width, gap, ctx, region or None, exclude)
+    v = ctx.values
+    # the core leaves out the partial-volume band that resampling smeared over the edge
+    core = ndimage.binary_erosion(mask, iterations=max(1, round(s / 2))) if (s >= 2 or area >= 25) else mask
+    core = core if core.sum() >= max(3, 0.15 * area) else mask
+    mean_in = float(v[core if s >= 2 else mask].mean())
+    if ring.sum() >= 5:
+        ring_v = v[ring]
+        mean_ring, std_ring = float(ring_v.mean()), float(ring_v.std())
+    else:
+        ring_v, mean_ring, std_ring = None, mean_in, 0.0
+    noise = _tissue_noise(v, mask, ring_v, ctx, region, gap + width)
+    diff = mean_in - mean_ring
+    modality = (ctx.modality or "").upper()
+    contrast = diff if modality == "CT" else diff / max(std_ring, noise)
+    intensity, unit = intensity_class(contrast, modality, th)
+
+    # texture on the core against the noise of the surrounding tissue
+    texture_score = float(v[core].std()) / noise
+    # a std from a few pixels is itself uncertain: demand more of small ROIs before calling them heterogeneous
+    n_core = int(core.sum() / (s * s))  # resampled pixels are not independent: count original pixels
+    texture_cut = th.texture_ratio * (1 + 1.5 / math.sqrt(2 * max(n_core - 1, 1)))
+    texture = "heterogeneous" if texture_score > texture_cut else "homogeneous"
+
+    shape, circularity, solidity = shape_class(mask, th, s)
+    edge = (ndimage.binary_dilation(mask) & ~mask) | (mask & ~ndimage.binary_erosion(mask))
+    sharpness = float(ctx.gradient[edge].mean()) / max(abs(diff), 1e-6)
+    cnr = abs(diff) / noise
+    margin = "well_defined" if sharpness >= th.margin_sharpness and cnr >= th.margin_min_cnr else "ill_defined"
+
+    return {
+        "bbox": [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h],
+        "area_pixels": area,
+        "area_fraction": area_fraction,
+        "area_mm2": area_mm2,
+        "centroid": [cx / w, cy / h],
+        "side": patient_side(cx, cy, ctx),
+        "vertical_position": vertical_position(cy, ctx),
+        "ap_position": ap_position(cx, cy, ctx),
+        "region": region,
+        "size_class": size_class(diameter, area_fraction, th),
+        "equivalent_diameter_mm": diameter,
+        "intensity": intensity,
+        "contrast": contrast,
+        "contrast_unit": unit,
+        "mean_value": mean_in,
+        "texture": texture,
+        "texture_score": texture_score,
+        "glcm_homogeneity": _glcm_homogeneity(v, mask),
+        "shape": shape,
+        "circularity": circularity,
+        "solidity": solidity,
+        "margin": margin,
+        "edge_sharpness": sharpness,
+        "relations": rel,
+    }
+
+
+def lesion_relations(findings: list[dict[str, Any]], ctx: ImageContext) -> list[dict[str, Any]]:
+    """Relations between the findings of one image: the others' ids, labels, centroid distance, direction.
+
+    ``findings`` are dicts with ``roi_id``, ``label``, ``centroid`` (normalised) and ``side``; returns,
+    in the same order, the extra relation fields for each.
+    """
+    h, w = ctx.shape
+    row_mm, col_mm = ctx.pixel_mm
+    out = []
+    for f in findings:
+        others = []
+        for g in findings:
+            if g is f:
+                continue
+            dx = (g["centroid"][0] - f["centroid"][0]) * w * col_mm
+            dy = (g["centroid"][1] - f["centroid"][1]) * h * row_mm
+            others.append({"roi_id": g["roi_id"], "label": g["label"], "side": g.get("side"),
+                           "distance": round(math.hypot(dx, dy), 2)})
+        others.sort(key=lambda o: o["distance"])
+        out.append({"other_lesions": others, "multiple_lesions": len(findings) > 1, "n_lesions": len(findings)})
+    return out
