@@ -1,0 +1,109 @@
+"""A source's label CSV: one row per file (column ``filename``), the rest labels and a few fields.
+
+Shared by the NIfTI and image-folder readers. Column meaning:
+
+- ``filename``: path relative to the source folder (checked by the reader before use);
+- ``subject`` / ``patient_id``: the subject the file belongs to (decides the shard);
+- ``modality`` / ``organ`` / ``disease``: override the source defaults for that file;
+- ``label`` / ``labels`` / ``class`` / ``finding`` / ``findings`` / ``diagnosis``: class labels,
+  several separated by ``;`` or ``|``;
+- a column whose values are yes/no (1/0, true/false) is a label named after the column when true;
+- any other column is copied into metadata only when its name is allow-listed (``FIELD_ALLOW``
+  or the source option ``extra_fields``); the rest are dropped, because metadata is copied by
+  allow-list only and a CSV may carry names, dates or record numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from medtrinity_assets.formats.base import ReadError
+
+SUBJECT_COLUMNS = ("subject", "patient_id")
+OVERRIDE_COLUMNS = ("modality", "organ", "disease")
+LABEL_COLUMNS = ("label", "labels", "class", "finding", "findings", "diagnosis")
+FIELD_ALLOW = frozenset({"view", "projection", "laterality", "body_part", "sex", "grade", "stage", "contrast",
+                         "sequence", "split", "site_region"})
+TRUE = {"1", "true", "yes", "y", "t"}
+FALSE = {"0", "false", "no", "n", "f", ""}
+
+
+@dataclass
+class LabelRow:
+    line: int  # 1-based line of the CSV (header is line 1)
+    filename: str
+    subject: str = ""
+    overrides: dict[str, str] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def _split_labels(value: str) -> list[str]:
+    return [p.strip() for p in re.split(r"[;|]", value) if p.strip()]
+
+
+def read_label_table(path: Path, extra_fields: Iterable[str] = ()) -> list[LabelRow]:
+    """Parse the CSV; a missing file or a missing ``filename`` column is a configuration error."""
+    p = Path(path)
+    if not p.is_file():
+        raise ReadError("missing_labels_csv", f"labels CSV {p.name} does not exist; fix the source's labels_csv")
+    allow = FIELD_ALLOW | {str(f).strip().lower() for f in extra_fields}
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReadError("bad_labels_csv", f"labels CSV {p.name} is not UTF-8 text ({exc})") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "filename" not in header:
+        raise ReadError("bad_labels_csv", f"labels CSV {p.name} has no 'filename' column (columns: {header})")
+    reader.fieldnames = header
+    rows: list[LabelRow] = []
+    for i, raw in enumerate(reader, start=2):
+        values = {k: (v or "").strip() for k, v in raw.items() if k is not None and isinstance(v, (str, type(None)))}
+        row = LabelRow(line=i, filename=values.get("filename", ""))
+        for col in SUBJECT_COLUMNS:
+            if values.get(col):
+                row.subject = values[col]
+                break
+        for col in OVERRIDE_COLUMNS:
+            if values.get(col):
+                row.overrides[col] = values[col]
+        for col, value in values.items():
+            if col in ("filename", *SUBJECT_COLUMNS, *OVERRIDE_COLUMNS, "study", "series"):
+                continue
+            if col in LABEL_COLUMNS:
+                row.labels.extend(_split_labels(value))
+            elif value.lower() in TRUE and col not in allow:
+                row.labels.append(col)
+            elif value.lower() in FALSE and col not in allow:
+                continue
+            elif col in allow and value:
+                row.fields[col] = value
+        rows.append(row)
+    return rows
+
+
+def rows_by_target(rows: list[LabelRow], resolve) -> tuple[dict[Path, LabelRow], list[tuple[LabelRow, ReadError]]]:
+    """Map each row to the file it names via ``resolve`` (which raises ReadError); collect the failures."""
+    good: dict[Path, LabelRow] = {}
+    bad: list[tuple[LabelRow, ReadError]] = []
+    for row in rows:
+        try:
+            target = resolve(row.filename)
+        except ReadError as err:
+            bad.append((row, err))
+            continue
+        if target in good:
+            bad.append((row, ReadError("duplicate_row", f"line {row.line}: {row.filename!r} is already listed on "
+                                                        f"line {good[target].line}; the first row is used")))
+            continue
+        good[target] = row
+    return good, bad
+
+
+def row_meta(row: LabelRow | None) -> dict[str, Any]:
+    return {"fields": dict(row.fields)} if row is not None and row.fields else {}

@@ -1,0 +1,367 @@
+"""NIfTI volumes (``.nii`` / ``.nii.gz``) with optional label maps and a label CSV.
+
+Orientation: nibabel brings every volume to its closest canonical RAS+ orientation; the array is
+then flipped in x and y and transposed to the project's ``(Z, H, W)`` LPS order (columns toward the
+patient's Left, rows toward Posterior, slices toward Superior). A volume stored RAS and the same
+volume stored LPS therefore give identical arrays, and "the blob is in the patient's left" is a
+fact about column indices. A file with neither qform nor sform code says nothing about the patient,
+so its orientation is reported unknown ('').
+
+Label maps live in ``source.labels`` under the same file name. A label map whose (canonical)
+shape differs from its image quarantines the *pair*: the source promises ground truth, and keeping
+the image without its labels would present a lesion-bearing volume as one without findings.
+
+``scan`` reads headers only (and checks that a ``.nii.gz`` is gzip, that an uncompressed file
+holds as many bytes as its header announces); ``load`` decodes, and reports truncated gzip streams,
+all-NaN volumes and malformed label maps as :class:`ReadError`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from medtrinity_assets.config import SourceSpec
+from medtrinity_assets.deid import scrub
+from medtrinity_assets.formats import safety
+from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
+from medtrinity_assets.formats.label_table import LabelRow, read_label_table, row_meta, rows_by_target
+
+CANONICAL_TOWARD = ("S", "P", "L")  # (slice, row, col)
+_DECODE_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, MemoryError)
+
+
+def is_nifti_name(name: str) -> bool:
+    low = name.lower()
+    return low.endswith(".nii") or low.endswith(".nii.gz")
+
+
+def nifti_stem(name: str) -> str:
+    low = name.lower()
+    for suffix in (".nii.gz", ".nii"):
+        if low.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+@dataclass(frozen=True)
+class NiftiHeader:
+    shape: tuple[int, ...]  # as stored
+    canonical_shape: tuple[int, int, int]  # (Z, H, W) after reorientation of the first volume
+    n_volumes: int
+    axcodes: str  # stored orientation, e.g. 'LAS'; '' when the file does not say
+    version: str  # nifti1 | nifti2
+
+
+def _max_voxels(options: dict[str, Any]) -> int:
+    try:
+        return int(options.get("max_voxels", safety.DEFAULT_MAX_VOXELS))
+    except (TypeError, ValueError):
+        raise ReadError("bad_option", f"option max_voxels={options.get('max_voxels')!r} is not an integer") from None
+
+
+def _orientation_known(header) -> bool:
+    try:
+        return int(header["qform_code"]) > 0 or int(header["sform_code"]) > 0
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def probe_nifti(path: Path, max_voxels: int = safety.DEFAULT_MAX_VOXELS, what: str = "volume") -> NiftiHeader:
+    """Header facts from a cheap read; raises ReadError for anything that will not load."""
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
+    p = Path(path)
+    size = safety.check_file(p, what)
+    compressed = p.name.lower().endswith(".gz")
+    if compressed:
+        with open(p, "rb") as fh:
+            magic = fh.read(2)
+        if magic != b"\x1f\x8b":
+            raise ReadError("not_gzip", f"{what} {p.name} ends in .gz but is not gzip-compressed; "
+                                        "rename it to .nii if it is plain NIfTI, or re-export it")
+    try:
+        img = nib.load(str(p))
+        header = img.header
+        shape = tuple(int(s) for s in img.shape)
+        affine = img.affine
+    except (ImageFileError, *_DECODE_ERRORS, KeyError) as exc:
+        cls = "truncated" if compressed and isinstance(exc, (EOFError, zlib.error)) else "unreadable_header"
+        raise ReadError(cls, f"{what} {p.name}: NIfTI header could not be read ({exc}); re-export the file") from None
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise ReadError("not_nifti", f"{what} {p.name} is {type(img).__name__}, not NIfTI")
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ReadError("bad_shape", f"{what} {p.name} has shape {shape}; a volume needs at least 2 axes")
+    spatial = list(shape[:3]) + [1] * (3 - min(3, len(shape)))
+    n_volumes = int(np.prod(shape[3:])) if len(shape) > 3 else 1
+    voxels = int(np.prod(spatial))
+    if voxels > max_voxels:
+        raise ReadError("too_large", f"{what} {p.name} has {voxels} voxels per volume, over the limit of "
+                                     f"{max_voxels}; raise the source option max_voxels if it is genuine")
+    if not compressed:
+        itemsize = np.dtype(header.get_data_dtype()).itemsize
+        expected = int(header.get_data_offset()) + int(np.prod(shape)) * itemsize
+        if size < expected:
+            raise ReadError("truncated", f"{what} {p.name} holds {size} bytes but its header announces {expected}; "
+                                         "the file is cut short, copy it again")
+    ornt = nib.orientations.io_orientation(affine)
+    order = [int(a) for a in ornt[:, 0]]
+    ras_shape = [spatial[i] for i in order]  # (x->R, y->A, z->S)
+    known = _orientation_known(header)
+    axcodes = "".join(nib.aff2axcodes(affine)) if known else ""
+    version = "nifti2" if isinstance(img, nib.Nifti2Image) else "nifti1"
+    return NiftiHeader(shape, (ras_shape[2], ras_shape[1], ras_shape[0]), n_volumes, axcodes, version)
+
+
+def check_gzip_stream(path: Path, what: str = "volume") -> None:
+    """Decompress to the end (and check the CRC): nibabel reads only the bytes a slice needs, so a
+    4D file cut after its first volume would otherwise load without complaint."""
+    p = Path(path)
+    try:
+        with gzip.open(p, "rb") as fh:
+            while fh.read(1 << 22):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        raise ReadError("truncated", f"{what} {p.name}: the gzip stream is cut short or corrupt ({exc}); "
+                                     "copy the file again") from None
+
+
+def load_canonical(path: Path, *, labels: bool = False, what: str = "volume") -> tuple[np.ndarray, tuple[float, float, float], dict[str, Any]]:
+    """Decode the first volume of ``path`` into ``(Z, H, W)`` LPS order, with spacing ``(z, row, col)`` mm."""
+    import nibabel as nib
+
+    p = Path(path)
+    meta: dict[str, Any] = {}
+    if p.name.lower().endswith(".gz"):
+        check_gzip_stream(p, what)
+    try:
+        img = nib.load(str(p))
+        shape = img.shape
+        if len(shape) > 3:
+            img = img.slicer[(slice(None),) * 3 + (0,) * (len(shape) - 3)]
+            meta["note"] = f"{len(shape)}D file: first of {int(np.prod(shape[3:]))} volumes used"
+            meta["n_volumes"] = int(np.prod(shape[3:]))
+        elif len(shape) == 2:
+            img = nib.Nifti1Image(np.asanyarray(img.dataobj)[..., None], img.affine)
+        canon = nib.as_closest_canonical(img)
+        if labels:
+            data = np.asanyarray(canon.dataobj)
+        else:
+            data = canon.get_fdata(dtype=np.float32)
+        affine = canon.affine
+    except _DECODE_ERRORS as exc:
+        compressed = p.name.lower().endswith(".gz")
+        cls = "truncated" if isinstance(exc, (EOFError, zlib.error)) or "end-of-stream" in str(exc) or (
+            not compressed and "bytes" in str(exc)) else "unreadable_data"
+        raise ReadError(cls, f"{what} {p.name}: voxel data could not be decoded ({exc}); "
+                             "the file is probably truncated or corrupt, copy it again") from None
+    # RAS+ -> LPS: flip x (R->L) and y (A->P), then (x, y, z) -> (z, y, x)
+    arr = np.ascontiguousarray(np.transpose(data[::-1, ::-1, :], (2, 1, 0)))
+    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+    spacing = tuple(float(z) if np.isfinite(z) and z > 0 else float("nan") for z in zooms[::-1])
+    obliquity = nib.affines.obliquity(affine)
+    if np.nanmax(np.abs(obliquity)) > 1e-3:
+        meta["oblique"] = True
+        meta["obliquity_deg"] = [round(float(np.degrees(o)), 3) for o in obliquity]
+    return arr, spacing, meta  # type: ignore[return-value]
+
+
+def _as_label_map(raw: np.ndarray, name: str) -> np.ndarray:
+    values = np.asarray(raw)
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)):
+            raise ReadError("bad_label_map", f"label map {name} holds NaN/Inf; labels must be integers")
+        if not np.allclose(values, np.rint(values)):
+            raise ReadError("bad_label_map", f"label map {name} holds fractional values; it looks like a "
+                                             "probability map, threshold it to integer labels first")
+        values = np.rint(values)
+    elif values.dtype.kind not in "iub":
+        raise ReadError("bad_label_map", f"label map {name} has data type {values.dtype}; labels must be integers")
+    if values.size and values.min() < 0:
+        raise ReadError("bad_label_map", f"label map {name} holds negative values; labels must be >= 0")
+    top = int(values.max()) if values.size else 0
+    dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32
+    return values.astype(dtype)
+
+
+def load_volume_pair(
+    image_path: Path,
+    label_path: Path | None,
+    *,
+    modality: str,
+    label_names: dict[int, str],
+    image_what: str = "volume",
+) -> ReadItem:
+    """Decode an image volume and its optional label map into one canonical :class:`ReadItem`."""
+    import nibabel as nib
+
+    stored = nib.load(str(image_path))
+    header = stored.header
+    pixels, spacing, meta = load_canonical(image_path, what=image_what)
+    finite = np.isfinite(pixels)
+    if not finite.any():
+        raise ReadError("all_nan", f"{image_what} {Path(image_path).name} holds no finite value (all NaN/Inf); "
+                                   "re-export it")
+    if not finite.all():
+        meta["nonfinite_voxels_filled"] = int((~finite).sum())
+        pixels = np.where(finite, pixels, np.float32(pixels[finite].min())).astype(np.float32)
+    known = _orientation_known(header)
+    if not known:
+        meta["orientation"] = "unknown: qform_code and sform_code are 0"
+    label_map = None
+    names = dict(label_names)
+    if label_path is not None:
+        raw, label_spacing, label_meta = load_canonical(label_path, labels=True, what="label map")
+        if raw.shape != pixels.shape:
+            raise ReadError(
+                "label_shape_mismatch",
+                f"label map {Path(label_path).name} has canonical shape {raw.shape} but image "
+                f"{Path(image_path).name} has {pixels.shape}; both are quarantined -- regenerate the label map "
+                "on the image grid",
+            )
+        if "note" in label_meta:
+            meta["label_note"] = label_meta["note"]
+        label_map = _as_label_map(raw, Path(label_path).name)
+        present = [int(v) for v in np.unique(label_map) if v != 0]
+        missing = [v for v in present if v not in names]
+        for v in missing:
+            names[v] = f"label_{v}"
+        if missing:
+            meta["unnamed_label_values"] = missing
+        if not np.allclose(np.nan_to_num(label_spacing), np.nan_to_num(spacing), rtol=1e-3, atol=1e-3):
+            meta["label_spacing_differs"] = [float(s) for s in label_spacing]
+    meta.update({"orig_shape": [int(s) for s in stored.shape],
+                 "orig_axcodes": "".join(nib.aff2axcodes(stored.affine)) if known else ""})
+    toward = CANONICAL_TOWARD if known else ("", "", "")
+    return ReadItem(
+        pixels=pixels,
+        modality=modality,
+        spacing=spacing,
+        col_toward=toward[2],
+        row_toward=toward[1],
+        slice_toward=toward[0],
+        slice_thickness=spacing[0],
+        meta=meta,
+        label_map=label_map,
+        label_names={int(k): str(v) for k, v in names.items()} if label_map is not None else dict(names),
+    )
+
+
+def check_pair(image_path: Path, label_path: Path | None, max_voxels: int) -> NiftiHeader:
+    """Scan-time check of an image and its label map (headers only)."""
+    head = probe_nifti(image_path, max_voxels)
+    if label_path is not None:
+        lab = probe_nifti(label_path, max_voxels, what="label map")
+        if lab.canonical_shape != head.canonical_shape:
+            raise ReadError(
+                "label_shape_mismatch",
+                f"label map {Path(label_path).name} has canonical shape {lab.canonical_shape} but image "
+                f"{Path(image_path).name} has {head.canonical_shape}; both are quarantined -- regenerate the "
+                "label map on the image grid",
+            )
+    return head
+
+
+class NiftiReader:
+    """Reader for a folder of NIfTI volumes (see module docstring)."""
+
+    kind = "nifti"
+
+    def scan(self, source: SourceSpec) -> Iterator[ScanResult]:
+        root = Path(source.path)
+        if not root.is_dir():
+            yield Quarantined("", "missing_source", f"source folder {root} does not exist; fix the source's path")
+            return
+        max_voxels = _max_voxels(source.options)
+        label_root = Path(source.labels).resolve() if source.labels else None
+        rows: dict[Path, LabelRow] = {}
+        if source.labels_csv:
+            try:
+                table = read_label_table(source.labels_csv, source.option("extra_fields", ()) or ())
+            except ReadError as err:
+                yield Quarantined(Path(source.labels_csv).name, err.error_class, err.reason)
+                table = []
+            rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name))
+            for row, err in bad:
+                yield Quarantined(row.filename, err.error_class,
+                                  f"{Path(source.labels_csv).name} line {row.line}: {err.reason}")
+            for target, row in list(rows.items()):
+                problem = None
+                if not target.exists():
+                    problem = ReadError("missing_file", f"{Path(source.labels_csv).name} line {row.line}: "
+                                                        f"{row.filename!r} does not exist in the source folder")
+                elif not is_nifti_name(target.name):
+                    problem = ReadError("not_nifti", f"{Path(source.labels_csv).name} line {row.line}: "
+                                                     f"{row.filename!r} is not a .nii/.nii.gz file")
+                if problem:
+                    del rows[target]
+                    yield Quarantined(row.filename, problem.error_class, problem.reason)
+        files = []
+        for p in sorted(root.rglob("*")):
+            if not is_nifti_name(p.name) or p.name.startswith(".") or p.is_dir():
+                continue
+            if label_root is not None and (p.resolve() == label_root or label_root in p.resolve().parents):
+                continue
+            files.append(p)
+        for p in files:
+            rel = relative(p, root)
+            try:
+                target = safety.check_listed_file(root, p)
+            except ReadError as err:
+                yield Quarantined(rel, err.error_class, err.reason)
+                continue
+            row = rows.get(target)
+            label_path = None
+            if label_root is not None:
+                candidate = label_root / rel
+                if candidate.exists():
+                    label_path = candidate
+            try:
+                head = check_pair(p, label_path, max_voxels)
+            except ReadError as err:
+                yield Quarantined(rel, err.error_class, err.reason)
+                continue
+            subject = row.subject if row and row.subject else nifti_stem(p.name)
+            idents = (row.subject,) if row and row.subject else ()
+            modality = (row.overrides.get("modality") if row else None) or source.modality
+            yield ItemRef(
+                kind=self.kind,
+                locator={"image": rel, "label": str(label_path) if label_path else None,
+                         "row": _row_dict(row)},
+                rel_path=scrub(rel, idents) if idents else rel,
+                subject_id=subject,
+                modality=modality,
+                n_frames=head.canonical_shape[0],
+                identifiers=idents,
+            )
+
+    def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
+        root = Path(source.path)
+        image_path = safety.inside_root(root, ref.locator["image"])
+        label = ref.locator.get("label")
+        row = ref.locator.get("row") or {}
+        overrides = row.get("overrides", {})
+        item = load_volume_pair(
+            image_path,
+            Path(label) if label else None,
+            modality=overrides.get("modality") or source.modality or "OT",
+            label_names=source.label_names,
+        )
+        item.organ = overrides.get("organ") or source.organ
+        item.disease = overrides.get("disease") or source.disease
+        item.labels = list(row.get("labels", []))
+        if row.get("fields"):
+            item.meta["fields"] = dict(row["fields"])
+        return item
+
+
+def _row_dict(row: LabelRow | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"line": row.line, "overrides": dict(row.overrides), "labels": list(row.labels), **row_meta(row)}
