@@ -1,0 +1,138 @@
+"""A folder of 2D images (PNG, JPEG, TIFF, BMP) with an optional label CSV.
+
+Items are every image file in the folder plus every file the CSV names (a CSV row may point at a
+file with an unusual extension). CSV rows are checked with :func:`safety.inside_root` before any
+file is touched, so a row pointing outside the folder is quarantined unread. ``scan`` opens only
+headers (size, mode) under the decompression-bomb limit (source option ``max_pixels``); ``load``
+decodes and reports truncated files.
+
+Orientation of a plain image is unknown (''), so no left/right fact is derived from it, unless the
+source option ``display: radiological`` says the images are frontal projections in standard
+display: the patient's right on the image's left (columns toward patient Left) and head at the
+top (rows toward Inferior). ``pixel_spacing: [row_mm, col_mm]`` may be given the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from medtrinity_assets.config import SourceSpec
+from medtrinity_assets.deid import scrub
+from medtrinity_assets.formats import safety
+from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
+from medtrinity_assets.formats.label_table import LabelRow, read_label_table, rows_by_target
+
+
+def display_orientation(options: dict[str, Any]) -> tuple[str, str]:
+    """(col_toward, row_toward) from the source's ``display`` option."""
+    display = str(options.get("display", "") or "").strip().lower()
+    if display == "radiological":
+        return "L", "I"
+    if display in ("", "unknown", "none"):
+        return "", ""
+    raise ReadError("bad_option", f"option display={display!r}: use 'radiological' or leave it out")
+
+
+def spacing_option(options: dict[str, Any]) -> tuple[float, float]:
+    value = options.get("pixel_spacing")
+    if value is None:
+        return float("nan"), float("nan")
+    try:
+        r, c = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ReadError("bad_option", f"option pixel_spacing={value!r}: expected [row_mm, col_mm]") from None
+    return r, c
+
+
+def image_item(pixels, notes: dict[str, Any], source: SourceSpec, *, modality: str | None,
+               organ: str | None, disease: str | None, labels: list[str]) -> ReadItem:
+    """A 2D :class:`ReadItem` from decoded pixels and the source's defaults."""
+    col, row = display_orientation(source.options)
+    return ReadItem(
+        pixels=pixels,
+        modality=modality or source.modality or "OT",
+        spacing=spacing_option(source.options),
+        col_toward=col,
+        row_toward=row,
+        meta=dict(notes),
+        labels=list(labels),
+        organ=organ or source.organ,
+        disease=disease or source.disease,
+    )
+
+
+class ImageFolderReader:
+    kind = "image"
+
+    def scan(self, source: SourceSpec) -> Iterator[ScanResult]:
+        root = Path(source.path)
+        if not root.is_dir():
+            yield Quarantined("", "missing_source", f"source folder {root} does not exist; fix the source's path")
+            return
+        max_pixels = safety.max_pixels_of(source.options)
+        csv_name = Path(source.labels_csv).name if source.labels_csv else ""
+        rows: dict[Path, LabelRow] = {}
+        if source.labels_csv:
+            try:
+                table = read_label_table(source.labels_csv, source.option("extra_fields", ()) or ())
+            except ReadError as err:
+                yield Quarantined(csv_name, err.error_class, err.reason)
+                table = []
+            rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name))
+            for row, err in bad:
+                yield Quarantined(row.filename, err.error_class, f"{csv_name} line {row.line}: {err.reason}")
+        candidates: dict[Path, Path] = {}  # resolved -> as found
+        for p in sorted(root.rglob("*")):
+            if p.name.startswith(".") or p.suffix.lower() not in safety.IMAGE_SUFFIXES or p.is_dir():
+                continue
+            try:
+                candidates[safety.check_listed_file(root, p)] = p
+            except ReadError as err:
+                yield Quarantined(relative(p, root), err.error_class, err.reason)
+        for target, row in rows.items():
+            if target not in candidates:
+                if not target.exists():
+                    yield Quarantined(row.filename, "missing_file", f"{csv_name} line {row.line}: "
+                                      f"{row.filename!r} does not exist in the source folder; fix the row or add the file")
+                    continue
+                candidates[target] = target
+        for target in sorted(candidates):
+            rel = relative(target, root)
+            row = rows.get(target)
+            try:
+                head = safety.probe_image(target, max_pixels)
+            except ReadError as err:
+                where = f"{csv_name} line {row.line}: " if row else ""
+                yield Quarantined(rel, err.error_class, where + err.reason)
+                continue
+            idents = (row.subject,) if row and row.subject else ()
+            yield ItemRef(
+                kind=self.kind,
+                locator={"file": rel, "row": _row_dict(row), "size": [head.width, head.height]},
+                rel_path=scrub(rel, idents) if idents else rel,
+                subject_id=(row.subject if row and row.subject else Path(rel).stem),
+                modality=(row.overrides.get("modality") if row else None) or source.modality,
+                n_frames=1,
+                identifiers=idents,
+            )
+
+    def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
+        path = safety.inside_root(Path(source.path), ref.locator["file"])
+        pixels, notes = safety.read_image(path, safety.max_pixels_of(source.options))
+        row = ref.locator.get("row") or {}
+        overrides = row.get("overrides", {})
+        item = image_item(pixels, notes, source, modality=overrides.get("modality"), organ=overrides.get("organ"),
+                          disease=overrides.get("disease"), labels=row.get("labels", []))
+        if row.get("fields"):
+            item.meta["fields"] = dict(row["fields"])
+        return item
+
+
+def _row_dict(row: LabelRow | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out: dict[str, Any] = {"line": row.line, "overrides": dict(row.overrides), "labels": list(row.labels)}
+    if row.fields:
+        out["fields"] = dict(row.fields)
+    return out
