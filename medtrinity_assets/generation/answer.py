@@ -1,0 +1,74 @@
+"""Turning a language model's reply into attributes + paragraph, or a precise reason why it cannot be used.
+
+The reply must be one JSON object that validates against the prompt's schema and states nothing
+the facts contradict (see consistency.py). The reason is sent back once as a repair request
+(openai backend) and is stored on failed triplets.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+
+from jsonschema import Draft202012Validator
+
+from medtrinity_assets.generation.consistency import check_against_facts
+from medtrinity_assets.generation.records import ATTRIBUTES, SampleFacts
+
+_FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+REFUSAL_RE = re.compile(r"^\s*(i('| a)m sorry|i can(no|')t|i am unable|i'm unable|as an ai|i cannot)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    ok: bool
+    reason: str = ""
+    attributes: dict | None = None
+    description: str = ""
+    refusal: bool = False
+
+
+@functools.lru_cache(maxsize=8)
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def extract_json_object(text: str) -> object:
+    """The JSON value in a reply: the whole text, a ```json fenced block, or the outermost {...} span."""
+    text = text.strip()
+    candidates = [text]
+    candidates += [m.group(1).strip() for m in _FENCE_RE.finditer(text)]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    last_error = None
+    for c in candidates:
+        try:
+            return json.loads(c)
+        except json.JSONDecodeError as exc:
+            last_error = exc
+    raise ValueError(f"not JSON ({last_error.msg} at char {last_error.pos})" if last_error else "empty reply")
+
+
+def parse_answer(text: str | None, schema: dict, facts: SampleFacts, check_facts: bool = True) -> ParsedAnswer:
+    if text is None or not text.strip():
+        return ParsedAnswer(False, "empty reply")
+    if REFUSAL_RE.match(text) and "{" not in text:
+        return ParsedAnswer(False, f"refused: {text.strip()[:200]}", refusal=True)
+    try:
+        obj = extract_json_object(text)
+    except ValueError as exc:
+        return ParsedAnswer(False, f"invalid JSON: {exc}; reply began {text.strip()[:80]!r}")
+    errors = sorted(_validator(json.dumps(schema, sort_keys=True)).iter_errors(obj), key=lambda e: list(e.path))
+    if errors:
+        msgs = [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message[:160]}" for e in errors[:5]]
+        return ParsedAnswer(False, "schema violation: " + "; ".join(msgs))
+    attributes = {k: " ".join(str(obj[k]).split()) for k in ATTRIBUTES}
+    description = " ".join(str(obj["description"]).split())
+    if check_facts:
+        problems = check_against_facts(" ".join([description, *attributes.values()]), facts)
+        if problems:
+            return ParsedAnswer(False, "contradicts the facts: " + "; ".join(problems[:5]))
+    return ParsedAnswer(True, attributes=attributes, description=description)

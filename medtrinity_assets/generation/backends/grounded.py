@@ -1,0 +1,323 @@
+"""The offline default generator: a deterministic composer that phrases the facts and never decides them.
+
+Every clause is built from one fact field (or one retrieved passage) and carries that field's name
+and source, so a reader can trace each statement. Phrasing varies per sample, chosen from a hash of
+(seed, sample_id), so reruns give identical text. Nothing is said that the facts do not hold: an
+unknown side produces no side word, a missing organ no organ name, and knowledge sentences are
+borrowed only when they name no side, organ, modality or intensity that the facts do not support.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+
+from medtrinity_assets.generation.coarse_caption import coarse_caption, humanise, modality_names
+from medtrinity_assets.generation.consistency import Allowed, allowed_facts, contradictions, sides_in
+from medtrinity_assets.generation.records import (
+    ATTRIBUTES,
+    STATUS_OK,
+    GenerationResult,
+    Passage,
+    PromptRequest,
+    RoiFacts,
+    SampleFacts,
+)
+
+VERSION = "grounded-1.0"
+MAX_DESCRIBED = 3  # findings described one by one; the rest are counted
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+_APPEARANCE_RE = re.compile(r"dens|intens|attenuat|echo|enhanc|margin|texture|homogen|heterogen|calcif|appear|well-defined|ill-defined|shape|round|oval|irregular|lobulat", re.IGNORECASE)
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+class Chooser:
+    """Deterministic choices from a hash of (seed, sample_id): cheaper than a seeded PRNG per sample."""
+
+    __slots__ = ("_state", "_bits", "_key")
+
+    def __init__(self, seed: int | str, sample_id: str) -> None:
+        self._key = f"{seed}\0{sample_id}".encode()
+        self._state = int.from_bytes(hashlib.blake2b(self._key, digest_size=32).digest(), "big")
+        self._bits = 256
+
+    def pick(self, options):
+        n = len(options)
+        if n == 1:
+            return options[0]
+        if self._bits < 8:
+            self._key = hashlib.blake2b(self._key, digest_size=32).digest()
+            self._state = int.from_bytes(self._key, "big")
+            self._bits = 256
+        value = self._state & 0xFF
+        self._state >>= 8
+        self._bits -= 8
+        return options[value % n]
+
+
+def _article(word: str) -> str:
+    first = (word.split() or [""])[0]
+    if len(first) > 1 and first.replace("-", "").isupper():  # acronyms are read letter by letter: an MRI, a CT
+        return "an" if first[0] in "AEFHILMNORSX" else "a"
+    return "an" if first[:1].lower() in "aeiou" else "a"
+
+
+SIZE_WORDS = {"medium": "medium-sized"}
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _window_phrase(window: str) -> str:
+    """'ct:lung(-600/1500)' -> 'lung window (level -600, width 1500 HU)'; other windows say nothing."""
+    m = re.match(r"ct:([a-z_ ]+)\(([-\d.]+)/([-\d.]+)\)", window or "")
+    if not m:
+        return ""
+    return f"{m.group(1).replace('_', ' ')} window (level {m.group(2)}, width {m.group(3)} HU)"
+
+
+class Composer:
+    """Facts -> clauses -> five attributes + a paragraph."""
+
+    def __init__(self, seed: int | str = 0) -> None:
+        self.seed = seed
+
+    # one method per attribute; each returns [(text, source)]
+    def modality(self, facts: SampleFacts, c: Chooser) -> list[tuple[str, str]]:
+        img = facts.image
+        long_name, short = modality_names(img.modality)
+        code = img.modality.upper()
+        view = "axial " if img.axis == "axial" else ""
+        noun = "slice" if view else "image"
+        if code and long_name != "medical image":
+            named = c.pick([f"{long_name} ({code})", f"{short}", f"{long_name}"])
+            if named.endswith(("image", "photograph", "slide", "mammogram", "radiograph", "scan")):
+                noun = ""
+            head = f"{view}{named}{' ' + noun if noun else ''}"
+        else:
+            head = f"{view}medical image"
+        text = c.pick([f"This is {_article(head)} {head}", f"The image is {_article(head)} {head}", f"{_cap(_article(head))} {head} is shown"])
+        window = _window_phrase(img.window)
+        if window:
+            text += c.pick([f", displayed in {_article(window)} {window}", f", viewed with {_article(window)} {window}"])
+        return [(text + ".", "image.modality" + (",image.axis" if view else "") + (",image.window" if window else ""))]
+
+    def organ(self, facts: SampleFacts, c: Chooser) -> list[tuple[str, str]]:
+        organ = humanise(facts.image.organ)
+        out = []
+        if organ:
+            out.append((c.pick([f"It covers the {organ}.", f"The field of view includes the {organ}.", f"The scan region is the {organ}."]), "image.organ"))
+        anatomy = sorted({humanise(r.label) for r in facts.anatomy if r.label})
+        if anatomy:
+            listed = _join(anatomy[:6])
+            out.append((c.pick([f"Reference structures outlined in the image include the {listed}.", f"The {listed} {'are' if len(anatomy) > 1 else 'is'} delineated as anatomical reference."]), "rois.anatomy.label"))
+        if not out:
+            regions = sorted({humanise(r.region) for r in facts.findings if r.region})
+            if regions:
+                out.append((f"The imaged region includes the {_join(regions)}.", "rois.region"))
+            else:
+                out.append(("The organ is not recorded in the image metadata.", "image.organ"))
+        return out
+
+    def _roi_name(self, roi: RoiFacts) -> str:
+        return humanise(roi.label) or "region of interest"
+
+    def _refer(self, roi: RoiFacts, i: int, findings: list[RoiFacts], c: Chooser) -> str:
+        """'It' for a single finding, 'The cyst' when its name is unique, else 'The second cyst'."""
+        if len(findings) == 1:
+            return "It"
+        name = self._roi_name(roi)
+        same = [r for r in findings if self._roi_name(r) == name]
+        if len(same) == 1:
+            return f"The {name}"
+        k = same.index(roi)
+        return f"The {('first', 'second', 'third')[k]} {name}"
+
+    def roi_location(self, facts: SampleFacts, findings: list[RoiFacts], c: Chooser) -> list[tuple[str, str]]:
+        if not findings:
+            return [(c.pick(["No region of interest is marked on this image, so the description stays at the level of the whole image.",
+                             "No region of interest is marked, so no regional findings are described."]), "rois")]
+        out = []
+        total = len(facts.findings)
+        if total > 1:
+            n = NUMBER_WORDS.get(total, str(total))
+            more = f"; the {NUMBER_WORDS.get(len(findings), len(findings))} largest are described" if total > len(findings) else ""
+            out.append((c.pick([f"{_cap(n)} regions of interest are marked{more}.", f"There are {n} marked regions of interest{more}."]), "rois.count"))
+        seen: set[str] = set()
+        for i, roi in enumerate(findings):
+            name = self._roi_name(roi)
+            size = SIZE_WORDS.get(roi.size_class, roi.size_class)
+            sized = f"{size + ' ' if size else ''}{name}"
+            subject = f"another {sized}" if name in seen else f"{_article(sized)} {sized}"
+            seen.add(name)
+            where = []
+            src = ["label"]
+            if roi.side in ("left", "right"):
+                where.append(c.pick([f"on the patient's {roi.side} side", f"in the patient's {roi.side} half"]))
+                src.append("side")
+            elif roi.side == "midline":
+                where.append("in the midline")
+                src.append("side")
+            if roi.region:
+                where.append(c.pick([f"within the {humanise(roi.region)}", f"in the {humanise(roi.region)}"]))
+                src.append("region")
+            pos = []
+            if roi.vertical:
+                pos.append(f"the {roi.vertical} part of the image")
+                src.append("vertical")
+            if roi.ap_position:
+                ap = {"central": "centrally"}.get(roi.ap_position, roi.ap_position + "ly" if roi.ap_position.endswith("ior") else roi.ap_position)
+                src.append("ap_position")
+            else:
+                ap = ""
+            if pos or ap:
+                where.append(", ".join(p for p in ([ap] if ap else []) + ([f"in {pos[0]}"] if pos else [])))
+            if where:
+                verb = c.pick(["is seen", "is located", "lies", "is present"])
+                text = f"{_cap(subject)} {verb} {', '.join(w for w in where if w)}"
+            else:
+                text = f"{_cap(subject)} is marked"
+            if roi.area_fraction is not None:
+                pct = 100.0 * roi.area_fraction
+                text += c.pick([f", covering about {pct:.1f}% of the image", f", occupying roughly {pct:.1f}% of the image area"]) if pct >= 0.1 else ", covering less than 0.1% of the image"
+                src.append("area_fraction")
+            if size:
+                src.append("size_class")
+            out.append((text.rstrip(", ") + ".", f"roi:{roi.roi_id}." + ",".join(src)))
+        return out
+
+    def texture(self, facts: SampleFacts, findings: list[RoiFacts], allowed: Allowed, c: Chooser) -> list[tuple[str, str]]:
+        out = []
+        unit = " HU" if facts.image.modality.upper() == "CT" else ""
+        for i, roi in enumerate(findings):
+            nouns, src = [], []
+            if roi.texture:
+                nouns.append(c.pick([f"{_article(roi.texture)} {roi.texture} internal texture", f"{_article(roi.texture)} {roi.texture} internal structure"]))
+                src.append("texture")
+            if roi.shape:
+                nouns.append(c.pick([f"{_article(roi.shape)} {roi.shape} shape", f"{_article(roi.shape)} {roi.shape} outline"]))
+                src.append("shape")
+            if roi.margin:
+                nouns.append(f"{roi.margin} margins")
+                src.append("margin")
+            if not roi.intensity and not nouns:
+                continue
+            who = self._refer(roi, i, findings, c)
+            if roi.intensity:
+                contrast = f" ({roi.intensity_contrast:+.0f}{unit} relative to its surroundings)" if roi.intensity_contrast is not None else " relative to the surrounding tissue"
+                text = f"{who} {c.pick(['appears', 'is'])} {roi.intensity}{contrast}" + (f", with {_join(nouns)}" if nouns else "")
+                src.insert(0, "intensity")
+            else:
+                text = f"{who} has {_join(nouns)}"
+            out.append((text + ".", f"roi:{roi.roi_id}." + ",".join(src)))
+        knowledge = self.knowledge_sentence(facts, allowed)
+        if knowledge:
+            passage, sentence = knowledge
+            title = passage.title.strip()
+            lead = c.pick([f"For reference, the retrieved knowledge{' on ' + title if title else ''} notes: ", f"Retrieved reference{' (' + title + ')' if title else ''}: "])
+            out.append((lead + sentence, f"passage:{passage.corpus}:{passage.passage_id}"))
+        if not out:
+            out.append(("No region-level intensity or texture measurements are available.", "rois"))
+        return out
+
+    def knowledge_sentence(self, facts: SampleFacts, allowed: Allowed) -> tuple[Passage, str] | None:
+        """The first appearance-related sentence of the top passages that the facts do not contradict."""
+        for p in facts.passages[:3]:
+            s = _usable_sentence(p.text, allowed)
+            if s:
+                return p, s
+        return None
+
+    def relations(self, facts: SampleFacts, findings: list[RoiFacts], c: Chooser) -> list[tuple[str, str]]:
+        names = {r.roi_id: self._roi_name(r) for r in facts.rois}
+        out = []
+        for i, roi in enumerate(findings):
+            phrases = []
+            for rel in roi.relations:
+                kind = str(rel.get("type") or rel.get("relation") or "").lower().replace("_", " ")
+                raw_target = str(rel.get("target") or rel.get("other") or rel.get("label") or "")
+                target = names.get(raw_target, humanise(raw_target))
+                if not kind or not target:
+                    continue
+                dist = rel.get("distance_mm")
+                dist_s = f"{float(dist):.0f} mm" if isinstance(dist, (int, float)) else ""
+                if kind in ("inside", "within", "contained in", "in"):
+                    phrases.append(c.pick([f"lies within the {target}", f"is contained in the {target}"]))
+                elif kind in ("adjacent", "touches", "abuts", "adjacent to"):
+                    phrases.append(c.pick([f"abuts the {target}", f"is adjacent to the {target}"]))
+                elif kind in ("overlaps", "overlap"):
+                    phrases.append(f"overlaps the {target}")
+                elif kind in ("near", "distance", "apart"):
+                    phrases.append(c.pick([f"is {dist_s} from the {target}", f"lies {dist_s} away from the {target}"]) if dist_s else f"is near the {target}")
+                else:
+                    phrases.append(f"is {kind} the {target}" + (f" ({dist_s})" if dist_s else ""))
+            if phrases:
+                out.append((f"{self._refer(roi, i, findings, c)} {_join(phrases[:4])}.", f"roi:{roi.roi_id}.relations"))
+        if not out:
+            if len(facts.findings) == 1:
+                out.append((c.pick(["It is the only region of interest marked.", "No other region of interest is marked."]), "rois.count"))
+            elif not facts.findings:
+                out.append(("No relations between regions can be stated.", "rois"))
+            else:
+                out.append((f"{_cap(NUMBER_WORDS.get(len(facts.findings), str(len(facts.findings))))} separate regions are marked; their spatial relations are not recorded.", "rois.count"))
+        return out
+
+    def compose(self, facts: SampleFacts) -> GenerationResult:
+        c = Chooser(self.seed, facts.sample_id)
+        allowed = allowed_facts(facts)
+        findings = sorted(facts.findings, key=lambda r: -(r.area_fraction or 0.0))[:MAX_DESCRIBED]
+        per_field = {
+            "modality": self.modality(facts, c),
+            "organ": self.organ(facts, c),
+            "roi_location": self.roi_location(facts, findings, c),
+            "texture": self.texture(facts, findings, allowed, c),
+            "relations": self.relations(facts, findings, c),
+        }
+        clauses = [{"field": f, "text": t, "source": s} for f in ATTRIBUTES for t, s in per_field[f]]
+        attributes = {f: " ".join(t for t, _ in per_field[f]) for f in ATTRIBUTES}
+        description = " ".join(cl["text"] for cl in clauses)
+        return GenerationResult(sample_id=facts.sample_id, status=STATUS_OK, description=description,
+                                attributes=attributes, clauses=clauses, attempts=1)
+
+
+@functools.lru_cache(maxsize=16384)
+def _sentences(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in _SENTENCE_RE.split(" ".join(text.split())) if 20 <= len(s.strip()) <= 300)
+
+
+@functools.lru_cache(maxsize=16384)
+def _usable_sentence(text: str, allowed: Allowed) -> str:
+    for s in _sentences(text):
+        if _APPEARANCE_RE.search(s) and not sides_in(s) and not contradictions(s, allowed):
+            return s if s.endswith((".", "!", "?")) else s + "."
+    return ""
+
+
+class GroundedBackend:
+    """Backend interface over :class:`Composer` (no model, no network, no image bytes needed)."""
+
+    name = "grounded"
+    needs_image = False
+
+    def __init__(self, seed: int | str = 0) -> None:
+        self.seed = seed
+        self.model = f"composer(seed={seed})"
+        self.version = VERSION
+        self._composer = Composer(seed)
+
+    def generate(self, batch: list[PromptRequest]) -> list[GenerationResult]:
+        return [self.compose(r.facts) for r in batch]
+
+    def compose(self, facts: SampleFacts) -> GenerationResult:
+        return self._composer.compose(facts)
+
+    def close(self) -> None:
+        pass

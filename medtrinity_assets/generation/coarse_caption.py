@@ -1,0 +1,107 @@
+"""Coarse caption: the image's metadata (modality, organ, disease labels, source) as one sentence + fields.
+
+This is MedTrinity's "metadata integration" step. It states only what the image table records, so
+every later text can be checked against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from medtrinity_assets.generation.records import ImageFacts
+
+# modality code -> (long name, short name used in running text)
+MODALITY_NAMES: dict[str, tuple[str, str]] = {
+    "CT": ("computed tomography", "CT"),
+    "MR": ("magnetic resonance imaging", "MRI"),
+    "MRI": ("magnetic resonance imaging", "MRI"),
+    "CR": ("radiograph", "X-ray"),
+    "DX": ("radiograph", "X-ray"),
+    "XR": ("radiograph", "X-ray"),
+    "MG": ("mammogram", "mammogram"),
+    "US": ("ultrasound image", "ultrasound"),
+    "PT": ("positron emission tomography", "PET"),
+    "NM": ("nuclear medicine scan", "scintigraphy"),
+    "XA": ("X-ray angiogram", "angiogram"),
+    "FUNDUS": ("colour fundus photograph", "fundus photograph"),
+    "HISTO": ("histopathology image", "histology slide"),
+    "DERM": ("dermoscopy image", "dermoscopy image"),
+    "OCT": ("optical coherence tomography", "OCT"),
+    "ENDO": ("endoscopy image", "endoscopy image"),
+}
+GENERIC_MODALITY = ("medical image", "image")
+
+
+def modality_names(code: str) -> tuple[str, str]:
+    """(long, short) name of a modality code; unknown codes read as a generic 'medical image'."""
+    return MODALITY_NAMES.get((code or "").strip().upper(), GENERIC_MODALITY)
+
+
+def humanise(label: str) -> str:
+    """'left_kidney_cyst' -> 'left kidney cyst' (labels are machine names in the tables)."""
+    return " ".join((label or "").replace("_", " ").replace("-", " ").split())
+
+
+@dataclass(frozen=True)
+class CoarseCaption:
+    sentence: str
+    modality: str  # code as recorded (CT, MR, ...), '' unknown
+    modality_name: str
+    organ: str
+    diseases: tuple[str, ...]
+    source: str
+    view: str  # e.g. axial slice
+
+    def fields(self) -> dict:
+        d = asdict(self)
+        d["diseases"] = list(self.diseases)
+        return d
+
+
+_NON_FINDINGS = {"", "none", "normal", "unknown", "background", "no finding", "no_finding"}
+
+
+def disease_labels(image: ImageFacts) -> tuple[str, ...]:
+    """Disease label(s) of the image in first-seen order: the source's disease, then its class labels."""
+    seen: list[str] = []
+    for raw in (image.disease, *image.labels):
+        name = humanise(raw)
+        if name.lower() not in _NON_FINDINGS and name.lower() not in (s.lower() for s in seen):
+            seen.append(name)
+    return tuple(seen)
+
+
+def coarse_caption(image: ImageFacts) -> CoarseCaption:
+    long_name, _short = modality_names(image.modality)
+    organ = humanise(image.organ)
+    diseases = disease_labels(image)
+    view = "axial slice" if image.axis == "axial" else ""
+    head = f"{long_name} ({image.modality.upper()})" if image.modality and long_name != GENERIC_MODALITY[0] else long_name
+    parts = [f"{'An' if head[0].lower() in 'aeiou' else 'A'} {head}"]
+    if view:
+        parts.append(f" {view}")
+    if organ:
+        parts.append(f" of the {organ}")
+    if diseases:
+        parts.append(f" labelled {_join(diseases)}")
+    elif image.labels or image.disease:
+        parts.append(" with no disease label")
+    if image.source:
+        parts.append(f", from source '{image.source}'")
+    sentence = "".join(parts) + "."
+    return CoarseCaption(
+        sentence=sentence,
+        modality=image.modality.upper() if image.modality else "",
+        modality_name=long_name,
+        organ=organ,
+        diseases=diseases,
+        source=image.source,
+        view=view,
+    )
+
+
+def _join(items: tuple[str, ...] | list[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

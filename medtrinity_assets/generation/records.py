@@ -1,0 +1,166 @@
+"""The generation stage's records: the facts a description may use, requests, results, and the triplet table.
+
+Facts are plain dataclasses so the composer and the prompt builder run on dicts from any source
+(pipeline tables, the phantom's truth, a test); ``inputs.py`` turns table rows into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+ATTRIBUTES = ("modality", "organ", "roi_location", "texture", "relations")
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the image table knows about one sample (no pixels)."""
+
+    sample_id: str
+    source: str = ""
+    modality: str = ""  # CT | MR | CR | DX | US | MG | FUNDUS | HISTO | DERM | OT ...
+    organ: str = ""
+    disease: str = ""
+    labels: tuple[str, ...] = ()
+    axis: str = ""  # axial | none
+    window: str = ""  # e.g. ct:abdomen(40/400)
+    caption_in: str = ""  # caption shipped with the source, if any
+    image_path: str = ""
+    image_sha256: str = ""
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class RoiFacts:
+    """The deterministic facts of one region of interest (see roi/records.py); '' means unknown."""
+
+    roi_id: str
+    label: str
+    origin: str = "ground_truth"
+    role: str = "finding"  # finding | anatomy (anatomy ROIs are reference regions, not abnormalities)
+    bbox: tuple[float, float, float, float] | None = None  # normalised x0, y0, x1, y1
+    area_fraction: float | None = None
+    side: str = ""  # left | right | midline | '' (unknown: no side words are written)
+    vertical: str = ""  # upper | middle | lower
+    ap_position: str = ""  # anterior | central | posterior
+    region: str = ""  # organ or region that contains/touches it
+    size_class: str = ""  # small | medium | large
+    intensity: str = ""  # e.g. hypodense, hyperintense
+    intensity_contrast: float | None = None  # HU (CT) or z-score difference against the surroundings
+    texture: str = ""  # homogeneous | heterogeneous
+    shape: str = ""  # round | oval | lobulated | irregular
+    margin: str = ""  # well-defined | ill-defined
+    relations: tuple[dict[str, Any], ...] = ()  # [{"type": inside|adjacent|near, "target": str, "distance_mm": float}]
+
+
+@dataclass(frozen=True)
+class Passage:
+    passage_id: str
+    score: float
+    corpus: str = ""
+    title: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class SampleFacts:
+    """Everything a description of one image may state."""
+
+    image: ImageFacts
+    rois: tuple[RoiFacts, ...] = ()
+    passages: tuple[Passage, ...] = ()
+
+    @property
+    def sample_id(self) -> str:
+        return self.image.sample_id
+
+    @property
+    def findings(self) -> tuple[RoiFacts, ...]:
+        return tuple(r for r in self.rois if r.role != "anatomy")
+
+    @property
+    def anatomy(self) -> tuple[RoiFacts, ...]:
+        return tuple(r for r in self.rois if r.role == "anatomy")
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """One rendered prompt; images are PNG bytes kept in memory (the overlay is never written to disk)."""
+
+    sample_id: str
+    facts: SampleFacts
+    system: str
+    user: str
+    prompt_sha256: str  # of the template (+ answer schema): the prompt *version*
+    request_sha256: str  # of this rendered prompt: part of the response-cache key
+    image_png: bytes | None = None
+    overlay_png: bytes | None = None
+    image_sha256: str = ""
+
+
+@dataclass
+class GenerationResult:
+    sample_id: str
+    status: str  # ok | failed
+    reason: str = ""
+    description: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    clauses: list[dict[str, str]] = field(default_factory=list)  # [{"field", "text", "source"}]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 0
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+
+def failed(sample_id: str, reason: str, **kw: Any) -> GenerationResult:
+    return GenerationResult(sample_id=sample_id, status=STATUS_FAILED, reason=reason, **kw)
+
+
+ATTRIBUTES_TYPE = pa.struct([(name, pa.string()) for name in ATTRIBUTES])
+GENERATOR_TYPE = pa.struct([("backend", pa.string()), ("model", pa.string()), ("version", pa.string())])
+PASSAGE_REF_TYPE = pa.struct([("passage_id", pa.string()), ("corpus", pa.string()), ("score", pa.float64())])
+
+TRIPLET_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("source", pa.string()),
+        ("image_path", pa.string()),
+        ("image_sha256", pa.string()),
+        ("roi_ids", pa.list_(pa.string())),
+        ("rois_json", pa.string()),  # compact facts of the ROIs the description used
+        ("coarse_caption", pa.string()),
+        ("coarse_json", pa.string()),  # structured coarse-caption fields
+        ("passages", pa.list_(PASSAGE_REF_TYPE)),
+        ("description", pa.string()),  # null when status is failed: never a fabricated text
+        ("attributes", ATTRIBUTES_TYPE),
+        ("clauses_json", pa.string()),  # [{"field", "text", "source"}]: every clause traceable to a fact
+        ("generator", GENERATOR_TYPE),
+        ("generator_id", pa.string()),
+        ("prompt_sha256", pa.string()),
+        ("status", pa.string()),  # ok | failed
+        ("failure_reason", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("completion_tokens", pa.int32()),
+        ("latency_s", pa.float64()),
+        ("cached", pa.bool_()),
+        # provenance
+        ("volume_ref", pa.string()),
+        ("slice_index", pa.int32()),
+        ("modality", pa.string()),
+        ("organ", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("licence", pa.string()),
+        ("split", pa.string()),
+        ("shard", pa.string()),
+    ]
+)
