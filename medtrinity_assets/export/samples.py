@@ -1,0 +1,227 @@
+"""What one exported sample is, assembled from the triplet, its image row and its ROI rows.
+
+Every export format is written from the same :class:`ExportSample` list, so the formats agree with
+each other. Only hashed references travel: sample ids, salted subject keys, content hashes; never an
+input path or ``rel_path``. Selection happens here too: failed triplets, leaked images and
+non-representative near-duplicates are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")
+OK_STATUSES = ("ok", "success", "succeeded", "done")
+
+
+@dataclass
+class ExportSample:
+    id: str
+    image_bytes: bytes
+    image_sha256: str
+    width: int
+    height: int
+    caption: str
+    modality: str = ""
+    organ: str = ""
+    disease: str = ""
+    labels: list[str] = field(default_factory=list)
+    split: str = ""
+    source: str = ""
+    licence: str = ""
+    subject_key: str = ""
+    volume_ref: str = ""
+    slice_index: int = -1
+    coarse_caption: str = ""
+    rois: list[dict[str, Any]] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+    generator: dict[str, str] = field(default_factory=dict)
+    prompt_sha256: str = ""
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # other members of its near-dup group
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe key (WebDataset keys must not hold dots)."""
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in self.id)
+
+
+@dataclass
+class Selection:
+    """What happened to each triplet of a shard on its way to the export."""
+
+    triplets: int = 0
+    exported: int = 0
+    failed: int = 0
+    leaked: int = 0
+    duplicates_folded: int = 0
+    missing_image: int = 0
+
+    def as_metadata(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def as_obj(value: Any) -> Any:
+    """JSON text columns back to objects; everything else unchanged."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _text(value: Any) -> str:
+    value = as_obj(value)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items() if v not in (None, "", [], {}))
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_text(v) for v in value if v not in (None, ""))
+    return str(value)
+
+
+def _float_list(value: Any) -> list[float]:
+    value = as_obj(value)
+    if value is None:
+        return []
+    return [float(v) for v in value]
+
+
+def normalise_rle(value: Any) -> dict[str, Any] | None:
+    """COCO RLE as {"size": [h, w], "counts": str}; None when absent."""
+    value = as_obj(value)
+    if not isinstance(value, Mapping) or "counts" not in value or "size" not in value:
+        return None
+    counts = value["counts"]
+    if isinstance(counts, (bytes, bytearray)):
+        counts = counts.decode("ascii")
+    if isinstance(counts, list):  # uncompressed RLE: compress it so every format holds one kind
+        from pycocotools import mask as mask_utils
+
+        h, w = (int(x) for x in value["size"])
+        counts = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)["counts"].decode("ascii")
+    return {"size": [int(x) for x in value["size"]], "counts": str(counts)}
+
+
+def roi_record(roi: Mapping[str, Any]) -> dict[str, Any]:
+    """One ROI with the columns every export carries (facts flattened to text)."""
+    roi = dict(roi)
+    facts = as_obj(roi.get("facts"))
+    if isinstance(facts, Mapping):
+        roi = {**facts, **{k: v for k, v in roi.items() if v is not None}}
+    conf = roi.get("confidence")
+    return {
+        "roi_id": str(roi.get("roi_id") or ""),
+        "label": str(roi.get("label") or ""),
+        "origin": str(roi.get("origin") or ""),
+        "confidence": float(conf) if conf is not None else None,
+        "bbox": _float_list(roi.get("bbox")),
+        "mask_rle": normalise_rle(roi.get("mask_rle")),
+        "area_fraction": float(roi["area_fraction"]) if roi.get("area_fraction") is not None else None,
+        "side": _text(roi.get("side")),
+        "size_class": _text(roi.get("size_class") or roi.get("size")),
+        "intensity": _text(roi.get("intensity")),
+        "texture": _text(roi.get("texture")),
+        "position": _text(roi.get("position") or " ".join(
+            str(roi.get(k)) for k in ("vertical_position", "ap_position", "vertical")
+            if roi.get(k) and roi.get(k) != "unknown")),
+        "kind": _text(roi.get("kind") or roi.get("role")),
+        "region": _text(roi.get("region")),
+        "shape": _text(roi.get("shape")),
+        "margin": _text(roi.get("margin")),
+    }
+
+
+def _generator(value: Any) -> dict[str, str]:
+    value = as_obj(value)
+    if isinstance(value, Mapping):
+        return {k: str(value.get(k) or "") for k in ("backend", "model", "version")}
+    return {"backend": str(value or ""), "model": "", "version": ""}
+
+
+def _attributes(value: Any) -> dict[str, str]:
+    value = as_obj(value)
+    if not isinstance(value, Mapping):
+        return {k: "" for k in ATTRIBUTE_FIELDS}
+    return {k: _text(value.get(k)) for k in ATTRIBUTE_FIELDS}
+
+
+def select_samples(
+    triplets: Iterable[Mapping[str, Any]],
+    images_by_id: Mapping[str, Mapping[str, Any]],
+    rois_by_id: Mapping[str, list[Mapping[str, Any]]],
+    read_image: Callable[[str], bytes],
+    leaked: set[str] = frozenset(),
+    representative_of: Mapping[str, str] | None = None,
+    group_members: Mapping[str, list[Mapping[str, Any]]] | None = None,
+) -> tuple[list[ExportSample], Selection]:
+    """The shard's exportable samples, in sample-id order, and what was dropped.
+
+    ``representative_of`` maps a duplicate to its group's representative; only the representative is
+    exported, carrying ``group_members`` (the provenance of the others).
+    """
+    sel = Selection()
+    out = []
+    representative_of = representative_of or {}
+    group_members = group_members or {}
+    for t in sorted(triplets, key=lambda r: str(r.get("sample_id"))):
+        sel.triplets += 1
+        sid = str(t.get("sample_id"))
+        if str(t.get("status") or "ok").lower() not in OK_STATUSES or not (t.get("description") or "").strip():
+            sel.failed += 1
+            continue
+        if sid in leaked:
+            sel.leaked += 1
+            continue
+        rep = representative_of.get(sid, sid)
+        if rep != sid:
+            sel.duplicates_folded += 1
+            continue
+        img = images_by_id.get(sid)
+        if img is None:
+            sel.missing_image += 1
+            continue
+        try:
+            data = read_image(str(img.get("image_path") or ""))
+        except FileNotFoundError:
+            sel.missing_image += 1
+            continue
+        prov = as_obj(t.get("provenance"))
+        prov = prov if isinstance(prov, Mapping) else {}
+        labels = as_obj(img.get("labels")) or as_obj(prov.get("original_label")) or []
+        if isinstance(labels, str):
+            labels = [labels]
+        slice_index = img.get("slice_index")
+        out.append(
+            ExportSample(
+                id=sid,
+                image_bytes=data,
+                image_sha256=str(img.get("image_sha256") or ""),
+                width=int(img.get("width") or 0),
+                height=int(img.get("height") or 0),
+                caption=str(t.get("description")),
+                modality=str(img.get("modality") or t.get("modality") or ""),
+                organ=str(img.get("organ") or t.get("organ") or ""),
+                disease=str(img.get("disease") or t.get("disease") or ""),
+                labels=[str(x) for x in labels],
+                split=str(img.get("split") or ""),
+                source=str(img.get("source") or t.get("source") or ""),
+                licence=str(img.get("licence") or prov.get("licence") or ""),
+                subject_key=str(img.get("subject_key") or ""),
+                volume_ref=str(img.get("volume_ref") or ""),
+                slice_index=int(slice_index) if slice_index is not None else -1,
+                coarse_caption=_text(t.get("coarse_caption")),
+                rois=[roi_record(r) for r in rois_by_id.get(sid, [])],
+                attributes=_attributes(t.get("attributes")),
+                generator=_generator(t.get("generator")),
+                prompt_sha256=str(t.get("prompt_sha256") or ""),
+                duplicates=[dict(m) for m in group_members.get(sid, []) if str(m.get("sample_id")) != sid],
+            )
+        )
+        sel.exported += 1
+    return out, sel

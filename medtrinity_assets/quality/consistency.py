@@ -1,0 +1,499 @@
+"""Text–fact consistency: does a description (and its five attributes) say what the facts say?
+
+The original MedTrinity captions sometimes contradict their own metadata (a breast MRI described as a
+brain scan) or invent locations. Here the facts are data (image modality and organ, ROI labels, side,
+size class, intensity class, containing organ), so a description can be checked against them
+mechanically. The scorer reads text only; it never needs the language model that wrote it.
+
+Issue kinds:
+- ``modality``: a modality is named that is not the image's;
+- ``organ``: an organ of a body region that the image cannot show is named;
+- ``absent_organ``: a specific organ is named that no fact mentions;
+- ``absent_finding``: an abnormality is claimed (not negated) while the facts hold none;
+- ``side``: left/right named against the ROI's side, or when no side is known at all;
+- ``size``: a size class that no relevant ROI has;
+- ``intensity``: hyper/hypo/iso against the ROI's intensity class;
+- ``roi_count``: a count of lesions/regions that matches no count in the facts.
+
+Sentence-level: when a sentence names ROI labels, side/size/intensity are compared with those ROIs only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from medtrinity_assets.quality import vocabulary as V
+
+ISSUE_KINDS = ("modality", "organ", "absent_organ", "absent_finding", "side", "size", "intensity", "roi_count")
+ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")
+
+
+@dataclass(frozen=True)
+class Issue:
+    kind: str
+    where: str  # "description" or "attributes.<field>"
+    found: str  # the word(s) in the text (never an identifier: vocabulary terms only)
+    expected: str  # what the facts say
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "where": self.where, "found": self.found, "expected": self.expected}
+
+
+@dataclass
+class RoiFact:
+    label: str = ""
+    side: str = ""  # left | right | midline | bilateral | '' (unknown)
+    size_class: str = ""  # small | medium | large | ''
+    intensity: str = ""  # hyper | hypo | iso | ''
+    organ: str = ""  # containing/touching organ (canonical) or ''
+    related: tuple[str, ...] = ()  # organs named in the ROI's relations
+    role: str = ""  # finding | anatomy ('' when the table does not say: decided from the label)
+
+    @property
+    def is_finding(self) -> bool:
+        if self.role:
+            return self.role == "finding"
+        return _is_finding_label(self.label)
+
+
+@dataclass
+class Facts:
+    modality: str = ""  # code as in the tables (CT, MR, ...)
+    organ: str = ""
+    disease: str = ""
+    labels: tuple[str, ...] = ()
+    rois: list[RoiFact] = field(default_factory=list)
+
+    # ---- derived views -------------------------------------------------------------------
+    @property
+    def modality_class(self) -> str:
+        return V.MODALITY_CODES.get((self.modality or "").strip().upper(), "")
+
+    def organs(self) -> set[str]:
+        """Every organ (canonical) that some fact names."""
+        out: set[str] = set()
+        texts = [self.organ, self.disease, *self.labels]
+        for r in self.rois:
+            texts += [r.label, r.organ, *r.related]
+        for t in texts:
+            out |= {o for o, _ in _organ_mentions(t or "")}
+        return out
+
+    def regions(self) -> set[str]:
+        return {V.ORGAN_REGION[o] for o in self.organs() if o in V.ORGAN_REGION}
+
+    def abnormal_rois(self) -> list[RoiFact]:
+        return [r for r in self.rois if r.is_finding]
+
+    def has_finding(self) -> bool:
+        if self.abnormal_rois():
+            return True
+        for t in (self.disease, *self.labels):
+            if t and _is_finding_label(t) and t.strip().lower() not in ("normal", "none", "healthy"):
+                return True
+        return False
+
+
+def _is_finding_label(label: str) -> bool:
+    """A ROI label names a finding when it is not plain anatomy (liver, lung, body ...)."""
+    lab = (label or "").strip().lower()
+    if not lab or lab in V.NORMAL_LABELS:
+        return False
+    if any(_has_term(lab, t) for t in V.FINDING_TERMS):
+        return True
+    mentions = _organ_mentions(lab)
+    if mentions:
+        # "liver" is anatomy; "liver tumour" was caught above; "left kidney" is anatomy
+        return False
+    return True  # an unknown label (e.g. "lesion_2", "opacity") is treated as a finding
+
+
+# ---- text helpers ---------------------------------------------------------------------------
+
+_TERM_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(term: str) -> re.Pattern[str]:
+    pat = _TERM_CACHE.get(term)
+    if pat is None:
+        pat = re.compile(r"(?<![a-z0-9&])" + re.escape(term) + r"(?![a-z0-9&])")
+        _TERM_CACHE[term] = pat
+    return pat
+
+
+def _has_term(text: str, term: str) -> bool:
+    return bool(_pattern(term).search(text))
+
+
+def _find(text: str, term: str) -> list[int]:
+    return [m.start() for m in _pattern(term).finditer(text)]
+
+
+def _negated(text: str, start: int) -> bool:
+    """True when a negation word closely precedes position ``start`` in the same clause."""
+    window = text[max(0, start - 40):start]
+    window = re.split(r"[.;:,()]", window)[-1]
+    return any(_has_term(window, neg) for neg in V.NEGATIONS)
+
+
+def _organ_mentions(text: str) -> list[tuple[str, int]]:
+    low = text.lower()
+    out = []
+    for word, canon in V.ORGAN_SYNONYMS.items():
+        for pos in _find(low, word):
+            out.append((canon, pos))
+    return out
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+
+
+_IMAGE_SIDE = re.compile(
+    r"(image'?s|viewer'?s|display'?s|screen'?s)\s+(left|right)|(left|right)\s+(side\s+)?of\s+the\s+(image|display|screen|picture)"
+)
+
+
+def _side_mentions(sentence: str) -> list[str]:
+    low = _IMAGE_SIDE.sub(" ", sentence.lower())
+    out = []
+    for side in ("left", "right"):
+        if _find(low, side):
+            out.append(side)
+    if _has_term(low, "bilateral") or _has_term(low, "both sides"):
+        out.append("bilateral")
+    return out
+
+
+def _size_mentions(sentence: str) -> list[str]:
+    low = sentence.lower()
+    for exc in V.SIZE_EXCEPTIONS:
+        low = low.replace(exc, " ")
+    out = []
+    for word, cls in V.SIZE_CLASS.items():
+        if _find(low, word):
+            out.append(cls)
+    return sorted(set(out))
+
+
+_INTENSITY = re.compile(r"(?<![a-z])(hyper|hypo|iso)[- ]?(" + "|".join(V.INTENSITY_STEMS) + r")")
+
+
+def _intensity_mentions(sentence: str) -> list[str]:
+    return sorted({m.group(1) for m in _INTENSITY.finditer(sentence.lower())})
+
+
+_COUNT = re.compile(
+    r"(?<![a-z0-9])(\d+|" + "|".join(sorted(map(re.escape, V.NUMBER_WORDS), key=len, reverse=True))
+    + r"|multiple|several|numerous)\s+(?:[a-z-]+\s+){0,2}?("
+    + "|".join(sorted(map(re.escape, V.COUNT_NOUNS), key=len, reverse=True)) + r")(?![a-z])"
+)
+
+
+def _count_mentions(sentence: str) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in _COUNT.finditer(sentence.lower())]
+
+
+def normalise_side(value: Any) -> str:
+    v = str(value or "").strip().lower()
+    if v in ("left", "l", "patient left"):
+        return "left"
+    if v in ("right", "r", "patient right"):
+        return "right"
+    if v in ("midline", "centre", "center", "central", "middle"):
+        return "midline"
+    if v in ("bilateral", "both"):
+        return "bilateral"
+    return ""
+
+
+def normalise_size(value: Any) -> str:
+    v = str(value or "").strip().lower().replace("_", " ")
+    if v.startswith("very "):
+        v = v[5:]
+    return V.SIZE_CLASS.get(v, v if v in ("small", "medium", "large") else "")
+
+
+def normalise_intensity(value: Any) -> str:
+    v = str(value or "").strip().lower()
+    for prefix in ("hyper", "hypo", "iso"):
+        if v.startswith(prefix):
+            return prefix
+    return {"brighter": "hyper", "darker": "hypo", "similar": "iso"}.get(v, "")
+
+
+# ---- the scorer -----------------------------------------------------------------------------
+
+
+def _relevant_rois(sentence: str, facts: Facts) -> list[RoiFact]:
+    """ROIs a sentence talks about: those whose label it names, else all of them."""
+    low = sentence.lower()
+    named = [r for r in facts.rois if r.label and _has_term(low, r.label.strip().lower().replace("_", " "))]
+    return named or list(facts.rois)
+
+
+def _check_modality(text: str, where: str, facts: Facts) -> list[Issue]:
+    fact_cls = facts.modality_class
+    if not fact_cls:
+        return []
+    allowed = {fact_cls} | set(V.MODALITY_COMPATIBLE.get(fact_cls, ()))
+    low = text.lower()
+    issues = []
+    for cls, terms in V.MODALITY_TERMS.items():
+        if cls in allowed:
+            continue
+        for term in terms:
+            hits = [p for p in _find(low, term) if not _negated(low, p)]
+            if hits:
+                issues.append(Issue("modality", where, term, facts.modality))
+                break
+    return issues
+
+
+def _check_organs(text: str, where: str, facts: Facts) -> list[Issue]:
+    fact_organs = facts.organs()
+    fact_regions = facts.regions()
+    if not fact_organs:
+        return []  # nothing known about anatomy: nothing to contradict
+    # ROIs that name anatomy (organ labels or containing organs) enumerate what the image shows
+    enumerated = any(r.organ or (r.label and not r.is_finding) for r in facts.rois)
+    near = set(fact_regions)
+    for reg in fact_regions:
+        near |= V.REGION_ADJACENT.get(reg, frozenset())
+    issues: list[Issue] = []
+    seen: set[str] = set()
+    low = text.lower()
+    for organ, pos in _organ_mentions(low):
+        if organ in seen or organ in fact_organs or _negated(low, pos):
+            continue
+        seen.add(organ)
+        region = V.ORGAN_REGION.get(organ, "")
+        if organ == region and region in fact_regions:
+            continue  # naming the region ("abdominal") of an organ that is in the facts
+        if region in fact_regions and not enumerated:
+            continue  # the facts name only the region: its organs are neither confirmed nor absent
+        if region and fact_regions and region not in near:
+            issues.append(Issue("organ", where, organ, facts.organ or ",".join(sorted(fact_organs))))
+        else:
+            issues.append(Issue("absent_organ", where, organ, ",".join(sorted(fact_organs))))
+    return issues
+
+
+def _check_findings(text: str, where: str, facts: Facts) -> list[Issue]:
+    if facts.has_finding():
+        return []
+    low = text.lower()
+    for term in V.FINDING_TERMS:
+        for pos in _find(low, term):
+            if not _negated(low, pos):
+                return [Issue("absent_finding", where, term, "no finding in the facts")]
+    return []
+
+
+def _check_sentence_facts(text: str, where: str, facts: Facts) -> list[Issue]:
+    issues: list[Issue] = []
+    for sentence in _sentences(text):
+        rois = _relevant_rois(sentence, facts)
+        # side
+        sides = {r.side for r in rois if r.side}
+        allowed_sides = set(sides)
+        if "bilateral" in sides:
+            allowed_sides |= {"left", "right"}
+        if {"left", "right"} <= sides:
+            allowed_sides.add("bilateral")
+        for side in _side_mentions(sentence):
+            if side not in allowed_sides:
+                issues.append(Issue("side", where, side, ",".join(sorted(sides)) or "unknown"))
+        # size
+        sizes = {r.size_class for r in rois if r.size_class}
+        if sizes:
+            for size in _size_mentions(sentence):
+                if size not in sizes:
+                    issues.append(Issue("size", where, size, ",".join(sorted(sizes))))
+        # intensity
+        intens = {r.intensity for r in rois if r.intensity}
+        if intens:
+            for cls in _intensity_mentions(sentence):
+                if cls not in intens:
+                    issues.append(Issue("intensity", where, cls, ",".join(sorted(intens))))
+        # ROI count
+        for number, noun in _count_mentions(sentence):
+            issue = _check_count(number, noun, facts)
+            if issue:
+                issues.append(Issue("roi_count", where, f"{number} {noun}", issue))
+    return issues
+
+
+def _check_count(number: str, noun: str, facts: Facts) -> str:
+    """'' when the count matches some count in the facts, else the counts the facts allow."""
+    counts = {len(facts.rois), len(facts.abnormal_rois())}
+    per_label: dict[str, int] = {}
+    for r in facts.rois:
+        per_label[r.label] = per_label.get(r.label, 0) + 1
+    counts |= set(per_label.values())
+    counts.discard(0) if facts.rois else None
+    if number in ("multiple", "several", "numerous"):
+        ok = any(c >= 2 for c in counts)
+    else:
+        n = int(number) if number.isdigit() else V.NUMBER_WORDS.get(number, -1)
+        if n == 1 and noun in ("region", "component", "focus", "finding") and facts.rois:
+            return ""  # "one region" is used loosely for one of several
+        ok = n in counts
+    return "" if ok else ",".join(str(c) for c in sorted(counts))
+
+
+def score_text(text: str, where: str, facts: Facts) -> list[Issue]:
+    """Every issue found in one piece of text."""
+    if not text or not text.strip():
+        return []
+    return [
+        *_check_modality(text, where, facts),
+        *_check_organs(text, where, facts),
+        *_check_findings(text, where, facts),
+        *_check_sentence_facts(text, where, facts),
+    ]
+
+
+def score_triplet(description: str, attributes: Mapping[str, Any] | str | None, facts: Facts) -> list[Issue]:
+    """Issues of a description and its five attributes against the facts (deduplicated, stable order)."""
+    issues = score_text(description or "", "description", facts)
+    for name, text in attribute_texts(attributes).items():
+        issues += score_text(text, f"attributes.{name}", facts)
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for i in issues:
+        k = (i.kind, i.where, i.found)
+        if k not in seen:
+            seen.add(k)
+            out.append(i)
+    return out
+
+
+def attribute_texts(attributes: Mapping[str, Any] | str | None) -> dict[str, str]:
+    """The five attributes as plain text, whether stored as a struct, a dict of lists or JSON."""
+    if attributes is None:
+        return {}
+    if isinstance(attributes, str):
+        try:
+            attributes = json.loads(attributes)
+        except ValueError:
+            return {"text": attributes}
+    if not isinstance(attributes, Mapping):
+        return {}
+    return {k: _flatten_text(v) for k, v in attributes.items() if v is not None}
+
+
+def _flatten_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return ". ".join(_flatten_text(v) for v in value.values() if v is not None)
+    if isinstance(value, (list, tuple)):
+        return ". ".join(_flatten_text(v) for v in value if v is not None)
+    return "" if value is None else str(value)
+
+
+# ---- facts from table rows --------------------------------------------------------------------
+
+
+def _as_obj(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _first(d: Mapping[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if k in d and d[k] is not None and d[k] != "":
+            return d[k]
+    return None
+
+
+def roi_fact_from_row(roi: Mapping[str, Any]) -> RoiFact:
+    """A ROI row (or the ROI struct embedded in a triplet), read defensively."""
+    roi = dict(roi)
+    facts = _as_obj(roi.get("facts"))
+    if isinstance(facts, Mapping):  # facts may be nested under "facts"
+        roi = {**facts, **{k: v for k, v in roi.items() if v is not None}}
+    related: list[str] = []
+    rel = _as_obj(_first(roi, "relations", "relations_json"))
+    related.append(_flatten_text(rel) if rel is not None else "")
+    organ = _first(roi, "organ", "region", "inside", "container", "contained_in", "touches")
+    organ_text = _flatten_text(_as_obj(organ)) if organ is not None else ""
+    organs = [o for o, _ in _organ_mentions(organ_text)]
+    return RoiFact(
+        label=str(_first(roi, "label", "name") or ""),
+        side=normalise_side(_first(roi, "side")),
+        size_class=normalise_size(_first(roi, "size_class", "size")),
+        intensity=normalise_intensity(_first(roi, "intensity", "intensity_class")),
+        organ=organs[0] if organs else "",
+        related=tuple(t for t in related if t),
+        role=str(_first(roi, "kind", "role") or "").strip().lower(),
+    )
+
+
+def prov_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    prov = _as_obj(row.get("provenance"))
+    return prov if isinstance(prov, Mapping) else {}
+
+
+def facts_from_row(row: Mapping[str, Any], rois: Iterable[Mapping[str, Any]] | None = None) -> Facts:
+    """Facts of one triplet: its own structured columns, and its ROIs (embedded or given)."""
+    if rois is None:
+        embedded = _as_obj(_first(row, "rois", "rois_json", "roi_facts"))
+        rois = embedded if isinstance(embedded, list) else []
+    labels = _as_obj(_first(row, "labels") or _first(prov_of(row), "labels", "original_label")) or []
+    if isinstance(labels, str):
+        labels = [labels]
+    facts_obj = _as_obj(row.get("facts"))
+    base = facts_obj if isinstance(facts_obj, Mapping) else {}
+    prov = prov_of(row)
+    return Facts(
+        modality=str(_first(row, "modality") or _first(base, "modality") or _first(prov, "modality") or ""),
+        organ=str(_first(row, "organ") or _first(base, "organ") or _first(prov, "organ") or ""),
+        disease=str(_first(row, "disease") or _first(base, "disease") or _first(prov, "disease") or ""),
+        labels=tuple(str(x) for x in labels if x is not None),
+        rois=[roi_fact_from_row(r) for r in rois if isinstance(r, Mapping)],
+    )
+
+
+@dataclass
+class ShardScore:
+    """Per-shard summary: the gate compares ``contradiction_rate`` with the configured maximum."""
+
+    scored: int
+    flagged: int
+    by_kind: dict[str, int]
+    per_triplet: dict[str, list[dict[str, str]]]
+
+    @property
+    def contradiction_rate(self) -> float:
+        return self.flagged / self.scored if self.scored else 0.0
+
+
+def score_rows(rows: Iterable[Mapping[str, Any]], rois_by_sample: Mapping[str, list] | None = None) -> ShardScore:
+    """Score every successful triplet row of a shard (failed triplets have no description to judge)."""
+    per: dict[str, list[dict[str, str]]] = {}
+    by_kind = {k: 0 for k in ISSUE_KINDS}
+    scored = flagged = 0
+    for row in rows:
+        status = str(row.get("status") or "ok").lower()
+        if status not in ("ok", "success", "succeeded", "done"):
+            continue
+        sid = str(row.get("sample_id") or row.get("id") or scored)
+        rois = rois_by_sample.get(sid) if rois_by_sample is not None else None
+        facts = facts_from_row(row, rois)
+        issues = score_triplet(str(row.get("description") or ""), row.get("attributes"), facts)
+        scored += 1
+        if issues:
+            flagged += 1
+            per[sid] = [i.as_dict() for i in issues]
+            for kind in {i.kind for i in issues}:
+                by_kind[kind] += 1
+    return ShardScore(scored=scored, flagged=flagged, by_kind=by_kind, per_triplet=per)

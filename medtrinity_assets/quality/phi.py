@@ -1,0 +1,146 @@
+"""PHI scan: search every output file for identifier strings found in the inputs.
+
+Identifiers come from the readers' ``ItemRef.identifiers`` (patient names and IDs, accession numbers
+... seen in headers and paths) or from a list the caller gives. Text files, JSON, Parquet (string and
+binary columns decoded, nested values walked), tar members and raw bytes of images (PNG text chunks)
+are searched. The report holds counts and file names only: the identifiers themselves are never
+written anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from medtrinity_assets.deid import identifier_variants
+
+MIN_IDENTIFIER_LEN = 4  # shorter values (e.g. "M", "12") match everywhere and identify nobody
+TEXT_SUFFIXES = {".txt", ".json", ".jsonl", ".md", ".csv", ".tsv", ".yaml", ".yml", ".html", ".xml", ""}
+
+
+def compile_identifiers(identifiers: Iterable[str]) -> re.Pattern[bytes] | None:
+    """One case-insensitive byte pattern for every variant, bounded so hashes do not match by chance."""
+    variants = [v for v in identifier_variants(identifiers) if len(v) >= MIN_IDENTIFIER_LEN]
+    if not variants:
+        return None
+    alternation = b"|".join(re.escape(v.encode("utf-8")) for v in variants)
+    return re.compile(rb"(?<![A-Za-z0-9])(?:" + alternation + rb")(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def collect_identifiers(config) -> list[str]:
+    """Re-scan every configured source with its reader (headers only) and gather the identifiers."""
+    from medtrinity_assets.formats.base import ItemRef, get_reader
+
+    out: set[str] = set()
+    for source in config.sources:
+        try:
+            reader = get_reader(source.format)
+            for item in reader.scan(source):
+                if isinstance(item, ItemRef):
+                    out.update(str(i) for i in item.identifiers if i)
+        except Exception:  # a source that cannot be scanned has its own quarantine rows upstream
+            continue
+    return sorted(out)
+
+
+@dataclass
+class PhiReport:
+    files_scanned: int = 0
+    bytes_scanned: int = 0
+    hits: int = 0
+    files_with_hits: list[str] = field(default_factory=list)  # relative paths (never the identifiers)
+    errors: list[str] = field(default_factory=list)
+    identifiers: int = 0  # how many distinct identifier values were searched
+
+    @property
+    def ok(self) -> bool:
+        return self.hits == 0
+
+
+def _parquet_chunks(data: bytes) -> Iterator[bytes]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    for name in table.column_names:
+        for value in table.column(name).to_pylist():
+            yield from _walk(value)
+    meta = table.schema.metadata or {}
+    for k, v in meta.items():
+        yield k
+        yield v
+
+
+def _walk(value: Any) -> Iterator[bytes]:
+    if value is None:
+        return
+    if isinstance(value, str):
+        yield value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray)):
+        yield bytes(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k).encode("utf-8")
+            yield from _walk(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _walk(v)
+
+
+def _chunks_of(name: str, data: bytes) -> Iterator[bytes]:
+    suffix = Path(name).suffix.lower()
+    yield name.encode("utf-8")  # file names can hold identifiers too
+    if suffix == ".parquet":
+        yield from _parquet_chunks(data)
+    elif suffix == ".tar" or name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar:
+                yield member.name.encode("utf-8")
+                if member.isfile():
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        yield from _chunks_of(member.name, fh.read())
+    else:
+        yield data  # text, JSON, PNG (tEXt chunks), NumPy: raw bytes
+
+
+def scan_file(path: Path, pattern: re.Pattern[bytes] | None, display_name: str | None = None) -> tuple[int, int]:
+    """(hits, bytes) in one file."""
+    data = Path(path).read_bytes()
+    if pattern is None:
+        return 0, len(data)
+    hits = 0
+    for chunk in _chunks_of(display_name or Path(path).name, data):
+        hits += len(pattern.findall(chunk))
+    return hits, len(data)
+
+
+def scan_paths(root: Path, paths: Iterable[Path], identifiers: Iterable[str]) -> PhiReport:
+    """Scan the given files (relative names reported against ``root``)."""
+    ids = sorted({str(i) for i in identifiers if i})
+    pattern = compile_identifiers(ids)
+    rep = PhiReport(identifiers=len(ids))
+    for p in sorted(paths):
+        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name
+        try:
+            hits, size = scan_file(p, pattern, display_name=rel)
+        except Exception as exc:  # an unreadable output is itself a finding
+            rep.errors.append(f"{rel}: {type(exc).__name__}")
+            continue
+        rep.files_scanned += 1
+        rep.bytes_scanned += size
+        if hits:
+            rep.hits += hits
+            rep.files_with_hits.append(rel)
+    return rep
+
+
+def scan_tree(root: Path, identifiers: Iterable[str], skip: Iterable[str] = (".salt",)) -> PhiReport:
+    """Scan every file under ``root`` (except the salt and temporaries)."""
+    root = Path(root)
+    skip = set(skip)
+    paths = [p for p in root.rglob("*") if p.is_file() and p.name not in skip and not p.name.endswith(".tmp")]
+    return scan_paths(root, paths, identifiers)
