@@ -1,0 +1,241 @@
+"""COCO detection/segmentation JSON: each COCO image is an item with its boxes and masks.
+
+The JSON is ``annotations.json`` in the source folder, else the folder's only ``.json`` file
+(or the source path itself when it names a ``.json`` file). ``file_name`` is resolved inside the
+source folder, then inside its ``images/`` subfolder.
+
+Bad annotations never cost the image (the rest of it is still a good sample):
+
+- an annotation whose category id is not in ``categories``, whose image id is unknown, or whose
+  box is malformed or lies wholly outside the image is quarantined on its own (``rel_path``
+  ``<file_name>#annotation <id>``);
+- a box that sticks out of the image is clipped to it and the count is noted in meta
+  (``boxes_clipped``): the visible part is still a correct localisation.
+
+An image missing on disk, not an image, over the pixel limit, or whose real size differs from the
+JSON's ``width``/``height`` (the boxes would not fit it) is quarantined.
+Boxes come out as ``{"label": category name, "bbox": [x0, y0, x1, y1]}`` in pixels; polygon or RLE
+segmentations become a label map whose values are the category ids (later annotations overwrite
+earlier ones where they overlap).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from medtrinity_assets.config import SourceSpec
+from medtrinity_assets.deid import scrub
+from medtrinity_assets.formats import safety
+from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult
+from medtrinity_assets.formats.image_folder import image_item
+
+
+def find_coco_json(path: Path) -> Path:
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".json":
+        return p
+    if not p.is_dir():
+        raise ReadError("missing_source", f"source folder {p} does not exist; fix the source's path")
+    if (p / "annotations.json").is_file():
+        return p / "annotations.json"
+    found = sorted(q for q in p.glob("*.json") if q.is_file())
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ReadError("missing_coco_json", f"{p.name}/ holds no annotations.json (nor any .json file)")
+    raise ReadError("ambiguous_coco_json", f"{p.name}/ holds several .json files {[q.name for q in found]}; "
+                                           "name the one to use annotations.json")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReadError("bad_coco_json", f"{Path(path).name} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise ReadError("bad_coco_json", f"{Path(path).name} has no 'images' list; is it a COCO file?")
+    for key in ("annotations", "categories"):
+        if key in doc and not isinstance(doc[key], list):
+            raise ReadError("bad_coco_json", f"{Path(path).name}: '{key}' must be a list")
+    return doc
+
+
+def clip_box(bbox: Any, width: int, height: int) -> tuple[list[float], bool]:
+    """COCO ``[x, y, w, h]`` -> clipped ``[x0, y0, x1, y1]`` and whether clipping happened."""
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        raise ReadError("bad_box", f"bbox {bbox!r} is not [x, y, width, height]")
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise ReadError("bad_box", f"bbox {bbox!r} holds non-numbers") from None
+    if not all(np.isfinite([x, y, w, h])) or w <= 0 or h <= 0:
+        raise ReadError("bad_box", f"bbox {bbox!r} has no area")
+    raw = [x, y, x + w, y + h]
+    out = [min(max(raw[0], 0.0), width), min(max(raw[1], 0.0), height),
+           min(max(raw[2], 0.0), width), min(max(raw[3], 0.0), height)]
+    if out[2] - out[0] <= 0 or out[3] - out[1] <= 0:
+        raise ReadError("box_outside_image", f"bbox {bbox!r} lies wholly outside the {width}x{height} image")
+    return out, out != raw
+
+
+def _resolve_image(root: Path, file_name: str) -> Path:
+    first = safety.inside_root(root, file_name)
+    if first.exists():
+        return first
+    sub = root / "images"
+    if sub.is_dir():
+        second = safety.inside_root(sub, file_name)
+        if second.exists():
+            return second
+    raise ReadError("missing_file", f"image {file_name!r} is not in {root.name}/ nor {root.name}/images/; "
+                                    "add the file or drop it from the JSON")
+
+
+class CocoReader:
+    kind = "coco_image"
+
+    def scan(self, source: SourceSpec) -> Iterator[ScanResult]:
+        root = safety.source_root(source.path)
+        try:
+            json_path = find_coco_json(source.path)
+            doc = _load_json(json_path)
+        except ReadError as err:
+            yield Quarantined(Path(source.path).name, err.error_class, err.reason)
+            return
+        max_pixels = safety.max_pixels_of(source.options)
+        categories: dict[int, str] = {}
+        for c in doc.get("categories") or []:
+            if isinstance(c, dict) and isinstance(c.get("id"), int):
+                categories[c["id"]] = str(c.get("name", c["id"]))
+        images: dict[Any, dict[str, Any]] = {}
+        for i, im in enumerate(doc["images"]):
+            if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+                yield Quarantined(f"{json_path.name}#images[{i}]", "bad_coco_json", "image entry lacks id or file_name")
+                continue
+            images[im["id"]] = im
+        good: dict[Any, tuple[Path, int, int]] = {}  # image id -> (path, width, height) of usable images
+        for image_id, im in images.items():
+            name = im["file_name"]
+            try:
+                path = _resolve_image(root, name)
+                head = safety.probe_image(path, max_pixels)
+            except ReadError as err:
+                yield Quarantined(name, err.error_class, f"{json_path.name} image id {image_id}: {err.reason}")
+                continue
+            w, h = im.get("width"), im.get("height")
+            if (w is not None or h is not None) and (w, h) != (head.width, head.height):
+                yield Quarantined(name, "size_mismatch",
+                                  f"{json_path.name} says {w}x{h} but the file is {head.width}x{head.height}; "
+                                  "the boxes would not fit, fix width/height in the JSON")
+                continue
+            good[image_id] = (path, head.width, head.height)
+        anns: dict[Any, list[dict[str, Any]]] = {k: [] for k in good}
+        for i, a in enumerate(doc.get("annotations") or []):
+            ann_id = a.get("id", i) if isinstance(a, dict) else i
+            if not isinstance(a, dict) or a.get("image_id") not in images:
+                yield Quarantined(f"{json_path.name}#annotation {ann_id}", "unknown_image",
+                                  f"annotation {ann_id} refers to image id "
+                                  f"{a.get('image_id') if isinstance(a, dict) else '?'} that is not in 'images'; "
+                                  "it is dropped")
+                continue
+            if a["image_id"] not in good:
+                continue  # its image is quarantined already
+            im = images[a["image_id"]]
+            _, width, height = good[a["image_id"]]
+            where = f"{im['file_name']}#annotation {ann_id}"
+            cat = a.get("category_id")
+            if cat not in categories:
+                yield Quarantined(where, "unknown_category",
+                                  f"annotation {ann_id} has category id {cat!r}, not among the categories "
+                                  f"{sorted(categories)}; add the category or fix the id (the image is kept)")
+                continue
+            entry: dict[str, Any] = {"id": ann_id, "category_id": cat, "label": categories[cat],
+                                     "segmentation": a.get("segmentation"), "iscrowd": int(a.get("iscrowd", 0) or 0)}
+            if a.get("bbox") is not None:
+                try:
+                    entry["bbox"], entry["clipped"] = clip_box(a["bbox"], width, height)
+                except ReadError as err:
+                    yield Quarantined(where, err.error_class,
+                                      f"annotation {ann_id}: {err.reason}; it is dropped (the image is kept)")
+                    continue
+            anns[a["image_id"]].append(entry)
+        for image_id, (path, width, height) in good.items():
+            im = images[image_id]
+            name = im["file_name"]
+            subject = str(im.get("subject") or im.get("patient_id") or Path(name).stem)
+            idents = (str(im["patient_id"]),) if im.get("patient_id") else ()
+            yield ItemRef(
+                kind=self.kind,
+                locator={"file": str(path.relative_to(root.resolve())), "image_id": image_id,
+                         "width": width, "height": height, "annotations": anns[image_id],
+                         "modality": im.get("modality")},
+                rel_path=scrub(name, idents) if idents else name,
+                subject_id=subject,
+                modality=im.get("modality") or source.modality,
+                identifiers=idents,
+            )
+
+    def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
+        root = safety.source_root(source.path)
+        path = safety.inside_root(root, ref.locator["file"])
+        pixels, notes = safety.read_image(path, safety.max_pixels_of(source.options))
+        h, w = pixels.shape[:2]
+        anns = ref.locator.get("annotations") or []
+        item = image_item(pixels, notes, source, modality=ref.locator.get("modality"), organ=None, disease=None,
+                          labels=sorted({a["label"] for a in anns}))
+        item.boxes = [{"label": a["label"], "bbox": [float(v) for v in a["bbox"]]} for a in anns if "bbox" in a]
+        clipped = sum(1 for a in anns if a.get("clipped"))
+        if clipped:
+            item.meta["boxes_clipped"] = clipped
+        label_map, names, bad = _label_map(anns, h, w)
+        if label_map is not None:
+            item.label_map = label_map
+            item.label_names = names
+        if bad:
+            item.meta["masks_skipped"] = bad
+        item.meta["coco_image_id"] = ref.locator.get("image_id")
+        return item
+
+
+def _label_map(anns: list[dict[str, Any]], h: int, w: int) -> tuple[np.ndarray | None, dict[int, str], list[Any]]:
+    """Rasterise polygon/RLE segmentations to a category-id label map (None when there are none)."""
+    with_seg = [a for a in anns if a.get("segmentation")]
+    if not with_seg:
+        return None, {}, []
+    from pycocotools import mask as mask_utils
+
+    top = max(int(a["category_id"]) for a in with_seg)
+    label_map = np.zeros((h, w), dtype=np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32)
+    names: dict[int, str] = {}
+    bad: list[Any] = []
+    for a in with_seg:
+        seg = a["segmentation"]
+        try:
+            if isinstance(seg, list):
+                polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
+                if not polys:
+                    raise ValueError("no polygon with 3 points")
+                rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+            elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
+                rle = mask_utils.frPyObjects(seg, h, w)
+            elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+                rle = {"size": seg["size"], "counts": seg["counts"].encode() if isinstance(seg["counts"], str) else seg["counts"]}
+                if list(rle["size"]) != [h, w]:
+                    raise ValueError(f"RLE size {rle['size']} differs from the image {h}x{w}")
+            else:
+                raise ValueError("unknown segmentation encoding")
+            mask = mask_utils.decode(rle).astype(bool)
+        except Exception as exc:  # pycocotools raises plain Exceptions on malformed input
+            bad.append({"annotation": a["id"], "reason": str(exc)[:200]})
+            continue
+        if mask.ndim == 3:
+            mask = mask.any(axis=2)
+        label_map[mask] = int(a["category_id"])
+        names[int(a["category_id"])] = a["label"]
+    if not names:
+        return None, {}, bad
+    return label_map, names, bad
