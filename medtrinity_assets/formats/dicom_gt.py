@@ -346,10 +346,11 @@ def rtstruct_to_label_map(ds: Dataset, grid: ImageGrid) -> tuple[np.ndarray, dic
 
 
 def merge_label_maps(parts: Sequence[tuple[np.ndarray, dict[int, str]]]) -> tuple[np.ndarray | None, dict[int, str]]:
-    """Combine several label maps on one grid into one, renumbering so values never collide."""
+    """Combine label maps on one grid into one. Labels with the same name (a SEG segment and an
+    RTSTRUCT ROI of the same structure) share one value (their union); names left without a voxel
+    are dropped, so every name in the result is present in the map."""
     out: np.ndarray | None = None
-    names: dict[int, str] = {}
-    next_value = 1
+    value_of: dict[str, int] = {}
     for lm, lnames in parts:
         if out is None:
             out = np.zeros(lm.shape, dtype=np.uint16)
@@ -357,9 +358,12 @@ def merge_label_maps(parts: Sequence[tuple[np.ndarray, dict[int, str]]]) -> tupl
             sel = lm == value
             if not sel.any():
                 continue
-            out[sel] = next_value
-            names[next_value] = lnames[value]
-            next_value += 1
-    if out is not None and next_value <= 256:
+            name = lnames[value]
+            out[sel] = value_of.setdefault(name, len(value_of) + 1)
+    if out is None:
+        return None, {}
+    present = set(int(v) for v in np.unique(out)) - {0}
+    names = {v: n for n, v in value_of.items() if v in present}
+    if len(value_of) < 256:
         out = out.astype(np.uint8)
     return out, names
