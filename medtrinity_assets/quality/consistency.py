@@ -229,9 +229,13 @@ def normalise_intensity(value: Any) -> str:
 
 
 def _relevant_rois(sentence: str, facts: Facts) -> list[RoiFact]:
-    """ROIs a sentence talks about: those whose label it names, else all of them."""
+    """ROIs a sentence talks about: those whose label it names, else those whose organ it names,
+    else all of them."""
     low = sentence.lower()
     named = [r for r in facts.rois if r.label and _has_term(low, r.label.strip().lower().replace("_", " "))]
+    if not named:
+        organs = {o for o, _ in _organ_mentions(low)}
+        named = [r for r in facts.rois if r.organ and r.organ in organs]
     return named or list(facts.rois)
 
 

@@ -1,0 +1,76 @@
+"""The text–fact consistency scorer: contradictions are caught, faithful descriptions pass."""
+
+from __future__ import annotations
+
+from medtrinity_assets.quality.consistency import Facts, RoiFact, facts_from_row, score_rows, score_triplet
+from medtrinity_assets_tests.helpers_quality import GOOD_ATTRIBUTES, GOOD_DESCRIPTION, roi_row
+
+FACTS = Facts(
+    modality="CT", organ="abdomen", labels=("tumour",),
+    rois=[RoiFact(label="tumour", side="left", size_class="small", intensity="hypo", organ="kidney", role="finding"),
+          RoiFact(label="liver", side="right", size_class="large", intensity="iso", organ="liver", role="anatomy")],
+)
+
+
+def kinds(issues):
+    return sorted({i.kind for i in issues})
+
+
+def test_faithful_description_has_no_issue():
+    text = ("Axial CT of the abdomen. A small hypodense tumour sits in the left kidney; the liver, on the right, "
+            "is isodense. A single tumour is present. No fracture is seen.")
+    assert score_triplet(text, GOOD_ATTRIBUTES, FACTS) == []
+
+
+def test_wrong_side_is_caught():
+    text = GOOD_DESCRIPTION.replace("left kidney", "right kidney")
+    issues = score_triplet(text, None, FACTS)
+    assert kinds(issues) == ["side"]
+    assert issues[0].found == "right" and issues[0].expected == "left"
+
+
+def test_wrong_side_in_an_attribute_is_caught():
+    attrs = dict(GOOD_ATTRIBUTES, roi_location="right kidney")
+    issues = score_triplet(GOOD_DESCRIPTION, attrs, FACTS)
+    assert [(i.kind, i.where) for i in issues] == [("side", "attributes.roi_location")]
+
+
+def test_wrong_modality_is_caught():
+    issues = score_triplet(GOOD_DESCRIPTION.replace("Axial CT image", "Axial MRI image"), None, FACTS)
+    assert "modality" in kinds(issues)
+
+
+def test_breast_mri_described_as_brain_is_caught():
+    facts = Facts(modality="MR", organ="breast")
+    issues = score_triplet("T2-weighted MRI of the brain showing the cerebral hemispheres.", None, facts)
+    assert "organ" in kinds(issues) and "modality" not in kinds(issues)
+
+
+def test_size_intensity_count_and_absent_things():
+    text = "A large hyperdense tumour in the left kidney. Three lesions are seen. The spleen is normal."
+    assert kinds(score_triplet(text, None, FACTS)) == ["absent_organ", "intensity", "roi_count", "size"]
+    normal = Facts(modality="CT", organ="abdomen")
+    assert kinds(score_triplet("CT of the abdomen with a mass.", None, normal)) == ["absent_finding"]
+    assert score_triplet("CT of the abdomen without any mass.", None, normal) == []
+
+
+def test_side_without_known_orientation_is_an_invented_location():
+    facts = Facts(modality="CR", organ="chest", rois=[RoiFact(label="nodule", role="finding")])
+    issues = score_triplet("Chest radiograph with a nodule in the left lung.", None, facts)
+    assert kinds(issues) == ["side"] and issues[0].expected == "unknown"
+    # the image's own left/right is display, not anatomy
+    assert score_triplet("Chest radiograph with a nodule on the image's left.", None, facts) == []
+
+
+def test_rows_in_table_shape_and_shard_rate():
+    roi = roi_row("s1", "src")
+    good = {"sample_id": "s1", "modality": "CT", "organ": "abdomen", "labels": ["tumour"], "status": "ok",
+            "description": GOOD_DESCRIPTION, "attributes": GOOD_ATTRIBUTES}
+    bad = dict(good, sample_id="s2", description=GOOD_DESCRIPTION.replace("left", "right").replace("CT", "MRI"))
+    failed = dict(good, sample_id="s3", status="failed", description=None)
+    facts = facts_from_row(good, [roi])
+    assert facts.rois[0].side == "left" and facts.rois[0].organ == "kidney" and facts.rois[0].intensity == "hypo"
+    score = score_rows([good, bad, failed], {"s1": [roi], "s2": [roi]})
+    assert score.scored == 2 and score.flagged == 1 and score.contradiction_rate == 0.5
+    assert {i["kind"] for i in score.per_triplet["s2"]} == {"side", "modality"}
+    assert score.by_kind["side"] == 1
