@@ -1,1 +1,251 @@
-"""Placeholder: filled by the knowledge stage."""
+"""Knowledge stage: ``knowledge_corpus`` [corpus] -> ``knowledge_index`` [corpus] -> ``context`` [source x shard].
+
+The domain work lives in :mod:`medtrinity_assets.knowledge`; this module wires it to Dagster. The
+encoder is an observable source asset whose data version is the encoder id, so a new encoder
+marks every index stale; ``knowledge_corpus_sensor`` adds corpora from the sources YAML and
+rebuilds indexes whose files or encoder changed.
+"""
+
+import hashlib
+import time
+import warnings
+from pathlib import Path
+
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    ConfigurableResource,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    asset,
+    define_asset_job,
+    multi_asset,
+    observable_source_asset,
+    sensor,
+)
+
+from medtrinity_assets.catalog import refresh_catalog
+from medtrinity_assets.knowledge.chunking import passages_table, tokenizer_for
+from medtrinity_assets.knowledge.context import build_context
+from medtrinity_assets.knowledge.corpus import IngestReport, read_corpus
+from medtrinity_assets.knowledge.embedding import encoder_id, load_encoder, resolve_encoder
+from medtrinity_assets.knowledge.index import (
+    MANIFEST_FILE,
+    CorpusIndex,
+    build_corpus_index,
+    index_is_current,
+    table_digest,
+)
+from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
+from medtrinity_assets.knowledge.retrieval import Retriever
+from medtrinity_assets.knowledge.settings import KnowledgeSettings, settings_from_config
+from medtrinity_assets.partitions import corpus_partitions, source_shard_partitions, split_key
+from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.storage import read_table, write_table
+
+
+class EmbedderResource(ConfigurableResource):
+    """Which sentence encoder to use: ``encoder`` overrides ``knowledge.encoder`` of the sources YAML when set."""
+
+    encoder: str = ""
+
+    def settings(self, pipeline: PipelineResource) -> KnowledgeSettings:
+        return settings_from_config(pipeline.config(), self.encoder)
+
+    def encoder_id(self, pipeline: PipelineResource) -> str:
+        return encoder_id(resolve_encoder(self.settings(pipeline).encoder))
+
+    def load(self, pipeline: PipelineResource):
+        s = self.settings(pipeline)
+        return load_encoder(s.encoder, device=s.device, batch_size=s.batch_size)
+
+
+RESOURCES = {"embedder": EmbedderResource()}
+
+
+def _observe_encoder(context) -> DataVersion:
+    return DataVersion(context.resources.embedder.encoder_id(context.resources.pipeline))
+
+
+with warnings.catch_warnings():  # observable source assets are marked beta; the behaviour used here is basic
+    warnings.simplefilter("ignore")
+    knowledge_encoder = observable_source_asset(
+        name="knowledge_encoder",
+        group_name="knowledge",
+        required_resource_keys={"pipeline", "embedder"},
+        description="The sentence encoder in use; its data version is name@digest of its files.",
+    )(_observe_encoder)
+
+
+@asset(
+    partitions_def=corpus_partitions,
+    group_name="knowledge",
+    kinds={"python", "parquet"},
+    description="A knowledge corpus read and cut into token passages (tables/passages/<corpus>.parquet).",
+)
+def knowledge_corpus(context: AssetExecutionContext, pipeline: PipelineResource,
+                     embedder: EmbedderResource) -> MaterializeResult:
+    cfg, layout = pipeline.config(), pipeline.layout()
+    spec = cfg.corpus(context.partition_key)
+    settings = embedder.settings(pipeline)
+    tokenizer = tokenizer_for(resolve_encoder(settings.encoder).path)
+    report = IngestReport()
+    table = passages_table(spec.name, read_corpus(spec.format, spec.path, report), tokenizer,
+                           settings.chunk_tokens, settings.overlap)
+    for example in report.examples:
+        context.log.warning(f"corpus {spec.name}: skipped {example}")
+    if table.num_rows == 0:
+        raise Failure(f"corpus {spec.name!r} ({spec.format}, {spec.path}) gave no passages; "
+                      f"{report.bad} bad entries, e.g. {report.examples[:3]}")
+    write_table(layout.table_path("passages", spec.name), table)
+    refresh_catalog(layout)
+    digest = table_digest(table)
+    return MaterializeResult(
+        metadata={
+            "format": spec.format,
+            "path": str(spec.path),
+            "files": report.files,
+            "documents": report.documents,
+            "bad_entries": report.bad,
+            "bad_examples": MetadataValue.md("\n".join(f"- {e}" for e in report.examples) or "none"),
+            "passages": table.num_rows,
+            "tokenizer": tokenizer.name,
+            "chunk_tokens": settings.chunk_tokens,
+            "overlap": settings.overlap,
+            "dagster/row_count": table.num_rows,
+        },
+        data_version=DataVersion(digest[:16]),
+    )
+
+
+@asset(
+    partitions_def=corpus_partitions,
+    deps=[knowledge_corpus, knowledge_encoder],
+    group_name="knowledge",
+    kinds={"python", "faiss"},
+    description="Embeddings of a corpus's passages in a FAISS index (exact or HNSW/IVF by size) under knowledge/<corpus>/.",
+)
+def knowledge_index(context: AssetExecutionContext, pipeline: PipelineResource,
+                    embedder: EmbedderResource) -> MaterializeResult:
+    layout = pipeline.layout()
+    corpus = context.partition_key
+    settings = embedder.settings(pipeline)
+    passages = read_table(layout.table_path("passages", corpus))
+    folder = layout.knowledge / corpus
+    started = time.perf_counter()
+    reused = index_is_current(folder, passages, embedder.encoder_id(pipeline), settings)
+    if reused:
+        index = CorpusIndex.load(folder)
+        context.log.info(f"{corpus}: index already matches passages and encoder; not re-embedded")
+    else:
+        index = build_corpus_index(corpus, passages, embedder.load(pipeline), settings,
+                                   chunking={"chunk_tokens": settings.chunk_tokens, "overlap": settings.overlap})
+        index.save(folder)
+    seconds = time.perf_counter() - started
+    m = index.manifest
+    return MaterializeResult(
+        metadata={
+            "encoder": m.encoder,
+            "kind": m.kind,
+            "params": m.params,
+            "dim": m.dim,
+            "passages": m.count,
+            "reused_existing_index": reused,
+            "seconds": round(seconds, 2),
+            "passages_per_second": round(m.count / seconds, 1) if seconds > 0 and not reused else None,
+            "path": MetadataValue.path(str(folder)),
+        },
+        data_version=DataVersion(m.data_version),
+    )
+
+
+# "context" is a reserved op/output name in Dagster, so the asset key is set on an explicitly named output.
+@multi_asset(
+    name="retrieve_context",
+    outs={"sample_context": AssetOut(
+        key=AssetKey("context"), group_name="knowledge", kinds={"python", "parquet"},
+        description="Top-k knowledge passages per image, from a query built of modality, organ, labels and ROI facts.",
+    )},
+    partitions_def=source_shard_partitions,
+    deps=[AssetDep("images"), AssetDep("rois"), AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
+)
+def context_asset(context: AssetExecutionContext, pipeline: PipelineResource, embedder: EmbedderResource) -> MaterializeResult:
+    cfg, layout = pipeline.config(), pipeline.layout()
+    source, shard = split_key(context.partition_key)
+    part = {"source": source, "shard": shard}
+    settings = embedder.settings(pipeline)
+    images = read_table(layout.table_path("images", part))
+    rois_path = layout.table_path("rois", part)
+    rois = read_table(rois_path) if rois_path.exists() else None
+    corpora = [c.name for c in cfg.corpora]
+    folders = [layout.knowledge / c for c in corpora if (layout.knowledge / c / MANIFEST_FILE).is_file()]
+    if not folders:
+        raise Failure(f"no knowledge index under {layout.knowledge} for corpora {corpora}; materialise knowledge_index")
+    retriever = Retriever([CorpusIndex.load(f) for f in folders], embedder.load(pipeline))
+    result = build_context(images, rois, retriever, settings.top_k, source, shard)
+    write_table(layout.table_path("context", part), result.table)
+    refresh_catalog(layout)
+    preview = "\n".join(
+        f"- `{r['sample_id'][:12]}` — *{r['query']}* → {'; '.join(r['titles'][:3])}"
+        for r in result.table.slice(0, 3).to_pylist()
+    )
+    return MaterializeResult(
+        asset_key="context",
+        metadata={
+            "samples": result.table.num_rows,
+            "unique_queries": result.unique_queries,
+            "roi_facts_used": result.roi_facts_used,
+            "corpora": retriever.corpora,
+            "encoder": retriever.encoder.id,
+            "top_k": settings.top_k,
+            "dagster/row_count": result.table.num_rows,
+            "preview": MetadataValue.md(preview or "no samples in this partition"),
+        }
+    )
+
+
+knowledge_job = define_asset_job(
+    "knowledge_job", selection=["knowledge_corpus", "knowledge_index"], partitions_def=corpus_partitions,
+    description="Read, chunk, embed and index one knowledge corpus.",
+)
+JOBS = [knowledge_job]
+
+
+def _corpus_stamp(path: Path) -> str:
+    """Cheap change marker of a corpus's files (names, sizes, mtimes), not their bytes."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+@sensor(job=knowledge_job, minimum_interval_seconds=300,
+        description="Adds corpora of the sources YAML as partitions; rebuilds a corpus when its files or the encoder change.")
+def knowledge_corpus_sensor(context: SensorEvaluationContext, pipeline: PipelineResource,
+                            embedder: EmbedderResource) -> SensorResult:
+    cfg, layout = pipeline.config(), pipeline.layout()
+    known = set(context.instance.get_dynamic_partitions(corpus_partitions.name))
+    enc = embedder.encoder_id(pipeline)
+    new = [c.name for c in cfg.corpora if c.name not in known]
+    requests = [
+        RunRequest(partition_key=c.name, run_key=f"{c.name}:{enc}:{_corpus_stamp(c.path)}")
+        for c in cfg.corpora
+        if c.path.exists()
+    ]
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[corpus_partitions.build_add_request(new)] if new else [],
+    )
+
+
+SENSORS = [knowledge_corpus_sensor]

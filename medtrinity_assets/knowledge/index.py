@@ -230,3 +230,20 @@ def corpus_index_folders(knowledge_root: Path) -> list[Path]:
     if not knowledge_root.is_dir():
         return []
     return sorted(p for p in knowledge_root.iterdir() if (p / MANIFEST_FILE).is_file())
+
+
+def index_is_current(folder: Path, passages: pa.Table, encoder_id_: str, settings: KnowledgeSettings) -> bool:
+    """True when ``folder`` already indexes exactly these passages with this encoder and index plan."""
+    mpath = folder / MANIFEST_FILE
+    if not mpath.is_file() or not (folder / INDEX_FILE).is_file():
+        return False
+    try:
+        manifest = IndexManifest(**json.loads(mpath.read_text(encoding="utf-8")))
+    except (ValueError, TypeError):
+        return False
+    planned = choose_kind(passages.num_rows, settings)
+    if manifest.kind != planned or manifest.encoder != encoder_id_ or manifest.count != passages.num_rows:
+        return False
+    if planned == "hnsw" and manifest.params.get("m") != settings.hnsw_m:
+        return False
+    return manifest.passages_sha256 == table_digest(passages)

@@ -68,3 +68,11 @@ class KnowledgeSettings:
         if raw.get("encoder") is None:
             raw.pop("encoder", None)
         return cls(**raw)
+
+
+def settings_from_config(cfg: Any, encoder_override: str = "") -> KnowledgeSettings:
+    """The knowledge settings of a PipelineConfig, with an optional encoder override (resource field/CLI)."""
+    from dataclasses import replace
+
+    settings = KnowledgeSettings.from_section(cfg.section("knowledge"))
+    return replace(settings, encoder=encoder_override) if encoder_override else settings
