@@ -228,7 +228,7 @@ def test_label_map_of_other_shape_quarantines_the_pair(tmp_path):
     assert len(bad) == 1 and bad[0].error_class == "label_shape_mismatch"
     assert "label map x.nii.gz" in bad[0].reason and "image x.nii.gz" in bad[0].reason
     # load re-checks (a label file swapped after scan)
-    ref = ItemRef(kind="nifti", locator={"image": "x.nii.gz", "label": str(tmp_path / "lab" / "x.nii.gz")},
+    ref = ItemRef(kind="nifti", locator={"image": "x.nii.gz", "label": "x.nii.gz"},
                   rel_path="x.nii.gz", subject_id="x")
     with pytest.raises(ReadError) as err:
         reader.load(src, ref)
@@ -288,3 +288,27 @@ def test_voxel_limit(tmp_path):
     save_nifti(tmp_path / "v" / "big.nii.gz", np.zeros((10, 10, 10), np.uint8), ras_affine())
     _, refs, bad = _load_all(source("v", "nifti", tmp_path / "v", options={"max_voxels": 999}))
     assert refs == [] and bad[0].error_class == "too_large"
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_phantom_written_lps_and_ras_reads_back_as_the_truth(tmp_path, dtype):
+    from medtrinity_assets.demo.phantom import make_phantom, side_of_column, write_label_nifti, write_nifti
+
+    p = make_phantom(0, 2)  # lesions on both sides
+    assert {les["side"] for les in p.lesions} == {"left", "right"}
+    for orientation in ("LPS", "RAS"):
+        write_nifti(p, tmp_path / "img" / f"{orientation}.nii.gz", orientation=orientation, dtype=dtype)
+        write_label_nifti(p, tmp_path / "lab" / f"{orientation}.nii.gz", orientation=orientation)
+    src = source("ph", "nifti", tmp_path / "img", labels=tmp_path / "lab", label_names=p.label_names, modality="CT")
+    reader, refs, bad = _load_all(src)
+    assert bad == [] and len(refs) == 2
+    lps, ras = (reader.load(src, r) for r in refs)
+    expected = p.volume_hu if dtype == "float32" else np.rint(p.volume_hu)
+    for item in (lps, ras):
+        np.testing.assert_allclose(item.pixels, expected, atol=1e-3)
+        np.testing.assert_array_equal(item.label_map, p.label_map)
+        assert item.spacing == pytest.approx(p.spacing)
+        for les in p.lesions:  # the truth's side follows from the column of the lesion in our array
+            zs, ys, xs = np.nonzero(item.label_map == les["label"])
+            assert side_of_column(xs.mean(), item.pixels.shape[2]) == les["side"]
+            assert item.label_names[les["label"]] == les["name"]

@@ -319,7 +319,11 @@ class NiftiReader:
             row = rows.get(target)
             label_path = None
             if label_root is not None:
-                candidate = label_root / rel
+                try:  # the same relative name under the labels folder, which must not lead out of it
+                    candidate = safety.inside_root(label_root, rel)
+                except ReadError as err:
+                    yield Quarantined(rel, err.error_class, f"label map of {rel}: {err.reason}")
+                    continue
                 if candidate.exists():
                     label_path = candidate
             try:
@@ -332,7 +336,7 @@ class NiftiReader:
             modality = (row.overrides.get("modality") if row else None) or source.modality
             yield ItemRef(
                 kind=self.kind,
-                locator={"image": rel, "label": str(label_path) if label_path else None,
+                locator={"image": rel, "label": rel if label_path else None,
                          "row": _row_dict(row)},
                 rel_path=scrub(rel, idents) if idents else rel,
                 subject_id=subject,
@@ -345,11 +349,13 @@ class NiftiReader:
         root = Path(source.path)
         image_path = safety.inside_root(root, ref.locator["image"])
         label = ref.locator.get("label")
+        if label and not source.labels:
+            raise ReadError("missing_labels_folder", f"{label} has a label map but the source has no 'labels' folder")
         row = ref.locator.get("row") or {}
         overrides = row.get("overrides", {})
         item = load_volume_pair(
             image_path,
-            Path(label) if label else None,
+            safety.inside_root(Path(source.labels), label) if label else None,
             modality=overrides.get("modality") or source.modality or "OT",
             label_names=source.label_names,
         )
