@@ -536,6 +536,8 @@ class DicomReader:
 
     def _base_meta(self, ds: Dataset) -> dict[str, Any]:
         meta = allowed_meta(ds)
+        if meta.get("BodyPartExamined"):  # the lower-case key other readers also fill
+            meta["body_part"] = str(meta["BodyPartExamined"]).lower()
         meta["monochrome1_inverted"] = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
         return meta
 
