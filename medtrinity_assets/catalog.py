@@ -82,6 +82,6 @@ def query(layout: DataLayout, sql: str) -> pa.Table:
         refresh_catalog(layout)
     con = duckdb.connect(str(layout.catalog), read_only=True)
     try:
-        return con.execute(sql).to_arrow_table()
+        return con.sql(sql).to_arrow_table()
     finally:
         con.close()

@@ -40,7 +40,7 @@ def write_small_sources(root: Path, *, n_volumes: int = 2, shards: int = 4, extr
         "data_root": "out",
         "shards": shards,
         "salt": "test-salt",
-        "max_side": 128,
+        "max_side": 48,
         "context_slices": 2,
         "sources": [
             {"name": "ct_phantom", "format": "nifti", "path": "inputs/ct/images", "labels": "inputs/ct/labels",
