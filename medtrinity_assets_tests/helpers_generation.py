@@ -244,3 +244,40 @@ def tiny_png(w: int = 48, h: int = 40, value: int = 90) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr.astype("uint8")).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def phantom_samples(seed: int = 0, indices=range(6)) -> list[tuple[SampleFacts, dict]]:
+    """Facts of the phantom's lesion slices taken from its known truth: (facts, truth per ROI id)."""
+    import numpy as np
+
+    from medtrinity_assets.demo.phantom import ORGAN_LABELS, make_phantom
+
+    out = []
+    for index in indices:
+        ph = make_phantom(seed, index)
+        h, w = ph.label_map.shape[1:]
+        for les in ph.lesions:
+            z = max(les["slice_areas_px"], key=les["slice_areas_px"].get)
+            rois, truth = [], {}
+            for other in ph.lesions:  # every lesion visible on that slice
+                area = int(np.count_nonzero(ph.label_map[z] == other["label"]))
+                if area == 0:
+                    continue
+                rid = f"les{other['label']}"
+                ys, xs = np.nonzero(ph.label_map[z] == other["label"])
+                rois.append(RoiFacts(
+                    roi_id=rid, label=other["name"], role="finding", side=other["side"], region=other["organ"],
+                    bbox=(xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h),
+                    area_fraction=area / (h * w), size_class=other["size_class"], intensity=other["intensity"],
+                    intensity_contrast=other["contrast_hu"], contrast_unit="HU", texture=other["texture"],
+                    shape=other["shape"], relations=({"type": "inside", "target": other["organ"]},)))
+                truth[rid] = other
+            for value, organ in ORGAN_LABELS.items():
+                if np.any(ph.label_map[z] == value):
+                    rois.append(RoiFacts(roi_id=f"org{value}", label=organ, role="anatomy",
+                                         area_fraction=float(np.mean(ph.label_map[z] == value))))
+            image = ImageFacts(sample_id=f"{ph.subject_id}_z{z:02d}", source="phantom_ct", modality="CT", organ="abdomen",
+                               labels=tuple(sorted({t["name"].replace(" ", "_") for t in truth.values()})), axis="axial",
+                               window="ct:abdomen(40/400)")
+            out.append((SampleFacts(image=image, rois=tuple(rois)), truth))
+    return out

@@ -13,8 +13,8 @@ from medtrinity_assets.generation.records import ImageFacts
 # modality code -> (long name, short name used in running text)
 MODALITY_NAMES: dict[str, tuple[str, str]] = {
     "CT": ("computed tomography", "CT"),
-    "MR": ("magnetic resonance imaging", "MRI"),
-    "MRI": ("magnetic resonance imaging", "MRI"),
+    "MR": ("magnetic resonance", "MRI"),
+    "MRI": ("magnetic resonance", "MRI"),
     "CR": ("radiograph", "X-ray"),
     "DX": ("radiograph", "X-ray"),
     "XR": ("radiograph", "X-ray"),
@@ -35,6 +35,14 @@ GENERIC_MODALITY = ("medical image", "image")
 def modality_names(code: str) -> tuple[str, str]:
     """(long, short) name of a modality code; unknown codes read as a generic 'medical image'."""
     return MODALITY_NAMES.get((code or "").strip().upper(), GENERIC_MODALITY)
+
+
+_NOUNS = ("image", "photograph", "slide", "mammogram", "radiograph", "angiogram", "scan", "scintigraphy")
+
+
+def needs_noun(name: str) -> bool:
+    """'computed tomography' needs a noun after it ('... slice'); 'radiograph' does not."""
+    return not name.endswith(_NOUNS)
 
 
 def humanise(label: str) -> str:
@@ -76,10 +84,12 @@ def coarse_caption(image: ImageFacts) -> CoarseCaption:
     organ = humanise(image.organ)
     diseases = disease_labels(image)
     view = "axial slice" if image.axis == "axial" else ""
-    head = f"{long_name} ({image.modality.upper()})" if image.modality and long_name != GENERIC_MODALITY[0] else long_name
+    named = f"{long_name} ({image.modality.upper()})" if image.modality and long_name != GENERIC_MODALITY[0] else long_name
+    noun = view or ("image" if needs_noun(long_name) else "")
+    head = f"{named} {noun}".strip() if noun and not (view and not needs_noun(long_name)) else named
+    if view and not needs_noun(long_name):
+        head = f"{view.split()[0]} {named}"
     parts = [f"{'An' if head[0].lower() in 'aeiou' else 'A'} {head}"]
-    if view:
-        parts.append(f" {view}")
     if organ:
         parts.append(f" of the {organ}")
     if diseases:

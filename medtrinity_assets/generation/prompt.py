@@ -92,7 +92,8 @@ def roi_fact_line(index: int, roi: RoiFacts) -> str:
     if size:
         parts.append(f"size: {size}")
     if roi.intensity:
-        contrast = f" ({roi.intensity_contrast:+.0f} vs surroundings)" if roi.intensity_contrast is not None else ""
+        unit = f" {roi.contrast_unit}" if roi.contrast_unit else ""
+        contrast = f" ({roi.intensity_contrast:+.1f}{unit} vs surroundings)" if roi.intensity_contrast is not None else ""
         parts.append(f"intensity: {roi.intensity}{contrast}")
     for name, value in (("texture", roi.texture), ("shape", roi.shape), ("margin", roi.margin)):
         if value:

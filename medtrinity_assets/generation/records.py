@@ -51,7 +51,8 @@ class RoiFacts:
     region: str = ""  # organ or region that contains/touches it
     size_class: str = ""  # small | medium | large
     intensity: str = ""  # e.g. hypodense, hyperintense
-    intensity_contrast: float | None = None  # HU (CT) or z-score difference against the surroundings
+    intensity_contrast: float | None = None  # difference against the surroundings, in contrast_unit
+    contrast_unit: str = ""  # HU | z ('' = HU for CT, unitless otherwise)
     texture: str = ""  # homogeneous | heterogeneous
     shape: str = ""  # round | oval | lobulated | irregular
     margin: str = ""  # well-defined | ill-defined
@@ -128,6 +129,14 @@ def failed(sample_id: str, reason: str, **kw: Any) -> GenerationResult:
 
 ATTRIBUTES_TYPE = pa.struct([(name, pa.string()) for name in ATTRIBUTES])
 GENERATOR_TYPE = pa.struct([("backend", pa.string()), ("model", pa.string()), ("version", pa.string())])
+PROVENANCE_TYPE = pa.struct([
+    ("source", pa.string()),
+    ("volume_ref", pa.string()),
+    ("slice_index", pa.int32()),
+    ("original_label", pa.list_(pa.string())),  # the source's own labels, as ingested
+    ("licence", pa.string()),
+    ("split", pa.string()),
+])
 PASSAGE_REF_TYPE = pa.struct([("passage_id", pa.string()), ("corpus", pa.string()), ("score", pa.float64())])
 
 TRIPLET_SCHEMA = pa.schema(
@@ -153,14 +162,12 @@ TRIPLET_SCHEMA = pa.schema(
         ("completion_tokens", pa.int32()),
         ("latency_s", pa.float64()),
         ("cached", pa.bool_()),
-        # provenance
-        ("volume_ref", pa.string()),
-        ("slice_index", pa.int32()),
+        # the image's facts the description is held to (quality checks read these)
         ("modality", pa.string()),
         ("organ", pa.string()),
+        ("disease", pa.string()),
         ("labels", pa.list_(pa.string())),
-        ("licence", pa.string()),
-        ("split", pa.string()),
+        ("provenance", PROVENANCE_TYPE),
         ("shard", pa.string()),
     ]
 )

@@ -63,7 +63,25 @@ def _article(word: str) -> str:
     return "an" if first[:1].lower() in "aeiou" else "a"
 
 
-SIZE_WORDS = {"medium": "medium-sized"}
+SIZE_WORDS = {"medium": "medium-sized", "very large": "very large", "very_large": "very large"}
+RELATIVE_INTENSITY = {"brighter": "brighter than", "darker": "darker than", "similar": "similar in intensity to"}
+
+
+def _intensity_phrase(roi: RoiFacts, modality: str) -> str:
+    """'hypodense (-40 HU relative to its surroundings)', 'brighter than the surrounding tissue (+2.1 SD)'."""
+    unit = roi.contrast_unit or ("HU" if modality.upper() == "CT" else "")
+    if roi.intensity_contrast is None:
+        number = ""
+    elif unit.upper() == "HU":
+        number = f"{roi.intensity_contrast:+.0f} HU"
+    elif unit.lower() == "z":
+        number = f"{roi.intensity_contrast:+.1f} SD"
+    else:
+        number = f"{roi.intensity_contrast:+.1f}"
+    rel = RELATIVE_INTENSITY.get(roi.intensity)
+    if rel:
+        return f"{rel} the surrounding tissue" + (f" ({number})" if number else "")
+    return f"{roi.intensity} ({number} relative to its surroundings)" if number else f"{roi.intensity} relative to the surrounding tissue"
 
 
 def _join(items: list[str]) -> str:
@@ -115,7 +133,7 @@ class Composer:
         out = []
         if organ:
             out.append((c.pick([f"It covers the {organ}.", f"The field of view includes the {organ}.", f"The scan region is the {organ}."]), "image.organ"))
-        anatomy = sorted({humanise(r.label) for r in facts.anatomy if r.label})
+        anatomy = sorted({humanise(r.label) for r in facts.anatomy if r.label and r.label != "body"})
         if anatomy:
             listed = _join(anatomy[:6])
             out.append((c.pick([f"Reference structures outlined in the image include the {listed}.", f"The {listed} {'are' if len(anatomy) > 1 else 'is'} delineated as anatomical reference."]), "rois.anatomy.label"))
@@ -196,7 +214,6 @@ class Composer:
 
     def texture(self, facts: SampleFacts, findings: list[RoiFacts], allowed: Allowed, c: Chooser) -> list[tuple[str, str]]:
         out = []
-        unit = " HU" if facts.image.modality.upper() == "CT" else ""
         for i, roi in enumerate(findings):
             nouns, src = [], []
             if roi.texture:
@@ -212,8 +229,7 @@ class Composer:
                 continue
             who = self._refer(roi, i, findings, c)
             if roi.intensity:
-                contrast = f" ({roi.intensity_contrast:+.0f}{unit} relative to its surroundings)" if roi.intensity_contrast is not None else " relative to the surrounding tissue"
-                text = f"{who} {c.pick(['appears', 'is'])} {roi.intensity}{contrast}" + (f", with {_join(nouns)}" if nouns else "")
+                text = f"{who} {c.pick(['appears', 'is'])} {_intensity_phrase(roi, facts.image.modality)}" + (f", with {_join(nouns)}" if nouns else "")
                 src.insert(0, "intensity")
             else:
                 text = f"{who} has {_join(nouns)}"
