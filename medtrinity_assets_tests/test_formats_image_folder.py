@@ -182,3 +182,15 @@ def test_inside_root_rules(tmp_path):
     for bad in ("../x.png", "/etc/passwd", "a/../../x.png", "", "a\x00b.png"):
         with pytest.raises(ReadError):
             safety.inside_root(tmp_path / "root", bad)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    photo = skimage.data.astronaut()[:300, :200]  # 300 rows x 200 cols
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers rotate 90 degrees clockwise
+    (tmp_path / "p").mkdir()
+    Image.fromarray(photo).save(tmp_path / "p" / "phone.jpg", exif=exif.tobytes(), quality=95)
+    pixels, notes = safety.read_image(tmp_path / "p" / "phone.jpg")
+    assert pixels.shape == (200, 300, 3) and notes["exif_rotated"] is True
+    upright = np.rot90(photo, k=-1).astype(np.float32)  # clockwise
+    assert np.abs(pixels - upright).mean() < 6

@@ -125,8 +125,8 @@ class MsdReader:
         doc = read_dataset_json(root)
         channels = _channels(doc)
         modality = channel_modality(channels[0]) if 0 in channels else (source.modality or "OT")
-        names = dict(source.label_names)
-        names.update(_label_names(doc))
+        names = _label_names(doc)
+        names.update(source.label_names)  # the operator's explicit names win over dataset.json
         image_path = safety.inside_root(root, ref.locator["image"])
         label = ref.locator.get("label")
         item = load_volume_pair(image_path, safety.inside_root(root, label) if label else None,

@@ -164,6 +164,19 @@ def _is_grey_palette(im) -> bool:
     return bool(len(rgb)) and bool(np.all(rgb[:, 0] == rgb[:, 1]) and np.all(rgb[:, 1] == rgb[:, 2]))
 
 
+def _exif_upright(im):
+    """Apply the EXIF Orientation tag (phone and camera photographs): the picture as viewers show it."""
+    from PIL import ImageOps
+
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block is no reason to lose the picture
+        return im
+    if orientation in (None, 1):
+        return im
+    return ImageOps.exif_transpose(im)
+
+
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, dict[str, Any]]:
     """Decode the first frame to float32: ``(H, W)`` for grey (16-bit kept), ``(H, W, 3)`` 0..255 for colour.
 
@@ -184,6 +197,11 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.nda
             raise ReadError("truncated", f"{name} could not be decoded ({exc}); the file is probably cut short") from None
         except (ValueError, SyntaxError) as exc:
             raise ReadError("unreadable_image", f"{name} could not be decoded: {exc}") from None
+        oriented = _exif_upright(im)
+        if oriented is not im:
+            notes["exif_rotated"] = True
+            im.close()
+            im = oriented
         mode = im.mode
         if mode == "P":
             im = im.convert("L" if _is_grey_palette(im) else "RGB")
