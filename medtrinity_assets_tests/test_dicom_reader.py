@@ -286,3 +286,14 @@ def test_meta_is_allow_listed_and_json_safe(tmp_path):
     assert set(item.meta) <= allowed, set(item.meta) - allowed
     json.dumps(item.meta)
     assert item.meta["KVP"] == pytest.approx(120.0)
+
+
+def test_sample_files_sharing_a_series_uid_across_patients_stay_apart(tmp_path):
+    # MR_small and MR2 carry the same SeriesInstanceUID but different patients (pydicom's samples)
+    folder = tmp_path / "two_patients"
+    copy_into(folder / "p1", "MR_small.dcm")
+    copy_into(folder / "p2", "MR2_J2KR.dcm")
+    items, bad = scan(folder)
+    assert not bad and sorted(i.n_files for i in items) == [1, 1] and len(items) == 2
+    shapes = sorted(READER.load(source(folder), i).pixels.shape for i in items)
+    assert shapes == [(64, 64), (1024, 1024)]

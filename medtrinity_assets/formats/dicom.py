@@ -322,7 +322,9 @@ class DicomReader:
         series: dict[str, list[_Header]] = defaultdict(list)
         for h in images:
             if h.kind == "slice":
-                key = _uid(h.ds, "SeriesInstanceUID") or _uid(h.ds, "SOPInstanceUID") or str(h.path)
+                # a series never spans patients: sample collections reuse one series UID across patients
+                key = "|".join((str(h.ds.get("PatientID") or ""), _uid(h.ds, "StudyInstanceUID"),
+                                _uid(h.ds, "SeriesInstanceUID") or _uid(h.ds, "SOPInstanceUID") or str(h.path)))
                 series[key].append(h)
             elif h.kind == "multiframe":
                 items.append(("dicom_multiframe", _Group([h])))
@@ -359,8 +361,7 @@ class DicomReader:
         for kind, g in items:
             first = g.headers[0]
             ds = first.ds
-            idents = g.idents
-            item_scrub = _scrubber(idents | all_idents)
+            idents = g.idents  # a subset of all_idents, which ``scrub`` already covers
             n_frames = int(ds.get("NumberOfFrames") or 1) if kind != "dicom_series" else len(g.headers)
             yield ItemRef(
                 kind=kind,
@@ -370,7 +371,7 @@ class DicomReader:
                     "rtstruct": [str(h.path) for h in g.gt if h.kind == "rtstruct"],
                     "allow_burned_in": allow_burned,
                 },
-                rel_path=item_scrub(os.path.relpath(first.path, base)),
+                rel_path=scrub(os.path.relpath(first.path, base)),
                 subject_id=_subject(ds),
                 study_id=_uid(ds, "StudyInstanceUID"),
                 series_id=_uid(ds, "SeriesInstanceUID"),
@@ -624,12 +625,13 @@ class DicomReader:
                             meta=meta, label_map=label_map, label_names=label_names)
         if vol.shape[0] == 1:
             return self._finish_2d(vol[0], ds, meta, label_map[0] if label_map is not None else None, label_names,
-                                   dirs=(grid.col_dir, grid.row_dir), spacing=grid.pixel_spacing)
+                                   dirs=(grid.col_dir, grid.row_dir))
         dz = grid.slice_spacing()
         if not np.isfinite(dz) or dz <= 0:
-            dz = _float(ds.get("SpacingBetweenSlices")) or thickness
+            dz = _first_positive(_float(ds.get("SpacingBetweenSlices")), thickness)
         dirs = [grid.normal, grid.col_dir, grid.row_dir]
-        spacing = [dz, grid.pixel_spacing[0], grid.pixel_spacing[1]]
+        in_plane = _pixel_spacing(ds)  # NaN when the header does not say (the grid then assumed 1 mm)
+        spacing = [dz, in_plane[0], in_plane[1]]
         perm, flips, obliquity = canonical_transform(dirs)
         vol = _apply(vol, perm, flips)
         if label_map is not None:
@@ -703,6 +705,13 @@ def _float(v: Any) -> float:
         return float("nan")
 
 
+def _first_positive(*values: float) -> float:
+    for v in values:
+        if np.isfinite(v) and v > 0:
+            return float(v)
+    return float("nan")
+
+
 def _pixel_spacing(ds: Dataset) -> tuple[float, float]:
     for kw in ("PixelSpacing", "ImagerPixelSpacing"):
         v = ds.get(kw)
@@ -731,8 +740,7 @@ def _series_grid(datasets: list[Dataset]) -> dicom_gt.ImageGrid | None:
         origins = np.stack([_vec(d.ImagePositionPatient) for d in datasets])
     else:  # instance-number order: synthesise positions from the spacing the header states
         n = np.cross(iop[:3], iop[3:])
-        dz = _float(first.get("SpacingBetweenSlices")) or _float(first.get("SliceThickness")) or 1.0
-        dz = dz if np.isfinite(dz) else 1.0
+        dz = _first_positive(_float(first.get("SpacingBetweenSlices")), _float(first.get("SliceThickness")), 1.0)
         start = _vec(first.ImagePositionPatient) if "ImagePositionPatient" in first else np.zeros(3)
         origins = np.stack([start + k * dz * n for k in range(len(datasets))])
     return dicom_gt.ImageGrid(origins, iop[:3], iop[3:], ps, int(first.Rows), int(first.Columns),
