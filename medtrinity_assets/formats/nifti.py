@@ -132,16 +132,52 @@ def check_gzip_stream(path: Path, what: str = "volume") -> None:
                                      "copy the file again") from None
 
 
+IN_MEMORY_GZIP_BYTES = 1 << 30  # decompress once into memory below this size; stream-check above it
+
+
+def _gunzip_checked(p: Path, what: str) -> bytes:
+    try:
+        return gzip.decompress(p.read_bytes())
+    except (EOFError, OSError, zlib.error) as exc:
+        raise ReadError("truncated", f"{what} {p.name}: the gzip stream is cut short or corrupt ({exc}); "
+                                     "copy the file again") from None
+
+
+def _gzip_size_hint(p: Path) -> int:
+    """Uncompressed size from the gzip trailer (mod 4 GiB, so only a hint)."""
+    with open(p, "rb") as fh:
+        fh.seek(-4, 2)
+        return int.from_bytes(fh.read(4), "little")
+
+
+def _open_nifti(p: Path, what: str):
+    """nibabel image of ``p``; a .nii.gz is read and CRC-checked in full exactly once.
+
+    nibabel reads only the bytes a slice needs, so a 4D file cut after its first volume would
+    otherwise load without complaint; decompressing to the end catches every truncation."""
+    import nibabel as nib
+
+    if not p.name.lower().endswith(".gz"):
+        return nib.load(str(p))
+    if p.stat().st_size > IN_MEMORY_GZIP_BYTES // 4 or _gzip_size_hint(p) > IN_MEMORY_GZIP_BYTES:
+        check_gzip_stream(p, what)  # big file: check by streaming, then let nibabel read lazily
+        return nib.load(str(p))
+    raw = _gunzip_checked(p, what)
+    sizeof_hdr = int.from_bytes(raw[:4], "little") if len(raw) >= 4 else 0
+    if sizeof_hdr not in (348, 540):
+        sizeof_hdr = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else 0
+    cls = nib.Nifti2Image if sizeof_hdr == 540 else nib.Nifti1Image
+    return cls.from_bytes(raw)
+
+
 def load_canonical(path: Path, *, labels: bool = False, what: str = "volume") -> tuple[np.ndarray, tuple[float, float, float], dict[str, Any]]:
     """Decode the first volume of ``path`` into ``(Z, H, W)`` LPS order, with spacing ``(z, row, col)`` mm."""
     import nibabel as nib
 
     p = Path(path)
     meta: dict[str, Any] = {}
-    if p.name.lower().endswith(".gz"):
-        check_gzip_stream(p, what)
     try:
-        img = nib.load(str(p))
+        img = _open_nifti(p, what)
         shape = img.shape
         if len(shape) > 3:
             img = img.slicer[(slice(None),) * 3 + (0,) * (len(shape) - 3)]
@@ -201,7 +237,7 @@ def load_volume_pair(
     """Decode an image volume and its optional label map into one canonical :class:`ReadItem`."""
     import nibabel as nib
 
-    stored = nib.load(str(image_path))
+    stored = nib.load(str(image_path))  # header only
     header = stored.header
     pixels, spacing, meta = load_canonical(image_path, what=image_what)
     finite = np.isfinite(pixels)
