@@ -1,0 +1,256 @@
+"""One partition of the ``images`` table -> ROI rows: candidates (ground truth or experts), components, facts.
+
+The stage in three steps per image:
+1. candidates: the label map and boxes shipped with the image (``roi: ground_truth``) or the
+   applicable expert models' masks (``roi: expert``);
+2. every connected component above ``min_component_pixels`` becomes a ROI;
+3. facts (:mod:`facts`) with the anatomy candidates (and the body outline) as reference regions,
+   then relations between the findings of the same origin.
+A problem with one image or one model becomes an error row naming it; the partition goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from medtrinity_assets.roi import rle
+from medtrinity_assets.roi.components import split_components
+from medtrinity_assets.roi.facts import ImageContext, Thresholds, describe, lesion_relations
+from medtrinity_assets.roi.ground_truth import Candidate, from_boxes, from_label_map, parse_boxes, parse_label_names
+from medtrinity_assets.roi.registry import ResolvedModel
+from medtrinity_assets.storage import DataLayout
+
+GROUND_TRUTH = "ground_truth"
+
+
+@dataclass
+class RoiSettings:
+    """The ``rois`` knobs: minimum component size, fact thresholds, label kinds (name -> anatomy|finding)."""
+
+    min_component_pixels: int = 9
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    label_kinds: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, min_component_pixels: int, section: dict[str, Any]) -> "RoiSettings":
+        return cls(
+            min_component_pixels=int(section.get("min_component_pixels", min_component_pixels)),
+            thresholds=Thresholds.from_config(section.get("thresholds")),
+            label_kinds={str(k).lower(): str(v) for k, v in (section.get("label_kinds") or {}).items()},
+        )
+
+
+@dataclass
+class PartitionStats:
+    images: int = 0
+    images_with_rois: int = 0
+    dropped_components: int = 0
+    errors: int = 0
+    by_origin: Counter = field(default_factory=Counter)
+    by_label: Counter = field(default_factory=Counter)
+    models_used: dict[str, str] = field(default_factory=dict)  # model:<name> -> version@digest
+
+
+def roi_id(sample_id: str, origin: str, label: str, component: int) -> str:
+    return hashlib.sha256(f"{sample_id}|{origin}|{label}|{component}".encode()).hexdigest()[:20]
+
+
+def _png_array(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return np.asarray(im)
+
+
+def load_values(row: dict[str, Any], layout: DataLayout) -> np.ndarray:
+    """The image's physical values (``values_path`` .npy) or its grey levels (PNG; RGB -> luminance)."""
+    if row.get("values_path"):
+        values = np.load(layout.resolve(row["values_path"]), allow_pickle=False)
+    else:
+        arr = _png_array(layout.resolve(row["image_path"])).astype(np.float32)
+        values = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if arr.ndim == 3 else arr
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2:
+        raise ValueError(f"values of shape {values.shape}: expected one 2D slice")
+    h, w = row.get("height"), row.get("width")
+    if h and w and values.shape != (h, w):
+        raise ValueError(f"values shape {values.shape} differs from the image's {h}x{w}")
+    return values
+
+
+def _spacing(row: dict[str, Any]) -> tuple[float, float]:
+    sp = row.get("pixel_spacing") or []
+    if len(sp) >= 2 and all(s is not None and math.isfinite(s) and s > 0 for s in sp[:2]):
+        return float(sp[0]), float(sp[1])
+    return float("nan"), float("nan")
+
+
+def _error_row(row: dict[str, Any], origin: str, label: str, reason: str) -> dict[str, Any]:
+    return {
+        "sample_id": row["sample_id"], "source": row.get("source"), "shard": row.get("shard"),
+        "roi_id": roi_id(row["sample_id"], origin, label, -1), "label": label, "origin": origin,
+        "status": "error", "error": reason,
+    }
+
+
+def _none_if_nan(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts: list[tuple[ResolvedModel, Any]],
+                     settings: RoiSettings, layout: DataLayout) -> list[Candidate]:
+    """Ground-truth or expert candidates of one image (errors included as candidates)."""
+    shape = values.shape
+    if mode == GROUND_TRUTH:
+        out: list[Candidate] = []
+        try:
+            if row.get("gt_mask_path"):
+                names = parse_label_names(row.get("gt_label_names_json"))
+                out += from_label_map(_png_array(layout.resolve(row["gt_mask_path"])), names, shape, settings.label_kinds)
+            out += from_boxes(parse_boxes(row.get("gt_boxes_json")), shape, settings.label_kinds)
+        except (OSError, ValueError) as exc:
+            out.append(Candidate("", "finding", GROUND_TRUTH, None, error=f"ground truth unreadable: {exc}"))
+        return out
+    out = []
+    px_mm = float(np.nanmean(_spacing(row))) if math.isfinite(_spacing(row)[0]) else 1.0
+    for model, expert in experts:
+        if not model.applies(row.get("modality"), row.get("organ")):
+            continue
+        if isinstance(expert, Exception) or not model.ok:
+            reason = model.error if not model.ok else str(expert)
+            out.append(Candidate("", "finding", f"expert:{model.name}@{model.version or 'unresolved'}", None,
+                                 error=f"model {model.name} unavailable: {reason}"))
+            continue
+        try:
+            out += expert.predict(values, row.get("modality") or "", px_mm)
+        except Exception as exc:  # one image that breaks one model: an error row, the rest goes on
+            out.append(Candidate("", "finding", model.origin, None,
+                                 error=f"model {model.name}@{model.version} failed on this image: {type(exc).__name__}: {exc}"))
+    return out
+
+
+def describe_image(row: dict[str, Any], layout: DataLayout, mode: str, experts: list[tuple[ResolvedModel, Any]],
+                   settings: RoiSettings, stats: PartitionStats | None = None) -> list[dict[str, Any]]:
+    """All ROI rows (and error rows) of one image."""
+    stats = stats if stats is not None else PartitionStats()
+    stats.images += 1
+    origin_default = GROUND_TRUTH if mode == GROUND_TRUTH else "expert"
+    try:
+        values = load_values(row, layout)
+    except Exception as exc:
+        stats.errors += 1
+        return [_error_row(row, origin_default, "", f"image unreadable for ROI extraction: {type(exc).__name__}: {exc}")]
+    candidates = image_candidates(row, values, mode, experts, settings, layout)
+
+    spacing = _spacing(row)
+    references: dict[str, np.ndarray] = {}
+    for c in candidates:
+        if c.mask is not None and c.kind == "anatomy":
+            references[c.label] = references[c.label] | c.mask if c.label in references else c.mask.copy()
+    # label maps carve lesions out of their organ; as a reference region the organ includes what it encloses
+    from scipy import ndimage
+
+    references = {name: ndimage.binary_fill_holes(m) for name, m in references.items()}
+    if "body" not in references:
+        from medtrinity_assets.roi.anatomy import body_mask
+
+        px = float(np.nanmean(spacing)) if math.isfinite(spacing[0]) else 1.0
+        body = body_mask(values, row.get("modality") or "", px)
+        if body.any():
+            references["body"] = body
+    orig_w = row.get("orig_width") or 0
+    ctx = ImageContext(values, row.get("modality") or "", spacing, row.get("col_toward") or "", row.get("row_toward") or "",
+                       references, native_scale=(values.shape[1] / orig_w) if orig_w else 1.0, thresholds=settings.thresholds)
+    findings_union = np.zeros(values.shape, bool)
+    for c in candidates:
+        if c.mask is not None and c.kind == "finding":
+            findings_union |= c.mask
+
+    rows: list[dict[str, Any]] = []
+    for c in candidates:
+        if c.error is not None or c.mask is None:
+            rows.append(_error_row(row, c.origin, c.label, c.error or "no mask"))
+            stats.errors += 1
+            continue
+        comps = split_components(c.mask, settings.min_component_pixels)
+        stats.dropped_components += comps.dropped
+        for i, m in enumerate(comps.masks):
+            try:
+                facts = describe(m, ctx, c.label, exclude=findings_union & ~m)
+            except Exception as exc:
+                rows.append(_error_row(row, c.origin, c.label, f"facts failed for component {i}: {type(exc).__name__}: {exc}"))
+                stats.errors += 1
+                continue
+            relations = facts.pop("relations")
+            rows.append({
+                "sample_id": row["sample_id"], "source": row.get("source"), "shard": row.get("shard"),
+                "roi_id": roi_id(row["sample_id"], c.origin, c.label, i), "label": c.label, "kind": c.kind,
+                "origin": c.origin, "confidence": _none_if_nan(c.confidence), "component": i,
+                "n_components": len(comps.masks), "mask_rle": rle.encode(m), "_relations": relations,
+                "status": "ok", "error": None, **{k: _none_if_nan(v) for k, v in facts.items()},
+            })
+    # relations between the findings of one origin (other lesions, 'multiple lesions')
+    by_origin: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["status"] == "ok" and r["kind"] == "finding":
+            by_origin.setdefault(r["origin"], []).append(r)
+    for group in by_origin.values():
+        for r, extra in zip(group, lesion_relations(group, ctx)):
+            r["_relations"].update(extra)
+    for r in rows:
+        if "_relations" in r:
+            r["relations_json"] = json.dumps(r.pop("_relations"), sort_keys=True)
+            stats.by_origin[r["origin"]] += 1
+            stats.by_label[r["label"]] += 1
+    if any(r["status"] == "ok" for r in rows):
+        stats.images_with_rois += 1
+    return rows
+
+
+def describe_partition(image_rows: Iterable[dict[str, Any]], layout: DataLayout, mode: str,
+                       models: list[ResolvedModel], settings: RoiSettings) -> tuple[list[dict[str, Any]], PartitionStats]:
+    """ROI rows of a whole partition. Experts are loaded once, and only those some image needs."""
+    from medtrinity_assets.roi.expert import load_expert
+
+    stats = PartitionStats()
+    rows: list[dict[str, Any]] = []
+    if mode not in (GROUND_TRUTH, "expert"):
+        return rows, stats
+    image_rows = list(image_rows)
+    experts: list[tuple[ResolvedModel, Any]] = []
+    if mode == "expert":
+        for m in models:
+            if not any(m.applies(r.get("modality"), r.get("organ")) for r in image_rows):
+                continue
+            stats.models_used[f"model:{m.name}"] = m.version_key
+            try:
+                experts.append((m, load_expert(m)))
+            except Exception as exc:
+                experts.append((m, exc))
+    for r in image_rows:
+        rows += describe_image(r, layout, mode, experts, settings, stats)
+    return rows, stats
+
+
+def counts_markdown(stats: PartitionStats) -> str:
+    """Counts by origin and by label as a Markdown table for the Dagster UI."""
+    lines = ["| origin | ROIs |", "|---|---:|"] + [f"| `{o}` | {n} |" for o, n in sorted(stats.by_origin.items())]
+    lines += ["", "| label | ROIs |", "|---|---:|"] + [f"| {lbl} | {n} |" for lbl, n in sorted(stats.by_label.items())]
+    return "\n".join(lines)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

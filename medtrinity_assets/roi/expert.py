@@ -1,0 +1,176 @@
+"""Expert models turned into ROI candidates: load a resolved registry entry, run it on one image.
+
+An :class:`Expert` takes the image's physical values (HU for CT) and returns labelled masks. Torch
+models (TorchScript files, MONAI bundles) share one preprocessing path: intensity window (or
+percentile scaling), resize to the trained size, one forward pass, probabilities resized back to
+the image grid. Torch and MONAI are imported inside functions: the Dagster layer stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from medtrinity_assets.roi.ground_truth import Candidate, label_kind
+from medtrinity_assets.roi.registry import ResolvedModel
+
+
+class ModelLoadError(RuntimeError):
+    """A registered model that resolved but cannot be loaded or run."""
+
+
+class Expert:
+    """One loaded model; ``predict`` returns candidates with ``origin = expert:<name>@<version>``."""
+
+    def __init__(self, model: ResolvedModel):
+        self.model = model
+
+    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0) -> list[Candidate]:
+        raise NotImplementedError
+
+
+class BuiltinAnatomy(Expert):
+    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0) -> list[Candidate]:
+        from medtrinity_assets.roi.anatomy import segment
+
+        regions = segment(values, modality, px_mm)
+        # confidence: none: intensity rules have no calibrated probability
+        return [Candidate(name, "anatomy", self.model.origin, mask, confidence=float("nan")) for name, mask in regions.items()]
+
+
+def scale_input(values: np.ndarray, preprocess: dict[str, Any]) -> np.ndarray:
+    """Values -> float32 in [0, 1]: a fixed window when given (CT HU), else the 1-99 percentile range."""
+    v = values.astype(np.float32)
+    window = preprocess.get("window")
+    if window:
+        lo, hi = float(window[0]), float(window[1])
+    else:
+        lo, hi = (float(x) for x in np.percentile(v, [1, 99]))
+    return np.clip((v - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+
+
+class TorchSegmenter(Expert):
+    """A 2D segmentation network: input (1, 1, h, w) in [0, 1], output (1, C, h, w) logits."""
+
+    def __init__(self, model: ResolvedModel, net: Callable):
+        super().__init__(model)
+        self.net = net
+
+    def probabilities(self, values: np.ndarray) -> np.ndarray:
+        """(C, H, W) probabilities on the image grid (sigmoid for one channel, softmax otherwise)."""
+        import torch
+        import torch.nn.functional as F
+
+        pre = self.model.preprocess
+        x = torch.from_numpy(scale_input(values, pre))[None, None]
+        h, w = values.shape
+        size = pre.get("size")
+        if size:
+            x = F.interpolate(x, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
+        else:  # keep the grid, padded to a multiple of 16 for the U-Net's poolings
+            ph, pw = (-h) % 16, (-w) % 16
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        with torch.no_grad():
+            out = self.net(x)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        if not size:
+            out = out[..., :h, :w]
+        if out.ndim != 4:
+            raise ModelLoadError(f"model {self.model.name}: output shape {tuple(out.shape)} is not (1, C, H, W)")
+        prob = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)
+        prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
+        return prob[0].numpy()
+
+    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0) -> list[Candidate]:
+        prob = self.probabilities(values)
+        labels = self.model.labels or ({1: "lesion"} if prob.shape[0] == 1 else {c: f"class_{c}" for c in range(1, prob.shape[0])})
+        out = []
+        if prob.shape[0] == 1:
+            masks = {1: prob[0] >= self.model.threshold}
+            probs = {1: prob[0]}
+        else:
+            arg = prob.argmax(axis=0)
+            masks = {c: (arg == c) & (prob[c] >= self.model.threshold) for c in range(1, prob.shape[0])}
+            probs = {c: prob[c] for c in range(1, prob.shape[0])}
+        for channel, mask in masks.items():
+            if channel not in labels or not mask.any():
+                continue
+            name = labels[channel]
+            out.append(Candidate(name, label_kind(name), self.model.origin, mask, confidence=float(probs[channel][mask].mean())))
+        return out
+
+
+def _load_torchscript(model: ResolvedModel):
+    import torch
+
+    net = torch.jit.load(str(model.path), map_location="cpu")
+    net.eval()
+    return net
+
+
+def _load_bundle(model: ResolvedModel):
+    """A MONAI bundle folder: the network from ``configs/inference.json`` (``network_def``), weights from
+    ``models/model.safetensors`` or ``models/model.pt`` (loaded with ``weights_only=True``), or a
+    TorchScript ``models/model.ts``."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    folder = Path(model.path)
+    ts = folder / "models" / "model.ts"
+    configs = [folder / "configs" / n for n in ("inference.json", "inference.yaml", "inference.yml")]
+    config = next((c for c in configs if c.is_file()), None)
+    if config is None:
+        if ts.is_file():
+            return torch.jit.load(str(ts), map_location="cpu").eval()
+        raise ModelLoadError(f"{folder}: no configs/inference.json (with network_def) and no models/model.ts")
+    parser = ConfigParser()
+    parser.read_config(str(config))
+    meta = folder / "configs" / "metadata.json"
+    if meta.is_file():
+        parser.read_meta(str(meta))
+    if "network_def" not in parser.config:
+        raise ModelLoadError(f"{config}: no 'network_def' entry to build the network from")
+    net = parser.get_parsed_content("network_def")
+    st, pt = folder / "models" / "model.safetensors", folder / "models" / "model.pt"
+    if st.is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(st), device="cpu")
+    elif pt.is_file():
+        state = torch.load(str(pt), map_location="cpu", weights_only=True)  # tensors only: no arbitrary objects
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+    else:
+        raise ModelLoadError(f"{folder}: no models/model.safetensors or models/model.pt")
+    net.load_state_dict(state)
+    net.eval()
+    return net
+
+
+def load_expert(model: ResolvedModel) -> Expert:
+    """A runnable expert for a resolved, error-free registry entry."""
+    if not model.ok:
+        raise ModelLoadError(model.error or f"model {model.name} did not resolve")
+    try:
+        if model.kind == "builtin":
+            if model.builtin == "anatomy":
+                return BuiltinAnatomy(model)
+            raise ModelLoadError(f"unknown built-in {model.builtin!r}")
+        if model.kind == "torchscript":
+            return TorchSegmenter(model, _load_torchscript(model))
+        if model.kind == "monai_bundle":
+            return TorchSegmenter(model, _load_bundle(model))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # a corrupt file, a config that does not build: say which model and why
+        raise ModelLoadError(f"model {model.name} ({model.kind}, {model.path}): cannot load: {type(exc).__name__}: {exc}") from None
+    raise ModelLoadError(f"model {model.name}: unknown kind {model.kind!r}")
+
+
+def bundle_metadata(folder: Path) -> dict[str, Any]:
+    meta = folder / "configs" / "metadata.json"
+    return json.loads(meta.read_text()) if meta.is_file() else {}
