@@ -312,3 +312,14 @@ def test_phantom_written_lps_and_ras_reads_back_as_the_truth(tmp_path, dtype):
             zs, ys, xs = np.nonzero(item.label_map == les["label"])
             assert side_of_column(xs.mean(), item.pixels.shape[2]) == les["side"]
             assert item.label_names[les["label"]] == les["name"]
+
+
+def test_2d_nifti_becomes_one_slice(tmp_path):
+    plane = np.arange(12 * 10, dtype=np.float32).reshape(12, 10)  # (x->R, y->A)
+    save_nifti(tmp_path / "p" / "plane.nii", plane, ras_affine((0.5, 0.7, 1.0)))
+    src = source("p", "nifti", tmp_path / "p")
+    reader, refs, bad = _load_all(src)
+    item = reader.load(src, refs[0])
+    assert item.pixels.shape == (1, 10, 12)
+    np.testing.assert_array_equal(item.pixels[0], plane[::-1, ::-1].T)
+    assert item.spacing[1:] == pytest.approx((0.7, 0.5))

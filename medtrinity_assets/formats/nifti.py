@@ -179,12 +179,18 @@ def load_canonical(path: Path, *, labels: bool = False, what: str = "volume") ->
     try:
         img = _open_nifti(p, what)
         shape = img.shape
+        known = _orientation_known(img.header)
+        meta["orientation_known"] = known
+        meta["orig_shape"] = [int(v) for v in shape]
+        meta["orig_axcodes"] = "".join(nib.aff2axcodes(img.affine)) if known else ""
         if len(shape) > 3:
             img = img.slicer[(slice(None),) * 3 + (0,) * (len(shape) - 3)]
             meta["note"] = f"{len(shape)}D file: first of {int(np.prod(shape[3:]))} volumes used"
             meta["n_volumes"] = int(np.prod(shape[3:]))
         elif len(shape) == 2:
-            img = nib.Nifti1Image(np.asanyarray(img.dataobj)[..., None], img.affine)
+            img = nib.Nifti1Image(np.asanyarray(img.dataobj)[..., None], img.affine, img.header)
+        zooms = [float(z) for z in img.header.get_zooms()[:3]] + [float("nan")] * 3
+        ornt = nib.orientations.io_orientation(img.affine)
         canon = nib.as_closest_canonical(img)
         if labels:
             data = np.asanyarray(canon.dataobj)
@@ -199,8 +205,11 @@ def load_canonical(path: Path, *, labels: bool = False, what: str = "volume") ->
                              "the file is probably truncated or corrupt, copy it again") from None
     # RAS+ -> LPS: flip x (R->L) and y (A->P), then (x, y, z) -> (z, y, x)
     arr = np.ascontiguousarray(np.transpose(data[::-1, ::-1, :], (2, 1, 0)))
-    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
-    spacing = tuple(float(z) if np.isfinite(z) and z > 0 else float("nan") for z in zooms[::-1])
+    # header zooms follow their axes into RAS order (stored axis i became RAS axis ornt[i, 0])
+    ras_zooms = [float("nan")] * 3
+    for i in range(3):
+        ras_zooms[int(ornt[i, 0])] = zooms[i]
+    spacing = tuple(round(z, 6) if np.isfinite(z) and z > 0 else float("nan") for z in ras_zooms[::-1])
     obliquity = nib.affines.obliquity(affine)
     if np.nanmax(np.abs(obliquity)) > 1e-3:
         meta["oblique"] = True
@@ -235,11 +244,8 @@ def load_volume_pair(
     image_what: str = "volume",
 ) -> ReadItem:
     """Decode an image volume and its optional label map into one canonical :class:`ReadItem`."""
-    import nibabel as nib
-
-    stored = nib.load(str(image_path))  # header only
-    header = stored.header
     pixels, spacing, meta = load_canonical(image_path, what=image_what)
+    known = bool(meta.pop("orientation_known"))
     finite = np.isfinite(pixels)
     if not finite.any():
         raise ReadError("all_nan", f"{image_what} {Path(image_path).name} holds no finite value (all NaN/Inf); "
@@ -247,7 +253,6 @@ def load_volume_pair(
     if not finite.all():
         meta["nonfinite_voxels_filled"] = int((~finite).sum())
         pixels = np.where(finite, pixels, np.float32(pixels[finite].min())).astype(np.float32)
-    known = _orientation_known(header)
     if not known:
         meta["orientation"] = "unknown: qform_code and sform_code are 0"
     label_map = None
@@ -261,6 +266,8 @@ def load_volume_pair(
                 f"{Path(image_path).name} has {pixels.shape}; both are quarantined -- regenerate the label map "
                 "on the image grid",
             )
+        if label_meta.get("orientation_known") != known:
+            meta["label_orientation_known"] = bool(label_meta.get("orientation_known"))
         if "note" in label_meta:
             meta["label_note"] = label_meta["note"]
         label_map = _as_label_map(raw, Path(label_path).name)
@@ -272,8 +279,6 @@ def load_volume_pair(
             meta["unnamed_label_values"] = missing
         if not np.allclose(np.nan_to_num(label_spacing), np.nan_to_num(spacing), rtol=1e-3, atol=1e-3):
             meta["label_spacing_differs"] = [float(s) for s in label_spacing]
-    meta.update({"orig_shape": [int(s) for s in stored.shape],
-                 "orig_axcodes": "".join(nib.aff2axcodes(stored.affine)) if known else ""})
     toward = CANONICAL_TOWARD if known else ("", "", "")
     return ReadItem(
         pixels=pixels,
