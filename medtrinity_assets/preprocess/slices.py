@@ -16,7 +16,7 @@ import numpy as np
 from medtrinity_assets.formats.base import ReadError, ReadItem
 from medtrinity_assets.preprocess.phash import phash_hex
 from medtrinity_assets.preprocess.resize import DEFAULT_MAX_SIDE, resize_labels, resize_values, target_size
-from medtrinity_assets.preprocess.slicing import finding_labels, neighbours, select_slices
+from medtrinity_assets.preprocess.slicing import finding_labels, label_presence, neighbours, select_slices
 from medtrinity_assets.preprocess.windowing import RGB_WINDOW, Window, apply_window, choose_window, rgb_passthrough
 
 
@@ -158,11 +158,12 @@ def item_to_slices(
     n = volume.shape[0]
     label = _check_label_shape(item, volume.shape)
     window = choose_window(volume, item.modality, organ)
-    wanted = None
+    wanted, table = None, None
     if label is not None:
-        present = {int(v) for v in np.unique(label) if v != 0}
+        table = label_presence(label)
+        present = {int(v) for v in np.flatnonzero(table.any(axis=0)) if v != 0}
         wanted = finding_labels(item.label_names, present) if present else None
-    chosen = select_slices(n, label, context_slices, wanted)
+    chosen = select_slices(n, label, context_slices, wanted, presence=table)
     return [
         _one_slice(
             volume[z], None, label[z] if label is not None else None, window, max_side, spacing,

@@ -32,6 +32,30 @@ def finding_labels(label_names: dict[int, str], present: set[int]) -> set[int]:
     return findings if findings and anatomy_only else present
 
 
+def label_presence(label_map: np.ndarray) -> np.ndarray:
+    """(n_slices, max_label+1) boolean table: which label values occur on which slice.
+
+    One counting pass (bincount) instead of a ``unique``/``isin`` per question; label maps are small
+    non-negative integers."""
+    n = label_map.shape[0]
+    flat = label_map.reshape(n, -1)
+    if flat.size == 0:
+        return np.zeros((n, 1), dtype=bool)
+    top = int(flat.max())
+    if flat.dtype.kind not in "ui" or int(flat.min()) < 0 or top > 65535:
+        return _presence_by_unique(flat, np.unique(flat))
+    return np.stack([np.bincount(row, minlength=top + 1) > 0 for row in flat])
+
+
+def _presence_by_unique(flat: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Slow path for odd label maps (negative, float or huge values): negatives and fractions are ignored."""
+    values = [int(v) for v in values if v >= 0 and float(v).is_integer()]
+    out = np.zeros((flat.shape[0], (max(values) if values else 0) + 1), dtype=bool)
+    for v in values:
+        out[:, v] = (flat == v).any(axis=1)
+    return out
+
+
 def context_slices(n: int, k: int) -> list[int]:
     """``k`` evenly spaced slice indices, each in the middle of its 1/k of the volume."""
     if n <= 0 or k <= 0:
@@ -45,18 +69,19 @@ def select_slices(
     label_map: np.ndarray | None = None,
     context: int = 3,
     labels: set[int] | None = None,
+    presence: np.ndarray | None = None,
 ) -> list[int]:
     """Sorted slice indices: every slice holding ground truth (``labels`` if given) plus context.
 
-    A volume with neither ground truth nor context keeps its middle slice, so it is never dropped."""
+    A volume with neither ground truth nor context keeps its middle slice, so it is never dropped.
+    ``presence`` is :func:`label_presence` of ``label_map`` when the caller has it already."""
     chosen = set(context_slices(n, context))
     if label_map is not None:
         if label_map.shape[0] != n:
             raise ValueError(f"label map has {label_map.shape[0]} slices, volume has {n}")
-        if labels is None:
-            hit = label_map.reshape(n, -1).any(axis=1)
-        else:
-            hit = np.isin(label_map.reshape(n, -1), sorted(labels)).any(axis=1)
+        table = presence if presence is not None else label_presence(label_map)
+        cols = [v for v in (labels if labels is not None else range(1, table.shape[1])) if 0 < v < table.shape[1]]
+        hit = table[:, cols].any(axis=1) if cols else np.zeros(n, dtype=bool)
         chosen.update(int(i) for i in np.flatnonzero(hit))
     if not chosen and n > 0:
         chosen.add(n // 2)

@@ -74,8 +74,10 @@ def looks_like_hu(values: np.ndarray) -> bool:
     """True when the data hold values only a HU scale has (air/fat below -200 or dense bone above 255).
 
     Guards against a CT-labelled 8-bit screenshot being windowed as if it were HU."""
-    finite = values[np.isfinite(values)]
-    return finite.size > 0 and (float(finite.min()) < -200.0 or float(finite.max()) > 255.0)
+    if values.size == 0:
+        return False
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    return (np.isfinite(lo) and lo < -200.0) or (np.isfinite(hi) and hi > 255.0)
 
 
 def choose_window(values: np.ndarray, modality: str | None, organ: str | None) -> Window:
