@@ -194,3 +194,16 @@ def test_exif_orientation_is_applied(tmp_path):
     assert pixels.shape == (200, 300, 3) and notes["exif_rotated"] is True
     upright = np.rot90(photo, k=-1).astype(np.float32)  # clockwise
     assert np.abs(pixels - upright).mean() < 6
+
+
+def test_quarantine_rows_scrub_the_rows_subject(tmp_path):
+    folder = tmp_path / "f"
+    save_png(folder / "ok.png", skimage.data.camera())
+    (folder / "labels.csv").write_text("filename,patient_id\nDOE_JANE_778812/cxr.png,DOE^JANE 778812\n"
+                                       "../DOE_JANE_778812.png,DOE^JANE 778812\n")
+    src = source("s", "image_folder", folder, labels_csv=folder / "labels.csv")
+    _, bad = split(ImageFolderReader().scan(src))
+    assert len(bad) == 2
+    for q in bad:
+        assert "778812" not in q.rel_path + q.reason and "JANE" not in (q.rel_path + q.reason).upper()
+        assert "[redacted]" in q.rel_path

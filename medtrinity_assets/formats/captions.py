@@ -93,6 +93,7 @@ class CaptionsReader:
                 if not text.strip():
                     continue
                 where = f"{jsonl.name}:{number}"
+                row = None
                 try:
                     row = parse_line(text)
                     path = safety.inside_root(root, row["image"])
@@ -100,7 +101,10 @@ class CaptionsReader:
                         raise ReadError("missing_file", f"image {row['image']!r} does not exist in the source folder")
                     safety.probe_image(path, max_pixels)
                 except ReadError as err:
-                    yield Quarantined(where, err.error_class, f"{jsonl.name} line {number}: {err.reason}")
+                    reason = f"{jsonl.name} line {number}: {err.reason}"
+                    if row and row["subject"]:
+                        reason = scrub(reason, (row["subject"],))
+                    yield Quarantined(where, err.error_class, reason)
                     continue
                 yield ItemRef(
                     kind=self.kind,

@@ -124,13 +124,13 @@ class CocoReader:
                 path = _resolve_image(root, name)
                 head = safety.probe_image(path, max_pixels)
             except ReadError as err:
-                yield Quarantined(name, err.error_class, f"{json_path.name} image id {image_id}: {err.reason}")
+                yield _scrubbed(Quarantined(name, err.error_class, f"{json_path.name} image id {image_id}: {err.reason}"), im)
                 continue
             w, h = im.get("width"), im.get("height")
             if (w is not None or h is not None) and (w, h) != (head.width, head.height):
-                yield Quarantined(name, "size_mismatch",
-                                  f"{json_path.name} says {w}x{h} but the file is {head.width}x{head.height}; "
-                                  "the boxes would not fit, fix width/height in the JSON")
+                yield _scrubbed(Quarantined(name, "size_mismatch",
+                                            f"{json_path.name} says {w}x{h} but the file is {head.width}x"
+                                            f"{head.height}; the boxes would not fit, fix width/height in the JSON"), im)
                 continue
             good[image_id] = (path, head.width, head.height)
         anns: dict[Any, list[dict[str, Any]]] = {k: [] for k in good}
@@ -149,9 +149,9 @@ class CocoReader:
             where = f"{im['file_name']}#annotation {ann_id}"
             cat = a.get("category_id")
             if cat not in categories:
-                yield Quarantined(where, "unknown_category",
+                yield _scrubbed(Quarantined(where, "unknown_category",
                                   f"annotation {ann_id} has category id {cat!r}, not among the categories "
-                                  f"{sorted(categories)}; add the category or fix the id (the image is kept)")
+                                  f"{sorted(categories)}; add the category or fix the id (the image is kept)"), im)
                 continue
             entry: dict[str, Any] = {"id": ann_id, "category_id": cat, "label": categories[cat],
                                      "segmentation": a.get("segmentation"), "iscrowd": int(a.get("iscrowd", 0) or 0)}
@@ -159,8 +159,8 @@ class CocoReader:
                 try:
                     entry["bbox"], entry["clipped"] = clip_box(a["bbox"], width, height)
                 except ReadError as err:
-                    yield Quarantined(where, err.error_class,
-                                      f"annotation {ann_id}: {err.reason}; it is dropped (the image is kept)")
+                    yield _scrubbed(Quarantined(where, err.error_class,
+                                                f"annotation {ann_id}: {err.reason}; it is dropped (the image is kept)"), im)
                     continue
             anns[a["image_id"]].append(entry)
         for image_id, (path, width, height) in good.items():
@@ -199,6 +199,14 @@ class CocoReader:
             item.meta["masks_skipped"] = bad
         item.meta["coco_image_id"] = ref.locator.get("image_id")
         return item
+
+
+def _scrubbed(q: Quarantined, image_entry: dict[str, Any]) -> Quarantined:
+    """Scrub the image entry's patient id (if the JSON carries one) out of a quarantine row."""
+    pid = image_entry.get("patient_id")
+    if not pid:
+        return q
+    return Quarantined(scrub(q.rel_path, (str(pid),)), q.error_class, scrub(q.reason, (str(pid),)), q.stage)
 
 
 def _label_map(anns: list[dict[str, Any]], h: int, w: int) -> tuple[np.ndarray | None, dict[int, str], list[Any]]:

@@ -21,7 +21,7 @@ from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.deid import scrub
 from medtrinity_assets.formats import safety
 from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
-from medtrinity_assets.formats.label_table import LabelRow, read_label_table, rows_by_target
+from medtrinity_assets.formats.label_table import LabelRow, read_label_table, row_quarantine, rows_by_target
 
 
 def display_orientation(options: dict[str, Any]) -> tuple[str, str]:
@@ -81,7 +81,7 @@ class ImageFolderReader:
                 table = []
             rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name))
             for row, err in bad:
-                yield Quarantined(row.filename, err.error_class, f"{csv_name} line {row.line}: {err.reason}")
+                yield row_quarantine(row.filename, err.error_class, f"{csv_name} line {row.line}: {err.reason}", row)
         candidates: dict[Path, Path] = {}  # resolved -> as found
         for p in sorted(root.rglob("*")):
             if p.name.startswith(".") or p.suffix.lower() not in safety.IMAGE_SUFFIXES or p.is_dir():
@@ -93,8 +93,9 @@ class ImageFolderReader:
         for target, row in rows.items():
             if target not in candidates:
                 if not target.exists():
-                    yield Quarantined(row.filename, "missing_file", f"{csv_name} line {row.line}: "
-                                      f"{row.filename!r} does not exist in the source folder; fix the row or add the file")
+                    yield row_quarantine(row.filename, "missing_file", f"{csv_name} line {row.line}: "
+                                         f"{row.filename!r} does not exist in the source folder; fix the row or add "
+                                         "the file", row)
                     continue
                 candidates[target] = target
         for target in sorted(candidates):
@@ -104,7 +105,7 @@ class ImageFolderReader:
                 head = safety.probe_image(target, max_pixels)
             except ReadError as err:
                 where = f"{csv_name} line {row.line}: " if row else ""
-                yield Quarantined(rel, err.error_class, where + err.reason)
+                yield row_quarantine(rel, err.error_class, where + err.reason, row)
                 continue
             idents = (row.subject,) if row and row.subject else ()
             yield ItemRef(

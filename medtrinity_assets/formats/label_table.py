@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from medtrinity_assets.formats.base import ReadError
+from medtrinity_assets.deid import scrub
+from medtrinity_assets.formats.base import Quarantined, ReadError
 
 SUBJECT_COLUMNS = ("subject", "patient_id")
 OVERRIDE_COLUMNS = ("modality", "organ", "disease")
@@ -107,3 +108,11 @@ def rows_by_target(rows: list[LabelRow], resolve) -> tuple[dict[Path, LabelRow],
 
 def row_meta(row: LabelRow | None) -> dict[str, Any]:
     return {"fields": dict(row.fields)} if row is not None and row.fields else {}
+
+
+def row_quarantine(rel_path: str, error_class: str, reason: str, row: LabelRow | None) -> Quarantined:
+    """A quarantine row whose path and reason have the row's subject id scrubbed out."""
+    idents = (row.subject,) if row is not None and row.subject else ()
+    if not idents:
+        return Quarantined(rel_path, error_class, reason)
+    return Quarantined(scrub(rel_path, idents), error_class, scrub(reason, idents))

@@ -30,7 +30,7 @@ from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.deid import scrub
 from medtrinity_assets.formats import safety
 from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
-from medtrinity_assets.formats.label_table import LabelRow, read_label_table, row_meta, rows_by_target
+from medtrinity_assets.formats.label_table import LabelRow, read_label_table, row_meta, row_quarantine, rows_by_target
 
 CANONICAL_TOWARD = ("S", "P", "L")  # (slice, row, col)
 _DECODE_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, MemoryError)
@@ -330,8 +330,8 @@ class NiftiReader:
                 table = []
             rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name))
             for row, err in bad:
-                yield Quarantined(row.filename, err.error_class,
-                                  f"{Path(source.labels_csv).name} line {row.line}: {err.reason}")
+                yield row_quarantine(row.filename, err.error_class,
+                                     f"{Path(source.labels_csv).name} line {row.line}: {err.reason}", row)
             for target, row in list(rows.items()):
                 problem = None
                 if not target.exists():
@@ -342,7 +342,7 @@ class NiftiReader:
                                                      f"{row.filename!r} is not a .nii/.nii.gz file")
                 if problem:
                     del rows[target]
-                    yield Quarantined(row.filename, problem.error_class, problem.reason)
+                    yield row_quarantine(row.filename, problem.error_class, problem.reason, row)
         files = []
         for p in sorted(root.rglob("*")):
             if not is_nifti_name(p.name) or p.name.startswith(".") or p.is_dir():
@@ -363,14 +363,14 @@ class NiftiReader:
                 try:  # the same relative name under the labels folder, which must not lead out of it
                     candidate = safety.inside_root(label_root, rel)
                 except ReadError as err:
-                    yield Quarantined(rel, err.error_class, f"label map of {rel}: {err.reason}")
+                    yield row_quarantine(rel, err.error_class, f"label map of {rel}: {err.reason}", row)
                     continue
                 if candidate.exists():
                     label_path = candidate
             try:
                 head = check_pair(p, label_path, max_voxels)
             except ReadError as err:
-                yield Quarantined(rel, err.error_class, err.reason)
+                yield row_quarantine(rel, err.error_class, err.reason, row)
                 continue
             subject = row.subject if row and row.subject else nifti_stem(p.name)
             idents = (row.subject,) if row and row.subject else ()
