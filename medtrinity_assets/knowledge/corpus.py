@@ -164,15 +164,15 @@ def _jsonl_documents(path: Path, report: IngestReport, text_keys: tuple[str, ...
                 if not isinstance(obj, dict):
                     report.reject(where, "expected a JSON object per line")
                     continue
-                text = next((obj[k] for k in text_keys if isinstance(obj.get(k), str) and obj[k].strip()), None)
-                if text is None:
+                key = next((k for k in text_keys if isinstance(obj.get(k), str) and obj[k].strip()), None)
+                if key is None:
                     report.reject(where, f"no non-empty text field (one of {list(text_keys)})")
                     continue
                 title = obj.get("title") if isinstance(obj.get("title"), str) else ""
-                title = title.strip()
-                # MedRAG's 'contents' repeats the title at the start; keep it once.
-                if title and text.startswith(title):
-                    text = text[len(title):].lstrip(" .:\n")
+                title, text = title.strip(), obj[key]
+                # MedRAG's 'contents' is "<title>. <content>": keep the title once (it is prefixed again per chunk)
+                if key == "contents" and title and text.startswith(title + "."):
+                    text = text[len(title) + 1:]
                 doc_id = obj.get("id") or obj.get("PMID") or f"{stem}-{n}"
                 report.documents += 1
                 yield Document(str(doc_id), title, text.strip())

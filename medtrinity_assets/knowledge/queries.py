@@ -86,4 +86,5 @@ def build_query(image: dict[str, Any], rois: Iterable[dict[str, Any]] = ()) -> s
     if not terms and not findings:
         return f"normal {head} without abnormality".strip() if head else "normal medical image"
     body = "; ".join([*terms, *findings])
-    return f"{head}: {body}" if head else body
+    # the finding first: it carries the meaning; modality and organ narrow it down
+    return f"{body} on {head}" if head else body
