@@ -63,6 +63,18 @@ def default_responder(body: dict, attempt: int) -> Reply:
     return Reply(content=echo_answer(body))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # listen backlog: many clients connect at once
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client closed its keep-alive connection: normal
+        super().handle_error(request, client_address)
+
+
 class LoopbackChatServer:
     """A threaded HTTP server on 127.0.0.1 that answers chat completions as a test tells it to."""
 
@@ -130,9 +142,7 @@ class LoopbackChatServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 256
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

@@ -7,7 +7,6 @@ the facts contradict (see consistency.py). The reason is sent back once as a rep
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
@@ -30,9 +29,16 @@ class ParsedAnswer:
     refusal: bool = False
 
 
-@functools.lru_cache(maxsize=8)
-def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+_VALIDATORS: dict[int, tuple[dict, Draft202012Validator]] = {}
+
+
+def _validator(schema: dict) -> Draft202012Validator:
+    """One compiled validator per schema object (templates are loaded once and cached)."""
+    hit = _VALIDATORS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = (schema, Draft202012Validator(schema))
+        _VALIDATORS[id(schema)] = hit
+    return hit[1]
 
 
 def extract_json_object(text: str) -> object:
@@ -61,7 +67,7 @@ def parse_answer(text: str | None, schema: dict, facts: SampleFacts, check_facts
         obj = extract_json_object(text)
     except ValueError as exc:
         return ParsedAnswer(False, f"invalid JSON: {exc}; reply began {text.strip()[:80]!r}")
-    errors = sorted(_validator(json.dumps(schema, sort_keys=True)).iter_errors(obj), key=lambda e: list(e.path))
+    errors = sorted(_validator(schema).iter_errors(obj), key=lambda e: list(e.path))
     if errors:
         msgs = [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message[:160]}" for e in errors[:5]]
         return ParsedAnswer(False, "schema violation: " + "; ".join(msgs))

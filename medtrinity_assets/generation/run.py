@@ -18,7 +18,7 @@ from medtrinity_assets.generation.backends import Backend, generator_id, generat
 from medtrinity_assets.generation.coarse_caption import coarse_caption
 from medtrinity_assets.generation.inputs import compact_roi
 from medtrinity_assets.generation.prompt import PromptTemplate, build_request
-from medtrinity_assets.generation.records import TRIPLET_SCHEMA, GenerationResult, SampleFacts, failed
+from medtrinity_assets.generation.records import TRIPLET_SCHEMA, GenerationResult, PromptRequest, SampleFacts, failed
 from medtrinity_assets.storage import rows_to_table
 
 
@@ -130,7 +130,10 @@ def generate_rows(
                 except (FileNotFoundError, OSError) as exc:
                     pre_failed[facts.sample_id] = failed(facts.sample_id, f"image unreadable ({facts.image.image_path}): {exc}; rematerialise images")
                     continue
-            requests.append(build_request(facts, template, image_png=image, max_passages=top_k))
+            if getattr(backend, "needs_prompt", True):
+                requests.append(build_request(facts, template, image_png=image, max_passages=top_k))
+            else:  # the grounded composer reads the facts directly; rendering the text would be wasted work
+                requests.append(PromptRequest(facts.sample_id, facts, "", "", template.sha256, "", None, None, facts.image.image_sha256))
         results = {r.sample_id: r for r in backend.generate(requests)} if requests else {}
         results.update(pre_failed)
         for facts, row in chunk:

@@ -43,6 +43,7 @@ class Backend(Protocol):
     model: str
     version: str
     needs_image: bool  # whether requests must carry the image bytes
+    # (optional) needs_prompt: bool = True -- False lets the runner skip rendering the prompt text
 
     def generate(self, batch: list[PromptRequest]) -> list[GenerationResult]: ...
 

@@ -322,6 +322,7 @@ class GroundedBackend:
 
     name = "grounded"
     needs_image = False
+    needs_prompt = False  # composes from the facts, not from the rendered prompt
 
     def __init__(self, seed: int | str = 0) -> None:
         self.seed = seed
