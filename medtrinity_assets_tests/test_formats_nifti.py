@@ -183,7 +183,8 @@ def test_truncated_gzip_fails_at_load_with_truncated(tmp_path, name, fraction):
     folder = tmp_path / "t"
     folder.mkdir()
     gz = folder / (name if name.endswith(".gz") else name + ".gz")
-    gz.write_bytes(gzip.compress(nib_data(name).read_bytes()) if not name.endswith(".gz") else nib_data(name).read_bytes())
+    raw = nib_data(name).read_bytes()
+    gz.write_bytes(raw if name.endswith(".gz") else gzip.compress(raw))
     truncate(gz, fraction)
     src = source("t", "nifti", folder)
     reader, refs, bad = _load_all(src)

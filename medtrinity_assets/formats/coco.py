@@ -124,13 +124,14 @@ class CocoReader:
                 path = _resolve_image(root, name)
                 head = safety.probe_image(path, max_pixels)
             except ReadError as err:
-                yield _scrubbed(Quarantined(name, err.error_class, f"{json_path.name} image id {image_id}: {err.reason}"), im)
+                reason = f"{json_path.name} image id {image_id}: {err.reason}"
+                yield _scrubbed(Quarantined(name, err.error_class, reason), im)
                 continue
             w, h = im.get("width"), im.get("height")
             if (w is not None or h is not None) and (w, h) != (head.width, head.height):
-                yield _scrubbed(Quarantined(name, "size_mismatch",
-                                            f"{json_path.name} says {w}x{h} but the file is {head.width}x"
-                                            f"{head.height}; the boxes would not fit, fix width/height in the JSON"), im)
+                reason = (f"{json_path.name} says {w}x{h} but the file is {head.width}x{head.height}; "
+                          "the boxes would not fit, fix width/height in the JSON")
+                yield _scrubbed(Quarantined(name, "size_mismatch", reason), im)
                 continue
             good[image_id] = (path, head.width, head.height)
         anns: dict[Any, list[dict[str, Any]]] = {k: [] for k in good}
@@ -159,8 +160,8 @@ class CocoReader:
                 try:
                     entry["bbox"], entry["clipped"] = clip_box(a["bbox"], width, height)
                 except ReadError as err:
-                    yield _scrubbed(Quarantined(where, err.error_class,
-                                                f"annotation {ann_id}: {err.reason}; it is dropped (the image is kept)"), im)
+                    reason = f"annotation {ann_id}: {err.reason}; it is dropped (the image is kept)"
+                    yield _scrubbed(Quarantined(where, err.error_class, reason), im)
                     continue
             anns[a["image_id"]].append(entry)
         for image_id, (path, width, height) in good.items():
@@ -231,7 +232,8 @@ def _label_map(anns: list[dict[str, Any]], h: int, w: int) -> tuple[np.ndarray |
             elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
                 rle = mask_utils.frPyObjects(seg, h, w)
             elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
-                rle = {"size": seg["size"], "counts": seg["counts"].encode() if isinstance(seg["counts"], str) else seg["counts"]}
+                counts = seg["counts"]
+                rle = {"size": seg["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
                 if list(rle["size"]) != [h, w]:
                     raise ValueError(f"RLE size {rle['size']} differs from the image {h}x{w}")
             else:

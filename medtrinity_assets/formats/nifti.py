@@ -170,7 +170,9 @@ def _open_nifti(p: Path, what: str):
     return cls.from_bytes(raw)
 
 
-def load_canonical(path: Path, *, labels: bool = False, what: str = "volume") -> tuple[np.ndarray, tuple[float, float, float], dict[str, Any]]:
+def load_canonical(
+    path: Path, *, labels: bool = False, what: str = "volume"
+) -> tuple[np.ndarray, tuple[float, float, float], dict[str, Any]]:
     """Decode the first volume of ``path`` into ``(Z, H, W)`` LPS order, with spacing ``(z, row, col)`` mm."""
     import nibabel as nib
 

@@ -132,7 +132,8 @@ def _open_guarded(path: Path, max_pixels: int):
                 "raise the source option max_pixels if the image is genuine",
             ) from None
         except UnidentifiedImageError:
-            raise ReadError("not_an_image", f"{name} is not an image Pillow can identify; remove or convert it") from None
+            raise ReadError("not_an_image", f"{name} is not an image Pillow can identify; remove or convert it") \
+                from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ReadError("unreadable_image", f"{name} could not be opened as an image: {exc}") from None
         finally:
@@ -194,7 +195,8 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.nda
         try:
             im.load()
         except OSError as exc:
-            raise ReadError("truncated", f"{name} could not be decoded ({exc}); the file is probably cut short") from None
+            reason = f"{name} could not be decoded ({exc}); the file is probably cut short"
+            raise ReadError("truncated", reason) from None
         except (ValueError, SyntaxError) as exc:
             raise ReadError("unreadable_image", f"{name} could not be decoded: {exc}") from None
         oriented = _exif_upright(im)
