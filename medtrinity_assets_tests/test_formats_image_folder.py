@@ -207,3 +207,14 @@ def test_quarantine_rows_scrub_the_rows_subject(tmp_path):
     for q in bad:
         assert "778812" not in q.rel_path + q.reason and "JANE" not in (q.rel_path + q.reason).upper()
         assert "[redacted]" in q.rel_path
+
+
+def test_grey_picture_stored_as_rgb_is_grey(tmp_path):
+    cam = skimage.data.camera()
+    save_png(tmp_path / "rgbgrey.png", np.stack([cam] * 3, axis=-1))
+    Image.fromarray(np.stack([cam] * 3, axis=-1)).save(tmp_path / "rgbgrey.jpg", quality=90)
+    for name in ("rgbgrey.png", "rgbgrey.jpg"):
+        pixels, notes = safety.read_image(tmp_path / name)
+        assert pixels.shape == (512, 512) and notes["rgb"] is False and notes["grey_stored_as_rgb"] is True
+    pixels, notes = safety.read_image(save_png(tmp_path / "ihc.png", skimage.data.immunohistochemistry()))
+    assert pixels.shape == (512, 512, 3) and notes["rgb"] is True

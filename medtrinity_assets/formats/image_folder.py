@@ -4,7 +4,9 @@ Items are every image file in the folder plus every file the CSV names (a CSV ro
 file with an unusual extension). CSV rows are checked with :func:`safety.inside_root` before any
 file is touched, so a row pointing outside the folder is quarantined unread. ``scan`` opens only
 headers (size, mode) under the decompression-bomb limit (source option ``max_pixels``); ``load``
-decodes and reports truncated files.
+decodes and reports truncated files. Greyscale (8 or 16 bit) comes out ``(H, W)``; colour
+``(H, W, 3)`` with meta ``rgb: True``, except a grey picture saved as RGB (a common radiograph
+export), which comes out grey with ``grey_stored_as_rgb``; EXIF rotation of photographs is applied.
 
 Orientation of a plain image is unknown (''), so no left/right fact is derived from it, unless the
 source option ``display: radiological`` says the images are frontal projections in standard

@@ -165,6 +165,14 @@ def _is_grey_palette(im) -> bool:
     return bool(len(rgb)) and bool(np.all(rgb[:, 0] == rgb[:, 1]) and np.all(rgb[:, 1] == rgb[:, 2]))
 
 
+GREY_TOLERANCE = 2.0  # JPEG chroma rounding leaves channels of a grey picture a unit or two apart
+
+
+def _grey_in_colour(pixels: np.ndarray) -> bool:
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return bool(np.abs(r - g).max() <= GREY_TOLERANCE and np.abs(g - b).max() <= GREY_TOLERANCE)
+
+
 def _exif_upright(im):
     """Apply the EXIF Orientation tag (phone and camera photographs): the picture as viewers show it."""
     from PIL import ImageOps
@@ -223,6 +231,10 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.nda
         else:
             pixels = np.asarray(im.convert("RGB"), dtype=np.float32)
             notes["rgb"] = True
+            if _grey_in_colour(pixels):  # a radiograph exported as RGB: treat it as the grey image it is
+                pixels = np.ascontiguousarray(pixels[..., 0])
+                notes["rgb"] = False
+                notes["grey_stored_as_rgb"] = True
     finally:
         im.close()
     if pixels.size == 0:
