@@ -110,3 +110,15 @@ def test_unusable_inputs_raise_read_errors():
     px[0, 0] = np.nan
     (s,) = item_to_slices(ReadItem(pixels=px, modality="MR", spacing=(1, 1)))
     assert s.values[0, 0] == 1.0
+
+
+def test_colour_frames_and_channel_axis():
+    frames = np.stack([np.full((20, 30, 3), v, dtype=np.float32) for v in (10, 60, 110, 160, 210, 250)])
+    slices = item_to_slices(ReadItem(pixels=frames, modality="US", spacing=(1, 1, 1), meta={"rgb": True}),
+                            context_slices=2)
+    assert [s.slice_index for s in slices] == [1, 4]
+    assert [int(s.image[0, 0, 0]) for s in slices] == [60, 210]
+    assert all(s.values is None and s.window_name == "rgb" and s.n_slices == 6 for s in slices)
+    (s,) = item_to_slices(ReadItem(pixels=np.arange(12, dtype=np.float32).reshape(3, 4, 1), modality="MR",
+                                   spacing=(1, 1)))
+    assert s.image.shape == (3, 4) and s.slice_index == -1

@@ -143,6 +143,17 @@ def item_to_slices(
     px = np.asarray(item.pixels)
     organ = organ or item.organ
     spacing = _in_plane_spacing(item)
+    if px.ndim == 3 and px.shape[-1] == 1:  # (H, W, 1) grey with a channel axis
+        px = px[..., 0]
+    if px.ndim == 4 and px.shape[-1] in (3, 4):  # colour frames (US cine, video): evenly spaced frames
+        n = px.shape[0]
+        rgb_label = _check_label_shape(item, px.shape[:3])
+        frames = select_slices(n, None, context_slices)
+        return [
+            _one_slice(None, rgb_passthrough(_finite(px[z], "RGB frame")), rgb_label[z] if rgb_label is not None else None,
+                       RGB_WINDOW, max_side, spacing, item.boxes, z, n, neighbours(z, n))
+            for z in frames
+        ]
     if _is_rgb(item, px):
         label = _check_label_shape(item, px.shape[:2])
         rgb = rgb_passthrough(_finite(px, "RGB image"))
