@@ -297,3 +297,40 @@ def test_sample_files_sharing_a_series_uid_across_patients_stay_apart(tmp_path):
     assert not bad and sorted(i.n_files for i in items) == [1, 1] and len(items) == 2
     shapes = sorted(READER.load(source(folder), i).pixels.shape for i in items)
     assert shapes == [(64, 64), (1024, 1024)]
+
+
+def test_enhanced_ct_with_seg_lands_on_the_canonical_grid(tmp_path):
+    """An enhanced (multi-frame) CT stored RAI plus a SEG made on it: frames share one SOP UID,
+    so the SEG must be placed by geometry, then reoriented with the pixels."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from medtrinity_assets.demo.dicom_phantom import write_phantom_dicom
+
+    ph = small_phantom()
+    out = write_phantom_dicom(ph, tmp_path / "legacy", orientation="RAI", with_seg=False, with_rtstruct=False)
+    legacy = sorted((pydicom.dcmread(p) for p in out.ct_files), key=lambda d: int(d.InstanceNumber))
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+        legacy_datasets=legacy, series_instance_uid=hd.UID(), series_number=9, sop_instance_uid=hd.UID(),
+        instance_number=1)
+    folder = tmp_path / "enhanced"
+    folder.mkdir()
+    enhanced.save_as(folder / "ct")
+    enhanced = pydicom.dcmread(folder / "ct")
+    liver = next(v for v, n in ph.label_names.items() if n == "liver")
+    z_of_frame = [int(round((float(f.PlanePositionSequence[0].ImagePositionPatient[2]) - (-(ph.shape[0] - 1) *
+                                                                                      ph.spacing[0] / 2)) / ph.spacing[0]))
+                  for f in enhanced.PerFrameFunctionalGroupsSequence]
+    stored_mask = np.stack([(ph.label_map[z] == liver)[::-1, ::-1] for z in z_of_frame])  # RAI pixel layout
+    seg = hd.seg.Segmentation(
+        source_images=[enhanced], pixel_array=stored_mask.astype(np.uint8), segmentation_type="BINARY",
+        segment_descriptions=[hd.seg.SegmentDescription(1, "liver", codes.SCT.Organ, codes.SCT.Liver, "MANUAL")],
+        series_instance_uid=hd.UID(), series_number=10, sop_instance_uid=hd.UID(), instance_number=1,
+        manufacturer="test", manufacturer_model_name="test", software_versions="1", device_serial_number="1")
+    seg.save_as(folder / "seg")
+    items, bad = scan(folder)
+    assert not bad and len(items) == 1 and items[0].kind == "dicom_multiframe" and items[0].locator["seg"]
+    item = READER.load(source(folder), items[0])
+    assert np.abs(item.pixels - ph.volume_hu).max() <= 0.5
+    assert item.label_names == {1: "liver"}
+    np.testing.assert_array_equal(item.label_map == 1, ph.label_map == liver)

@@ -412,13 +412,14 @@ class DicomReader:
                                  "its series (a localiser?); skipped, the series was kept without it"))
             else:
                 same.append(h)
-        same.sort(key=lambda h: (_slice_sort_key(h.ds), str(h.path)))
+        keys = {id(h): _slice_sort_key(h.ds) for h in same}
+        same.sort(key=lambda h: (keys[id(h)], str(h.path)))
         out: list[_Header] = []
         seen_sop: set[str] = set()
         seen_pos: set[float] = set()
         for h in same:
             sop = _uid(h.ds, "SOPInstanceUID")
-            pos = round(_slice_sort_key(h.ds)[0], 3)
+            pos = round(keys[id(h)][0], 3)
             has_pos = "ImagePositionPatient" in h.ds
             if sop and sop in seen_sop:
                 rejected.append((h, "duplicate_instance", "same SOP instance as another file of the series "

@@ -53,6 +53,14 @@ class ImageGrid:
         n = np.cross(self.row_dir, self.col_dir)
         return n / (np.linalg.norm(n) or 1.0)
 
+    def slice_of_uid(self) -> dict[str, int]:
+        """SOP instance UID -> slice, for UIDs naming exactly one slice (not the frames of a
+        multi-frame object, which share one UID: those are placed by geometry)."""
+        counts: dict[str, int] = {}
+        for u in self.sop_uids:
+            counts[u] = counts.get(u, 0) + 1
+        return {u: k for k, u in enumerate(self.sop_uids) if u and counts[u] == 1}
+
     def slice_positions(self) -> np.ndarray:
         return self.origins @ self.normal
 
@@ -188,7 +196,7 @@ def seg_to_label_map(seg: Dataset, grid: ImageGrid) -> tuple[np.ndarray, dict[in
         frames = frames[: pixels.shape[0]]
     max_label = max([*names, 1])
     lm = np.zeros(grid.shape, dtype=np.uint8 if max_label < 256 else np.uint16)
-    uid_to_k = {u: k for k, u in enumerate(grid.sop_uids) if u}
+    uid_to_k = grid.slice_of_uid()
     stats = {"frames_placed": 0, "frames_unplaced": 0}
     for fr in frames:
         k = uid_to_k.get(fr.source_uid)
@@ -314,7 +322,7 @@ def rtstruct_to_label_map(ds: Dataset, grid: ImageGrid) -> tuple[np.ndarray, dic
     from skimage.draw import polygon
 
     names, contours = rtstruct_contours(ds)
-    uid_to_k = {u: k for k, u in enumerate(grid.sop_uids) if u}
+    uid_to_k = grid.slice_of_uid()
     masks: dict[int, np.ndarray] = {}
     info: dict[str, Any] = {"contours_placed": 0, "contours_unplaced": 0, "non_area_rois": []}
     for c in contours:

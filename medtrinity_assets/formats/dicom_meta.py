@@ -171,29 +171,52 @@ def _texts(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _identifier_tags() -> frozenset[int]:
+    from pydicom.datadict import tag_for_keyword
+
+    return frozenset(t for t in (tag_for_keyword(k) for k in IDENTIFIER_KEYWORDS) if t is not None)
+
+
+_ID_TAGS = _identifier_tags()
+
+
 def identifier_values(ds: Dataset, _depth: int = 0) -> set[str]:
     """Every identifying value in ``ds`` (and its non-bulk sequences): keywords above, any PN/DA/DT,
-    and the text of every private element."""
+    and the text of every private element (private creators excepted).
+
+    Works on the raw elements and converts only the ones it keeps: converting every element of a
+    header costs more than reading the file."""
+    from pydicom.datadict import dictionary_VR
+    from pydicom.tag import Tag
+
     found: set[str] = set()
-    for tag in list(ds.keys()):
+    for tag, raw in list(ds._dict.items()):  # noqa: SLF001 -- raw access avoids converting every element
         if tag >> 16 == 0x7FE0:  # pixel data: never read here (it may be deferred)
             continue
         try:
-            elem = ds[tag]
-            vr = elem.VR
+            vr = raw.VR
+            if vr is None or vr in ("UN",) and not Tag(tag).is_private:
+                try:
+                    vr = dictionary_VR(tag)
+                except KeyError:
+                    vr = "UN"
+            t = Tag(tag)
             if vr == "SQ":
+                elem = ds[tag]
                 if elem.keyword in _SKIP_SEQUENCES or _depth > 6:
                     continue
                 for item in elem.value or []:
                     found |= identifier_values(item, _depth + 1)
                 continue
-            if elem.tag.is_private or elem.keyword in IDENTIFIER_KEYWORDS or vr in _IDENTIFYING_VRS:
-                if elem.tag.is_private and (vr not in _PRIVATE_TEXT_VRS or elem.tag.is_private_creator):
+            if t.is_private:
+                if t.is_private_creator or vr not in _PRIVATE_TEXT_VRS:
                     continue
-                for t in _texts(elem.value):
-                    t = t.strip().strip("\x00").strip()
-                    if t:
-                        found.add(t)
+            elif tag not in _ID_TAGS and vr not in _IDENTIFYING_VRS:
+                continue
+            for text in _texts(ds[tag].value):
+                text = text.strip().strip("\x00").strip()
+                if text:
+                    found.add(text)
         except Exception:  # a damaged element never stops identifier collection
             continue
     return found
