@@ -324,3 +324,14 @@ def test_2d_nifti_becomes_one_slice(tmp_path):
     assert item.pixels.shape == (1, 10, 12)
     np.testing.assert_array_equal(item.pixels[0], plane[::-1, ::-1].T)
     assert item.spacing[1:] == pytest.approx((0.7, 0.5))
+
+
+def test_labels_folder_inside_the_image_folder_is_not_scanned_as_images(tmp_path):
+    ras = blob_volume_ras()
+    save_nifti(tmp_path / "d" / "a.nii.gz", ras, ras_affine())
+    save_nifti(tmp_path / "d" / "labels" / "a.nii.gz", (ras >= 100).astype(np.uint8), ras_affine())
+    src = source("d", "nifti", tmp_path / "d", labels=tmp_path / "d" / "labels", label_names={1: "blob"})
+    reader, refs, bad = _load_all(src)
+    assert bad == [] and [r.rel_path for r in refs] == ["a.nii.gz"]
+    item = reader.load(src, refs[0])
+    assert item.label_names == {1: "blob"} and int(item.label_map.sum()) == int((ras >= 100).sum())
