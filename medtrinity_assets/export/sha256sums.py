@@ -26,7 +26,8 @@ def _listed_files(folder: Path) -> list[Path]:
     """Every file under ``folder`` except sums files and temporaries of atomic writes."""
     return sorted(
         p for p in folder.rglob("*")
-        if p.is_file() and p.name != SUMS_NAME and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+        if p.is_file() and p.name != SUMS_NAME
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)  # staging, temporaries
     )
 
 

@@ -144,3 +144,14 @@ def scan_tree(root: Path, identifiers: Iterable[str], skip: Iterable[str] = (".s
     skip = set(skip)
     paths = [p for p in root.rglob("*") if p.is_file() and p.name not in skip and not p.name.endswith(".tmp")]
     return scan_paths(root, paths, identifiers)
+
+
+def identifiers_for(config) -> list[str]:
+    """Identifiers found by re-scanning the sources, plus ``quality.phi_identifiers_file`` (one per line)
+    for identifiers the readers cannot see (e.g. names a site knows are in its folder names)."""
+    ids = set(collect_identifiers(config))
+    extra = config.section("quality").get("phi_identifiers_file")
+    if extra:
+        path = Path(extra) if Path(extra).is_absolute() else config.config_path.parent / extra
+        ids.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return sorted(ids)
