@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -74,8 +75,8 @@ def _write_text(path: Path, text: str) -> None:
 def _rebuild(dest: Path, name: str, fill: Callable[[Path], None]) -> Path:
     """Fill ``dest/name`` via a temporary sibling, then swap it in (old content removed)."""
     final = dest / name
-    tmp = dest / f".{name}.building"
-    old = dest / f".{name}.old"
+    tmp = dest / f".{name}.building.{os.getpid()}"  # per process: two concurrent builds never share one
+    old = dest / f".{name}.old.{os.getpid()}"
     for p in (tmp, old):
         if p.exists():
             shutil.rmtree(p) if p.is_dir() else p.unlink()
