@@ -30,11 +30,22 @@ MODALITY_NAMES: dict[str, tuple[str, str]] = {
     "ENDO": ("endoscopy image", "endoscopy image"),
 }
 GENERIC_MODALITY = ("medical image", "image")
+# other spellings sources use for the same modalities
+MODALITY_SPELLINGS = {
+    "HISTOLOGY": "HISTO", "PATHOLOGY": "HISTO", "HISTOPATHOLOGY": "HISTO", "WSI": "HISTO",
+    "DERMOSCOPY": "DERM", "DERMATOLOGY": "DERM", "XRAY": "CR", "X-RAY": "CR", "MAMMOGRAPHY": "MG",
+    "ULTRASOUND": "US", "ENDOSCOPY": "ENDO", "PET": "PT", "CFP": "FUNDUS",
+}
+
+
+def canonical_modality(code: str) -> str:
+    c = (code or "").strip().upper()
+    return MODALITY_SPELLINGS.get(c, c)
 
 
 def modality_names(code: str) -> tuple[str, str]:
     """(long, short) name of a modality code; unknown codes read as a generic 'medical image'."""
-    return MODALITY_NAMES.get((code or "").strip().upper(), GENERIC_MODALITY)
+    return MODALITY_NAMES.get(canonical_modality(code), GENERIC_MODALITY)
 
 
 _NOUNS = ("image", "photograph", "slide", "mammogram", "radiograph", "angiogram", "scan", "scintigraphy")

@@ -12,7 +12,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from medtrinity_assets.generation.coarse_caption import humanise
+from medtrinity_assets.generation.coarse_caption import canonical_modality, humanise
 from medtrinity_assets.generation.records import SampleFacts
 
 SIDE_RE = re.compile(r"\b(left|right|bilateral(?:ly)?|both sides)\b", re.IGNORECASE)
@@ -66,7 +66,7 @@ REGION_CONTAINS: dict[str, tuple[str, ...]] = {
 
 
 def modality_code(code: str) -> str:
-    c = (code or "").strip().upper()
+    c = canonical_modality(code)
     return MODALITY_ALIASES.get(c, c)
 
 

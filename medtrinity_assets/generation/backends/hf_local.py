@@ -111,6 +111,8 @@ class TransformersBackend:
                 texts, images = zip(*(self._inputs(r) for r in chunk))
                 flat_images = [im for ims in images for im in ims]
                 enc = self.processor(text=list(texts), images=flat_images, padding=True, return_tensors="pt").to(self.device)
+                if "pixel_values" in enc and enc["pixel_values"].is_floating_point():  # bf16/fp16 weights need matching pixels
+                    enc["pixel_values"] = enc["pixel_values"].to(self.net.dtype)
                 with torch.inference_mode():
                     out = self.net.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False)
                 new_tokens = out[:, enc["input_ids"].shape[1]:]
