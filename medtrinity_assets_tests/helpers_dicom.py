@@ -57,7 +57,8 @@ def inject_phi(src: Path, dest: Path, *, phi: dict[str, str] = PHI, private: str
     return dest
 
 
-def small_phantom(seed: int = 3, index: int = 0, shape=(12, 48, 48)):
+def small_phantom(seed: int = 7, index: int = 0, shape=(16, 64, 64)):
+    """A phantom small enough for tests that still holds one lesion (a liver cyst)."""
     from medtrinity_assets.demo.phantom import make_phantom
 
     return make_phantom(seed, index, shape=shape)

@@ -249,10 +249,24 @@ def _write_seg(datasets, shape, lab, names, labels, orientation, study_dir, seri
         series_number=2, sop_instance_uid=_uid("seg", series_uid), instance_number=1,
         manufacturer="MedTrinity", manufacturer_model_name="phantom", software_versions="1",
         device_serial_number="0", content_label="PHANTOM_GT")
+    _make_reproducible(seg, series_uid)
     path = study_dir / "SEG" / "seg.dcm"
     path.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(path)
     return path, seg_names
+
+
+def _make_reproducible(seg: Dataset, series_uid: str) -> None:
+    """highdicom stamps the wall clock and a random dimension-organisation UID: pin both, so that
+    rebuilding the demo gives the same bytes."""
+    seg.InstanceCreationDate = seg.ContentDate = seg.SeriesDate = "20240312"
+    seg.InstanceCreationTime = seg.ContentTime = seg.SeriesTime = "101500"
+    fixed_uid = _uid("seg-dimension-organisation", series_uid)
+    for elem in seg.iterall():
+        if elem.keyword == "DimensionOrganizationUID":
+            elem.value = fixed_uid
+        elif elem.keyword == "ContributionDateTime":
+            elem.value = "20240312101500"
 
 
 def _write_rtstruct(datasets, sop_of_z, lab, names, labels, origin, spacing, ids, study_uid, series_uid,
