@@ -20,6 +20,7 @@ Sentence-level: when a sentence names ROI labels, side/size/intensity are compar
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -72,18 +73,22 @@ class Facts:
     def modality_class(self) -> str:
         return V.MODALITY_CODES.get((self.modality or "").strip().upper(), "")
 
-    def organs(self) -> set[str]:
-        """Every organ (canonical) that some fact names."""
+    @functools.cached_property
+    def _organs(self) -> frozenset[str]:
         out: set[str] = set()
         texts = [self.organ, self.disease, *self.labels]
         for r in self.rois:
             texts += [r.label, r.organ, *r.related]
         for t in texts:
             out |= {o for o, _ in _organ_mentions(t or "")}
-        return out
+        return frozenset(out)
+
+    def organs(self) -> set[str]:
+        """Every organ (canonical) that some fact names (computed once per Facts)."""
+        return set(self._organs)
 
     def regions(self) -> set[str]:
-        return {V.ORGAN_REGION[o] for o in self.organs() if o in V.ORGAN_REGION}
+        return {V.ORGAN_REGION[o] for o in self._organs if o in V.ORGAN_REGION}
 
     def abnormal_rois(self) -> list[RoiFact]:
         return [r for r in self.rois if r.is_finding]
@@ -102,7 +107,7 @@ def _is_finding_label(label: str) -> bool:
     lab = (label or "").strip().lower()
     if not lab or lab in V.NORMAL_LABELS:
         return False
-    if any(_has_term(lab, t) for t in V.FINDING_TERMS):
+    if _FINDING_RE.search(lab):
         return True
     mentions = _organ_mentions(lab)
     if mentions:
@@ -139,17 +144,29 @@ def _negated(text: str, start: int) -> bool:
     return any(_has_term(window, neg) for neg in V.NEGATIONS)
 
 
+def _alternation(terms) -> re.Pattern[str]:
+    """One pattern for many terms, longest first, on word boundaries."""
+    return re.compile(r"(?<![a-z0-9&])(" + "|".join(sorted(map(re.escape, terms), key=len, reverse=True))
+                      + r")(?![a-z0-9&])")
+
+
+_MODALITY_OF_TERM = {t: cls for cls, terms in V.MODALITY_TERMS.items() for t in terms}
+_MODALITY_RE = _alternation(_MODALITY_OF_TERM)
+_FINDING_RE = _alternation(V.FINDING_TERMS)
+_SIZE_RE = _alternation(V.SIZE_CLASS)
+_ORGAN_RE = re.compile(
+    r"(?<![a-z0-9&])(" + "|".join(sorted(map(re.escape, V.ORGAN_SYNONYMS), key=len, reverse=True)) + r")(?![a-z0-9&])"
+)
+
+
 def _organ_mentions(text: str) -> list[tuple[str, int]]:
-    low = text.lower()
-    out = []
-    for word, canon in V.ORGAN_SYNONYMS.items():
-        for pos in _find(low, word):
-            out.append((canon, pos))
-    return out
+    """(canonical organ, position) of every organ word, in one pass over the text."""
+    return [(V.ORGAN_SYNONYMS[m.group(1)], m.start()) for m in _ORGAN_RE.finditer(text.lower())]
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+    """Sentences and semicolon clauses: the unit a side/size/intensity word is read against."""
+    return [s for s in re.split(r"(?<=[.!?])\s+|\n+|;\s*", text) if s.strip()]
 
 
 _IMAGE_SIDE = re.compile(
@@ -172,11 +189,7 @@ def _size_mentions(sentence: str) -> list[str]:
     low = sentence.lower()
     for exc in V.SIZE_EXCEPTIONS:
         low = low.replace(exc, " ")
-    out = []
-    for word, cls in V.SIZE_CLASS.items():
-        if _find(low, word):
-            out.append(cls)
-    return sorted(set(out))
+    return sorted({V.SIZE_CLASS[m.group(1)] for m in _SIZE_RE.finditer(low)})
 
 
 _INTENSITY = re.compile(r"(?<![a-z])(hyper|hypo|iso)[- ]?(" + "|".join(V.INTENSITY_STEMS) + r")")
@@ -229,10 +242,12 @@ def normalise_intensity(value: Any) -> str:
 
 
 def _relevant_rois(sentence: str, facts: Facts) -> list[RoiFact]:
-    """ROIs a sentence talks about: those whose label it names, else those whose organ it names,
-    else all of them."""
+    """ROIs a sentence talks about: the findings it names, else the anatomy it names, else the ROIs in
+    an organ it names, else all of them."""
     low = sentence.lower()
     named = [r for r in facts.rois if r.label and _has_term(low, r.label.strip().lower().replace("_", " "))]
+    if any(r.is_finding for r in named):  # a sentence about a finding describes the finding, not its organ
+        named = [r for r in named if r.is_finding]
     if not named:
         organs = {o for o, _ in _organ_mentions(low)}
         named = [r for r in facts.rois if r.organ and r.organ in organs]
@@ -245,15 +260,13 @@ def _check_modality(text: str, where: str, facts: Facts) -> list[Issue]:
         return []
     allowed = {fact_cls} | set(V.MODALITY_COMPATIBLE.get(fact_cls, ()))
     low = text.lower()
-    issues = []
-    for cls, terms in V.MODALITY_TERMS.items():
-        if cls in allowed:
+    issues, seen = [], set()
+    for m in _MODALITY_RE.finditer(low):
+        cls = _MODALITY_OF_TERM[m.group(1)]
+        if cls in allowed or cls in seen or _negated(low, m.start()):
             continue
-        for term in terms:
-            hits = [p for p in _find(low, term) if not _negated(low, p)]
-            if hits:
-                issues.append(Issue("modality", where, term, facts.modality))
-                break
+        seen.add(cls)
+        issues.append(Issue("modality", where, m.group(1), facts.modality))
     return issues
 
 
@@ -290,10 +303,9 @@ def _check_findings(text: str, where: str, facts: Facts) -> list[Issue]:
     if facts.has_finding():
         return []
     low = text.lower()
-    for term in V.FINDING_TERMS:
-        for pos in _find(low, term):
-            if not _negated(low, pos):
-                return [Issue("absent_finding", where, term, "no finding in the facts")]
+    for m in _FINDING_RE.finditer(low):
+        if not _negated(low, m.start()):
+            return [Issue("absent_finding", where, m.group(1), "no finding in the facts")]
     return []
 
 
