@@ -334,3 +334,19 @@ def test_enhanced_ct_with_seg_lands_on_the_canonical_grid(tmp_path):
     assert np.abs(item.pixels - ph.volume_hu).max() <= 0.5
     assert item.label_names == {1: "liver"}
     np.testing.assert_array_equal(item.label_map == 1, ph.label_map == liver)
+
+
+@pytest.mark.parametrize("name", ["OT-PAL-8-face.dcm", "examples_palette.dcm"])
+def test_palette_colour_becomes_rgb_even_without_file_meta(tmp_path, name):
+    _, item = load_one(tmp_path, name)
+    assert item.pixels.ndim == 3 and item.pixels.shape[-1] == 3 and item.meta["rgb"]
+    assert item.pixels.max() <= 255 and item.pixels.max() > 200
+    assert np.abs(item.pixels[..., 0] - item.pixels[..., 2]).mean() > 1  # really coloured
+
+
+def test_non_image_objects_are_quarantined(tmp_path):
+    folder = tmp_path / "rt"
+    copy_into(folder, "rtdose.dcm")
+    copy_into(folder, "rtplan.dcm")
+    items, bad = scan(folder)
+    assert not items and {b.error_class for b in bad} == {"not_an_image"}

@@ -146,7 +146,21 @@ def _transfer_syntax(ds: Dataset) -> str:
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if ts:
         return str(ts)
-    return "1.2.840.10008.1.2"  # implicit VR little endian: what pydicom assumes without a meta header
+    # no file meta (old files): the encoding pydicom detected while reading is the transfer syntax
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit in (None, True):
+        return "1.2.840.10008.1.2"
+    return "1.2.840.10008.1.2.1" if little in (None, True) else "1.2.840.10008.1.2.2"
+
+
+def _ensure_transfer_syntax(ds: Dataset) -> None:
+    """pydicom decodes only when the file meta names the transfer syntax; old files lack it."""
+    if not getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None):
+        from pydicom.dataset import FileMetaDataset
+
+        if not hasattr(ds, "file_meta") or ds.file_meta is None:
+            ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = _transfer_syntax(ds)
 
 
 def _decoder_problem(ds: Dataset) -> tuple[str, str] | None:
@@ -490,11 +504,14 @@ class DicomReader:
         ts = _transfer_syntax(ds)
         if not any(t in ds for t in PIXEL_TAGS):
             raise ReadError("no_pixel_data", "the object has no PixelData element; it is not an image")
+        _ensure_transfer_syntax(ds)
         problem = _decoder_problem(ds)
         if problem:
             raise ReadError(*problem)
         try:
             arr = ds.pixel_array
+            if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
+                arr = _palette_to_rgb(arr, ds)
         except NotImplementedError:
             raise ReadError("undecodable_transfer_syntax", plugin_hint(ts)) from None
         except Exception as exc:  # noqa: BLE001 -- every decoder failure becomes a reason
@@ -574,7 +591,8 @@ class DicomReader:
     def _load_multiframe(self, ds: Dataset, gt: dict[str, list[str]]) -> ReadItem:
         arr = self._decode(ds)
         frames = int(ds.get("NumberOfFrames") or 1)
-        rgb = int(ds.get("SamplesPerPixel") or 1) == 3
+        rgb = int(ds.get("SamplesPerPixel") or 1) == 3 or \
+            str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR"
         if frames == 1:
             arr = arr[None]
         per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
@@ -598,7 +616,9 @@ class DicomReader:
     def _load_single(self, ds: Dataset) -> ReadItem:
         arr = self._decode(ds)
         meta = self._base_meta(ds)
-        rgb = arr.ndim == 3 and arr.shape[-1] == 3 and int(ds.get("SamplesPerPixel") or 1) == 3
+        rgb = arr.ndim == 3 and arr.shape[-1] == 3 and (
+            int(ds.get("SamplesPerPixel") or 1) == 3
+            or str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR")
         if rgb:
             meta["rgb"] = True
             pixels = arr.astype(np.float32)
@@ -704,6 +724,17 @@ def _float(v: Any) -> float:
         return f if np.isfinite(f) else float("nan")
     except (TypeError, ValueError):
         return float("nan")
+
+
+def _palette_to_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """PALETTE COLOR indices through the colour lookup table, as 8-bit RGB."""
+    from pydicom.pixels import apply_color_lut
+
+    rgb = np.asarray(apply_color_lut(arr, ds), dtype=np.float32)
+    bits = int(ds.RedPaletteColorLookupTableDescriptor[2]) if "RedPaletteColorLookupTableDescriptor" in ds else 8
+    if bits > 8 or rgb.max() > 255:  # 16-bit entries: either value<<8 or value*257
+        rgb = rgb / 256.0 if not np.any(np.mod(rgb, 256)) else rgb / 257.0
+    return np.clip(rgb, 0, 255)
 
 
 def _first_positive(*values: float) -> float:
