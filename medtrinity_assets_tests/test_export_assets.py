@@ -8,6 +8,7 @@ import pytest
 from dagster import DagsterInstance, MaterializeResult, asset, materialize
 
 from medtrinity_assets import checks
+from medtrinity_assets.assets.quality import near_duplicates
 from medtrinity_assets.assets.exports import dataset_card, export_coco, export_hf, export_vqa
 from medtrinity_assets.partitions import source_shard_key, source_shard_partitions
 from medtrinity_assets.resources import PipelineResource
@@ -104,9 +105,12 @@ def test_dataset_card_renders_with_plots(env):
     _materialize_triplets(layout, instance, resources, corrupt=set())
     for a in (export_hf, export_vqa):
         assert materialize([a], partition_key="s00", instance=instance, resources=resources).success
-    res = materialize([dataset_card, checks.dataset_card_phi_scan, checks.dataset_card_exports_sealed],
+    res = materialize([near_duplicates, dataset_card, checks.dataset_card_phi_scan, checks.dataset_card_exports_sealed],
                       instance=instance, resources=resources)
     assert res.success
+    dup_meta = res.asset_materializations_for_node("near_duplicates")[0].metadata
+    assert dup_meta["duplicate_groups"].value == 0 and dup_meta["images"].value == 8
+    assert (layout.root / "tables" / "near_duplicates" / "all.parquet").is_file()
     card = (layout.card / "README.md").read_text()
     assert "| src_a | image_folder | CC0-1.0 |" in card and "## Quality checks" in card
     for plot in ("by_modality", "by_organ", "by_disease", "roi_size", "description_length", "contradiction_rate"):

@@ -155,7 +155,7 @@ EXPORT_ASSETS = [export_hf, export_llava, export_webdataset, export_coco, export
 
 
 @asset(
-    deps=[AssetDep(a.key) for a in EXPORT_ASSETS],
+    deps=[*(AssetDep(a.key) for a in EXPORT_ASSETS), AssetDep("near_duplicates")],
     group_name="exports",
     kinds={"python", "markdown"},
     description="Dataset card (Markdown + PNG plots) beside the exports: sources and licences, counts, ROI origins, "
