@@ -121,6 +121,10 @@ def test_phi_scan_finds_planted_identifier_and_never_reports_it(tmp_path: Path):
     assert rep.hits == 2 and rep.files_scanned == 4
     assert "Jane" not in json.dumps(rep.__dict__) and "778812" not in json.dumps(rep.__dict__)
     assert scan_tree(root, []).ok
+    # header values that are domain words, and single words of a non-name value, are not searched alone
+    (root / "a" / "caption.txt").write_text("CT imaging of the abdomen at the center of the image")
+    rep2 = scan_tree(root, ["ABDOMEN", "JFK IMAGING CENTER", "PAT-778812"])
+    assert "a/caption.txt" not in rep2.files_with_hits and rep2.files_with_hits == ["a/s-000000.tar"]
 
 
 def test_sha256sums_tamper_is_detected(tmp_path: Path):

@@ -17,14 +17,45 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from medtrinity_assets.deid import identifier_variants
+from medtrinity_assets.quality import vocabulary as V
 
 MIN_IDENTIFIER_LEN = 4  # shorter values (e.g. "M", "12") match everywhere and identify nobody
 TEXT_SUFFIXES = {".txt", ".json", ".jsonl", ".md", ".csv", ".tsv", ".yaml", ".yml", ".html", ".xml", ""}
 
 
+# header values that are ordinary words of the domain (private tags often hold "ABDOMEN", "NORMAL" ...):
+# searching them would flag every description; they identify nobody
+COMMON_WORDS = frozenset(
+    {"normal", "anonymous", "anonymized", "anonymised", "unknown", "none", "other", "phantom", "test", "axial",
+     "original", "primary", "derived", "secondary", "localizer", "body", "image", "images", "series", "study",
+     "patient", "left", "right", "both", "yes", "true", "false", "null", "default", "routine", "standard",
+     "contrast", "imaging", "center", "centre", "hospital", "clinic", "department", "radiology"}
+    | set(V.ORGAN_SYNONYMS) | {t for terms in V.MODALITY_TERMS.values() for t in terms} | set(V.FINDING_TERMS)
+)
+
+
+def scan_variants(identifiers: Iterable[str]) -> list[str]:
+    """The strings searched for: every whole value in its file-name spellings (^ and spaces as _ - . or
+    nothing); the parts of person names (DICOM PN values, ``FAMILY^GIVEN``); never a value that is a
+    common word of the domain. Longest first, so the longest spelling wins."""
+    keep: set[str] = set()
+    for raw in identifiers:
+        value = str(raw or "").strip()
+        if len(value) < MIN_IDENTIFIER_LEN or value.lower() in COMMON_WORDS:
+            continue
+        variants = {v for v in identifier_variants([value])
+                    if len(v) >= MIN_IDENTIFIER_LEN and v.lower() not in COMMON_WORDS}
+        if "^" not in value:  # not a person name: its single words identify nobody on their own
+            words = {w for w in re.split(r"[\s,]+", value) if w}
+            if len(words) > 1:
+                variants -= words
+        keep |= variants
+    return sorted(keep, key=len, reverse=True)
+
+
 def compile_identifiers(identifiers: Iterable[str]) -> re.Pattern[bytes] | None:
     """One case-insensitive byte pattern for every variant, bounded so hashes do not match by chance."""
-    variants = [v for v in identifier_variants(identifiers) if len(v) >= MIN_IDENTIFIER_LEN]
+    variants = scan_variants(identifiers)
     if not variants:
         return None
     alternation = b"|".join(re.escape(v.encode("utf-8")) for v in variants)
