@@ -62,7 +62,7 @@ class VectorIndex:
             return cls(idx, kind, dim, {"m": settings.hnsw_m, "ef_construction": settings.ef_construction,
                                         "ef_search": settings.ef_search})
         if kind == "ivf":
-            nlist = settings.ivf_nlist or max(1, int(4 * math.sqrt(max(expected_count, 1))))
+            nlist = settings.ivf_nlist or max(1, round(math.sqrt(max(expected_count, 1))))
             quantizer = faiss.IndexFlatIP(dim)
             idx = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             idx.nprobe = min(settings.ivf_nprobe, nlist)

@@ -36,8 +36,8 @@ class KnowledgeSettings:
     hnsw_m: int = 32
     ef_construction: int = 80
     ef_search: int = 128
-    ivf_nlist: int = 0  # 0 -> about 4 * sqrt(count)
-    ivf_nprobe: int = 24
+    ivf_nlist: int = 0  # 0 -> about sqrt(count)
+    ivf_nprobe: int = 32
 
     def __post_init__(self) -> None:
         for f in fields(self):
