@@ -78,13 +78,55 @@ def plugin_hint(ts: str) -> str:
 # ---------------------------------------------------------------- header reading
 
 
+# What scan keeps of a header: a few values, not the dataset (a source may hold 100k files).
+_SUMMARY_KEYWORDS = ("SOPClassUID", "Modality", "PatientID", "PatientName", "StudyInstanceUID",
+                     "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "Rows", "Columns",
+                     "NumberOfFrames", "InstanceNumber", "ImageOrientationPatient", "ImagePositionPatient",
+                     "BurnedInAnnotation")
+
+
 @dataclass
 class _Header:
     path: Path
-    ds: Dataset
+    info: dict[str, Any]  # _SUMMARY_KEYWORDS values as plain Python (str / float lists)
     idents: set[str]
     kind: str = ""  # slice | multiframe | single | seg | rtstruct
     error: tuple[str, str] | None = None  # (error_class, reason) when the file cannot be used
+    ref_series: set[str] = field(default_factory=set)  # SEG/RTSTRUCT: what they annotate
+    ref_sops: set[str] = field(default_factory=set)
+    ref_fors: set[str] = field(default_factory=set)
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        value = self.info.get(keyword)
+        return default if value is None else value
+
+    def __contains__(self, keyword: str) -> bool:
+        return self.info.get(keyword) is not None
+
+
+def _summary(ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kw in _SUMMARY_KEYWORDS:
+        try:
+            value = ds.get(kw)
+        except Exception:  # noqa: BLE001 -- a damaged value is treated as absent
+            value = None
+        if value is None or value == "":
+            continue
+        if kw in ("ImageOrientationPatient", "ImagePositionPatient"):
+            try:
+                value = [float(v) for v in value]
+            except (TypeError, ValueError):
+                continue
+        elif kw in ("Rows", "Columns", "NumberOfFrames", "InstanceNumber"):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                continue
+        else:
+            value = str(value)
+        out[kw] = value
+    return out
 
 
 def _list_files(root: Path) -> list[Path]:
@@ -208,13 +250,16 @@ def read_header(path: Path) -> _Header | Quarantined:
         idents = identifier_values(ds)
     except Exception:  # noqa: BLE001
         idents = set()
-    h = _Header(path, ds, idents)
+    h = _Header(path, _summary(ds), idents)
     sop = str(ds.get("SOPClassUID", ""))
     modality = str(ds.get("Modality", "")).upper()
     if sop == SEG_SOP or modality == "SEG":
         h.kind = "seg"
+        h.ref_series, h.ref_sops = dicom_gt.seg_referenced(ds)
+        h.ref_fors = {str(ds.get("FrameOfReferenceUID") or "")} - {""}
     elif sop == RTSTRUCT_SOP or modality == "RTSTRUCT":
         h.kind = "rtstruct"
+        h.ref_series, h.ref_sops, h.ref_fors = dicom_gt.rtstruct_referenced(ds)
     elif modality in NON_IMAGE_MODALITIES:
         h.error = ("not_an_image", f"{modality or 'this'} object is not an image this pipeline describes; "
                    "leave it out of image sources")
@@ -248,7 +293,7 @@ def _scrubber(identifiers: Iterable[str]) -> Callable[[str], str]:
     return scrub
 
 
-def _subject(ds: Dataset) -> str:
+def _subject(ds: Any) -> str:
     for kw in ("PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         v = str(ds.get(kw) or "").strip()
         if v:
@@ -260,11 +305,12 @@ def _vec(values: Any) -> np.ndarray:
     return np.asarray([float(v) for v in values], dtype=np.float64)
 
 
-def _slice_sort_key(ds: Dataset) -> tuple[float, float]:
+def _slice_sort_key(ds: Any) -> tuple[float, float]:
+    """Position along the slice normal (then instance number); a Dataset or a scan summary."""
     inst = float(ds.get("InstanceNumber") or 0)
     try:
-        iop = _vec(ds.ImageOrientationPatient)
-        ipp = _vec(ds.ImagePositionPatient)
+        iop = _vec(ds.get("ImageOrientationPatient"))
+        ipp = _vec(ds.get("ImagePositionPatient"))
         n = np.cross(iop[:3], iop[3:])
         return (float(ipp @ n), inst)
     except Exception:  # noqa: BLE001 -- no geometry: instance number alone
@@ -284,7 +330,7 @@ class _Group:
         return out
 
 
-def _uid(ds: Dataset, kw: str) -> str:
+def _uid(ds: Any, kw: str) -> str:
     return str(ds.get(kw) or "")
 
 
@@ -324,7 +370,7 @@ class DicomReader:
                 gts.append(h)
             elif h.error:
                 yield q(h.path, *h.error)
-            elif str(h.ds.get("BurnedInAnnotation", "")).upper() == "YES" and not allow_burned:
+            elif str(h.get("BurnedInAnnotation", "")).upper() == "YES" and not allow_burned:
                 yield q(h.path, "burned_in_annotation", "BurnedInAnnotation is YES: the pixels may show "
                         "patient identifiers; set `options: {allow_burned_in: true}` on this source only if "
                         "the burned-in text is known to be free of identifiers")
@@ -337,8 +383,8 @@ class DicomReader:
         for h in images:
             if h.kind == "slice":
                 # a series never spans patients: sample collections reuse one series UID across patients
-                key = "|".join((str(h.ds.get("PatientID") or ""), _uid(h.ds, "StudyInstanceUID"),
-                                _uid(h.ds, "SeriesInstanceUID") or _uid(h.ds, "SOPInstanceUID") or str(h.path)))
+                key = "|".join((str(h.get("PatientID") or ""), _uid(h, "StudyInstanceUID"),
+                                _uid(h, "SeriesInstanceUID") or _uid(h, "SOPInstanceUID") or str(h.path)))
                 series[key].append(h)
             elif h.kind == "multiframe":
                 items.append(("dicom_multiframe", _Group([h])))
@@ -357,10 +403,10 @@ class DicomReader:
         by_for: dict[str, set[int]] = defaultdict(set)
         for i, (_, g) in enumerate(items):
             for h in g.headers:
-                by_series[_uid(h.ds, "SeriesInstanceUID")].append(i)
-                by_sop[_uid(h.ds, "SOPInstanceUID")] = i
-                if _uid(h.ds, "FrameOfReferenceUID"):
-                    by_for[_uid(h.ds, "FrameOfReferenceUID")].add(i)
+                by_series[_uid(h, "SeriesInstanceUID")].append(i)
+                by_sop[_uid(h, "SOPInstanceUID")] = i
+                if _uid(h, "FrameOfReferenceUID"):
+                    by_for[_uid(h, "FrameOfReferenceUID")].add(i)
         for h in gts:
             target = self._gt_target(h, items, by_series, by_sop, by_for)
             if target is None:
@@ -374,7 +420,7 @@ class DicomReader:
         # --- emit
         for kind, g in items:
             first = g.headers[0]
-            ds = first.ds
+            ds = first
             idents = g.idents  # a subset of all_idents, which ``scrub`` already covers
             n_frames = int(ds.get("NumberOfFrames") or 1) if kind != "dicom_series" else len(g.headers)
             yield ItemRef(
@@ -401,11 +447,11 @@ class DicomReader:
         rejected: list[tuple[_Header, str, str]] = []
 
         def size(h: _Header) -> tuple[int, int]:
-            return (int(h.ds.get("Rows") or 0), int(h.ds.get("Columns") or 0))
+            return (int(h.get("Rows") or 0), int(h.get("Columns") or 0))
 
         def orient(h: _Header) -> tuple[float, ...]:
             try:
-                return tuple(np.round(_vec(h.ds.ImageOrientationPatient), 3))
+                return tuple(np.round(_vec(h.get("ImageOrientationPatient")), 3))
             except Exception:  # noqa: BLE001
                 return ()
 
@@ -426,15 +472,15 @@ class DicomReader:
                                  "its series (a localiser?); skipped, the series was kept without it"))
             else:
                 same.append(h)
-        keys = {id(h): _slice_sort_key(h.ds) for h in same}
+        keys = {id(h): _slice_sort_key(h) for h in same}
         same.sort(key=lambda h: (keys[id(h)], str(h.path)))
         out: list[_Header] = []
         seen_sop: set[str] = set()
         seen_pos: set[float] = set()
         for h in same:
-            sop = _uid(h.ds, "SOPInstanceUID")
+            sop = _uid(h, "SOPInstanceUID")
             pos = round(keys[id(h)][0], 3)
-            has_pos = "ImagePositionPatient" in h.ds
+            has_pos = "ImagePositionPatient" in h
             if sop and sop in seen_sop:
                 rejected.append((h, "duplicate_instance", "same SOP instance as another file of the series "
                                  "(a copy); skipped"))
@@ -450,11 +496,7 @@ class DicomReader:
 
     @staticmethod
     def _gt_target(h: _Header, items, by_series, by_sop, by_for) -> int | None:
-        if h.kind == "seg":
-            ser, sops = dicom_gt.seg_referenced(h.ds)
-            fors = {_uid(h.ds, "FrameOfReferenceUID")} - {""}
-        else:
-            ser, sops, fors = dicom_gt.rtstruct_referenced(h.ds)
+        ser, sops, fors = h.ref_series, h.ref_sops, h.ref_fors
         hits = Counter(by_sop[s] for s in sops if s in by_sop)
         if hits:
             return hits.most_common(1)[0][0]
