@@ -9,6 +9,7 @@ The logic lives in ``quality/``; this module only reads the partition, calls it 
 
 import functools
 import inspect
+import warnings
 from typing import Any
 
 from dagster import (
@@ -17,10 +18,16 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     MetadataValue,
+    PreviewWarning,
     asset_check,
 )
 
 from medtrinity_assets.assets import exports as export_assets
+
+# Partitioned asset checks (one evaluation per source x shard, shown per partition in the UI) are a
+# Dagster "preview" feature in 1.13; we rely on them knowingly, so their notice is not repeated at
+# every import of the code location.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
 from medtrinity_assets.partitions import shard_partitions, source_shard_partitions, split_key
 from medtrinity_assets.resources import PipelineResource
 
