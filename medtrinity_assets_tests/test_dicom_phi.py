@@ -122,3 +122,14 @@ def test_scan_rel_paths_keep_their_shape(tmp_path):
     rels = sorted(r.rel_path for r in refs)
     assert len(set(rels)) == len(rels)
     assert any(r.endswith("CT_small.dcm") for r in rels), rels
+
+
+def test_path_scrubber_agrees_with_deid_scrub_and_scales():
+    from medtrinity_assets import deid
+    from medtrinity_assets.formats.dicom import _scrubber
+
+    ids = ["DOE^JANE", "PID-0042-7731", "19610704", "ABC"] + [f"1.2.826.0.1.99.{i}" for i in range(2000)]
+    scrub = _scrubber(ids)
+    for path in ["a/DOE_JANE_PID-0042-7731/x.dcm", "b/janedoe/1.2.826.0.1.99.17/IM1", "c/abcdef/19610704.dcm",
+                 "d/nothing/here.dcm", "e/Doe.Jane/1.2.826.0.1.99.1999"]:
+        assert scrub(path) == deid.scrub(path, ids), path

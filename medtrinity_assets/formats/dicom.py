@@ -281,14 +281,29 @@ def read_header(path: Path) -> _Header | Quarantined:
 
 
 def _scrubber(identifiers: Iterable[str]) -> Callable[[str], str]:
-    """Scrub function over many identifiers: only the ones that occur are handed to ``deid.scrub``."""
-    variants = deid.identifier_variants(identifiers)
-    lowered = [(v, v.lower()) for v in variants]
+    """Scrub function over many identifiers (a large source has 100k+ UIDs and names).
+
+    Checking every identifier against every path is quadratic; instead the identifier forms are
+    indexed by their last 4 (or 3) characters, each path position looks up the forms that could end
+    there, and only the forms actually found are handed to ``deid.scrub`` for the replacement.
+    """
+    index4: dict[str, list[str]] = defaultdict(list)
+    index3: dict[str, list[str]] = defaultdict(list)
+    for v in deid.identifier_variants(identifiers):
+        lv = v.lower()
+        (index4[lv[-4:]] if len(lv) >= 4 else index3[lv]).append(lv)
 
     def scrub(text: str) -> str:
         low = text.lower()
-        hits = [v for v, lv in lowered if lv in low]
-        return deid.scrub(text, hits) if hits else text
+        hits: set[str] = set()
+        for j in range(3, len(low) + 1):
+            for cand in index3.get(low[j - 3:j], ()):
+                hits.add(cand)
+            if j >= 4:
+                for cand in index4.get(low[j - 4:j], ()):
+                    if len(cand) <= j and low.startswith(cand, j - len(cand)):
+                        hits.add(cand)
+        return deid.scrub(text, sorted(hits)) if hits else text
 
     return scrub
 
