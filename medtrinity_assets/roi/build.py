@@ -122,9 +122,12 @@ def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts
         return out
     out = []
     px_mm = float(np.nanmean(_spacing(row))) if math.isfinite(_spacing(row)[0]) else 1.0
-    for model, expert in experts:
-        if not model.applies(row.get("modality"), row.get("organ")):
-            continue
+    applicable = [(m, e) for m, e in experts if m.applies(row.get("modality"), row.get("organ"))]
+    if not applicable:
+        return [Candidate("", "finding", "expert", None, error=(
+            f"no registered expert model applies to modality={row.get('modality')!r}, organ={row.get('organ')!r}; "
+            "add one to models.yaml or mark the source roi: none"))]
+    for model, expert in applicable:
         if isinstance(expert, Exception) or not model.ok:
             reason = model.error if not model.ok else str(expert)
             out.append(Candidate("", "finding", f"expert:{model.name}@{model.version or 'unresolved'}", None,

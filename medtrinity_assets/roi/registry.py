@@ -161,21 +161,24 @@ def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None
                              error=f"{where}: each entry needs a 'name' matching [a-z0-9_]+ (got {name!r})")
     where = f"{yaml_path}: model '{name}'"
     kind = raw.get("kind")
-    try:
-        if kind not in KINDS:
-            raise ValueError(f"field 'kind': {kind!r} is not one of {', '.join(KINDS)}")
+    try:  # applicability first: a model that fails later still says which images needed it
         applies = raw.get("applies_to") or {}
         if not isinstance(applies, dict):
             raise ValueError("field 'applies_to': expected {modalities: [...], organs: [...]}")
         common = dict(
             name=name,
-            kind=kind,
+            kind=str(kind),
             modalities=_str_list(applies.get("modalities"), "field 'applies_to.modalities'", upper=True),
             organs=_str_list(applies.get("organs"), "field 'applies_to.organs'", upper=False),
             labels=_labels(raw.get("labels"), "field 'labels'"),
             preprocess=dict(raw.get("preprocess") or {}),
             threshold=float(raw.get("threshold", 0.5)),
         )
+    except (ValueError, TypeError) as exc:
+        return ResolvedModel(name=name, kind=str(kind), version=str(raw.get("version") or ""), error=f"{where}: {exc}")
+    try:
+        if kind not in KINDS:
+            raise ValueError(f"field 'kind': {kind!r} is not one of {', '.join(KINDS)}")
         version = str(raw.get("version") or "")
         expected = str(raw.get("sha256") or "").lower()
         if kind == "builtin":
@@ -226,7 +229,7 @@ def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None
             raise ValueError("no version: set 'version' (or ship configs/metadata.json / registration.json)")
         return ResolvedModel(version=version, sha256=digest, path=path, metrics=metrics, **common)
     except (ValueError, OSError) as exc:
-        return ResolvedModel(name=name, kind=str(kind), version=str(raw.get("version") or ""), error=f"{where}: {exc}")
+        return ResolvedModel(version=str(raw.get("version") or ""), error=f"{where}: {exc}", **common)
 
 
 def _check_digest(expected: str, actual: str) -> None:
