@@ -350,3 +350,15 @@ def test_non_image_objects_are_quarantined(tmp_path):
     copy_into(folder, "rtplan.dcm")
     items, bad = scan(folder)
     assert not items and {b.error_class for b in bad} == {"not_an_image"}
+
+
+@pytest.mark.parametrize("cut,error_class", [(200, "truncated_dicom"), (3000, "no_pixel_data"),
+                                             (6310, "truncated_dicom")])
+def test_truncation_anywhere_is_named(tmp_path, cut, error_class):
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    (folder / "ct").write_bytes(data_file("CT_small.dcm").read_bytes()[:cut])
+    items, bad = scan(folder)
+    assert not items and bad[0].error_class == error_class
+    if error_class == "no_pixel_data":
+        assert "truncated" in bad[0].reason and "CT Image Storage" in bad[0].reason

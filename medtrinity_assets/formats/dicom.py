@@ -150,6 +150,10 @@ def _pixel_problem(ds: Dataset, path: Path) -> tuple[str, str] | None:
     """Checks the deferred pixel element against what the header announces (no decoding)."""
     tag = next((t for t in PIXEL_TAGS if t in ds), None)
     if tag is None:
+        sop_name = UID(str(ds.get("SOPClassUID", ""))).name if ds.get("SOPClassUID") else ""
+        if "Image" in sop_name:
+            return ("no_pixel_data", f"the header says '{sop_name}' but the file holds no PixelData: it was "
+                    "truncated or stripped of its pixels; copy it again from the original")
         return ("no_pixel_data", "the object has no PixelData element (not an image); "
                 "remove it or provide the image it belongs to")
     raw = ds._dict[tag]  # noqa: SLF001 -- the raw element tells length/offset without reading it
@@ -244,8 +248,8 @@ def read_header(path: Path) -> _Header | Quarantined:
         return Quarantined(rel, "truncated_dicom", f"the DICOM header cannot be parsed ({type(exc).__name__}); "
                            "the file is truncated or damaged -- copy it again")
     if not _looks_like_dicom(ds):
-        return Quarantined(rel, "not_dicom", "the file has a DICOM marker but no SOP class and no image "
-                           "elements; remove it or re-export it")
+        return Quarantined(rel, "truncated_dicom", "the file has a DICOM marker but its header ends before "
+                           "the SOP class and image elements: it is truncated; copy it again or remove it")
     try:
         idents = identifier_values(ds)
     except Exception:  # noqa: BLE001
