@@ -362,3 +362,16 @@ def test_truncation_anywhere_is_named(tmp_path, cut, error_class):
     assert not items and bad[0].error_class == error_class
     if error_class == "no_pixel_data":
         assert "truncated" in bad[0].reason and "CT Image Storage" in bad[0].reason
+
+
+@pytest.mark.parametrize("orientation", ["RAI", "LPS"])
+def test_rtstruct_contours_follow_the_pixels_into_canonical_order(tmp_path, orientation):
+    ph, out = _phantom_folder(tmp_path, orientation, with_seg=False)
+    items, bad = scan(out.study_dir)
+    assert not bad and items[0].locator["rtstruct"] and not items[0].locator["seg"]
+    item = READER.load(source(out.study_dir), items[0])
+    assert set(item.label_names.values()) == set(out.roi_names) and out.roi_names
+    for value, name in item.label_names.items():
+        truth = ph.label_map == next(v for v, n in ph.label_names.items() if n == name)
+        got = item.label_map == value
+        assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.8, name
