@@ -133,3 +133,19 @@ def test_path_scrubber_agrees_with_deid_scrub_and_scales():
     for path in ["a/DOE_JANE_PID-0042-7731/x.dcm", "b/janedoe/1.2.826.0.1.99.17/IM1", "c/abcdef/19610704.dcm",
                  "d/nothing/here.dcm", "e/Doe.Jane/1.2.826.0.1.99.1999"]:
         assert scrub(path) == deid.scrub(path, ids), path
+
+
+def test_identifier_typed_into_an_allowed_field_is_dropped(tmp_path):
+    import pydicom
+
+    folder = tmp_path / "typed"
+    folder.mkdir()
+    ds = pydicom.dcmread(data_file("CT_small.dcm"))
+    ds.PatientName = "QUIXOTE^ZEB"
+    ds.BodyPartExamined = "QUIXOTE CHEST"  # an operator typed the name into a free-text field
+    ds.save_as(folder / "ct")
+    reader = DicomReader()
+    ref = next(r for r in reader.scan(source(folder)) if isinstance(r, ItemRef))
+    meta = reader.load(source(folder), ref).meta
+    assert "BodyPartExamined" not in meta and "body_part" not in meta
+    assert meta["Modality"] == "CT"

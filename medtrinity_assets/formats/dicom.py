@@ -616,6 +616,11 @@ class DicomReader:
 
     def _base_meta(self, ds: Dataset) -> dict[str, Any]:
         meta = allowed_meta(ds)
+        # belt and braces: an allowed text field that repeats an identifier of this header is dropped
+        variants = [v.lower() for v in deid.identifier_variants(identifier_values(ds))]
+        for key in [k for k, v in meta.items() if isinstance(v, str) and not k.startswith("TransferSyntax")]:
+            if any(v in meta[key].lower() for v in variants):
+                del meta[key]
         if meta.get("BodyPartExamined"):  # the lower-case key other readers also fill
             meta["body_part"] = str(meta["BodyPartExamined"]).lower()
         meta["monochrome1_inverted"] = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
