@@ -570,7 +570,9 @@ class DicomReader:
         if problem:
             raise ReadError(*problem)
         try:
-            arr = ds.pixel_array
+            from pydicom.pixels import pixel_array
+
+            arr = pixel_array(ds)  # not ds.pixel_array: no second copy cached on the dataset
             if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
                 arr = _palette_to_rgb(arr, ds)
         except NotImplementedError:
@@ -639,6 +641,9 @@ class DicomReader:
                 failures.append(exc.reason)
                 continue
             arr = self._rescale_frame(self._monochrome1(arr, ds), ds)
+            for tag in PIXEL_TAGS:  # the stored bytes are no longer needed: free them slice by slice
+                if tag in ds:
+                    del ds[tag]
             slices.append(arr)
             kept.append(ds)
         if not slices:
