@@ -26,15 +26,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write to a temporary file in the same folder, (fsync,) then rename: readers never see half a file.
+
+    ``durable=False`` skips the fsync: used for content-addressed blobs, whose size is checked
+    again before reuse, so a blob lost to a crash is simply written anew.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -114,8 +119,12 @@ class DataLayout:
         sha = hashlib.sha256(data).hexdigest()
         rel = f"blobs/{sha[:2]}/{sha}{ext}"
         path = self.root / rel
-        if not path.exists():
-            atomic_write_bytes(path, data)
+        try:
+            present = path.stat().st_size == len(data)
+        except FileNotFoundError:
+            present = False
+        if not present:
+            atomic_write_bytes(path, data, durable=False)
         return rel, sha
 
     def resolve(self, rel: str) -> Path:
