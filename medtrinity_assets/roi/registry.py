@@ -180,6 +180,8 @@ def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None
         if kind not in KINDS:
             raise ValueError(f"field 'kind': {kind!r} is not one of {', '.join(KINDS)}")
         version = str(raw.get("version") or "")
+        if raw.get("sha256") is not None and not isinstance(raw.get("sha256"), str):
+            raise ValueError(f"field 'sha256': {raw.get('sha256')!r} is not text; quote the digest (YAML read it as a number)")
         expected = str(raw.get("sha256") or "").lower()
         if kind == "builtin":
             which = raw.get("builtin", name)
