@@ -4,6 +4,8 @@
 - ``source_shard_job`` [source x shard]: every source x shard asset (images, rois, context, triplets
   and their checks) for one partition, in dependency order inside one run.
 
+Where the steps of a run execute is a deployment choice (:mod:`medtrinity_assets.executors`).
+
 The assets are found by importing the stage modules that exist, so a stage that has not landed yet
 (or was removed) shrinks the job instead of breaking the code location.
 """
@@ -15,6 +17,7 @@ import logging
 
 from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job, load_assets_from_modules
 
+from medtrinity_assets.executors import executor_from_env
 from medtrinity_assets.partitions import source_partitions, source_shard_partitions
 
 log = logging.getLogger(__name__)
@@ -44,22 +47,28 @@ def keys_partitioned_by(partitions_def) -> list[AssetKey]:
 SOURCE_SHARD_KEYS = keys_partitioned_by(source_shard_partitions)
 SOURCE_KEYS = keys_partitioned_by(source_partitions)
 
-source_manifest_job = define_asset_job(
-    "source_manifest_job",
-    selection=AssetSelection.assets(*SOURCE_KEYS),
-    partitions_def=source_partitions,
-    description="Rescan one source (its manifest); the followup sensor then runs its source x shard partitions.",
-    tags={"medtrinity/kind": "scan"},
-)
+def make_source_jobs(source_keys, source_shard_keys):
+    """(source_manifest_job, source_shard_job) over the given asset keys, on the executor of the environment."""
+    scan = define_asset_job(
+        "source_manifest_job",
+        selection=AssetSelection.assets(*source_keys),
+        partitions_def=source_partitions,
+        description="Rescan one source (its manifest); the followup sensor then runs its source x shard partitions.",
+        tags={"medtrinity/kind": "scan"},
+        executor_def=executor_from_env(),
+    )
+    shard = define_asset_job(
+        "source_shard_job",
+        selection=AssetSelection.assets(*source_shard_keys),
+        partitions_def=source_shard_partitions,
+        description="Every source x shard asset for one partition: images -> rois/context -> triplets.",
+        tags={"medtrinity/kind": "shard"},
+        executor_def=executor_from_env(),
+    )
+    return scan, shard
 
-source_shard_job = define_asset_job(
-    "source_shard_job",
-    selection=AssetSelection.assets(*SOURCE_SHARD_KEYS),
-    partitions_def=source_shard_partitions,
-    description="Every source x shard asset for one partition: images -> rois/context -> triplets.",
-    tags={"medtrinity/kind": "shard"},
-)
 
+source_manifest_job, source_shard_job = make_source_jobs(SOURCE_KEYS, SOURCE_SHARD_KEYS)
 JOBS = [source_manifest_job, source_shard_job] if SOURCE_KEYS and SOURCE_SHARD_KEYS else []
 
 

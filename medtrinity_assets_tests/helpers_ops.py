@@ -97,16 +97,30 @@ def write_local_instance_yaml(home: Path) -> Path:
     return dest
 
 
-def write_team_instance_yaml(home: Path, port: int, *, max_concurrent_runs: int = 3) -> Path:
-    """deploy/team/dagster.yaml with its Postgres settings pointed at the test server."""
-    raw = yaml.safe_load((REPO / "deploy" / "team" / "dagster.yaml").read_text())
-    for section in ("run_storage", "event_log_storage", "schedule_storage"):
-        cfg = raw[section]["config"]["postgres_db"]
-        cfg.update({"hostname": "127.0.0.1", "port": port, "username": "postgres", "password": "", "db_name": "postgres"})
-    raw["run_queue"]["max_concurrent_runs"] = max_concurrent_runs
+def write_team_instance_yaml(home: Path, *, max_concurrent_runs: int | None = None) -> Path:
+    """deploy/team/dagster.yaml into ``home`` as committed (its Postgres settings come from the
+    environment: :func:`postgres_env`), optionally with another run limit."""
     home.mkdir(parents=True, exist_ok=True)
     dest = home / "dagster.yaml"
-    dest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    text = (REPO / "deploy" / "team" / "dagster.yaml").read_text()
+    if max_concurrent_runs is not None:
+        raw = yaml.safe_load(text)
+        raw["concurrency"]["runs"]["max_concurrent_runs"] = max_concurrent_runs
+        text = yaml.safe_dump(raw, sort_keys=False)
+    dest.write_text(text)
+    return dest
+
+
+def postgres_env(port: int) -> dict[str, str]:
+    """The variables deploy/team/dagster.yaml reads, for a server from :func:`postgres_server`."""
+    return {"DAGSTER_PG_URL": f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"}
+
+
+def write_workspace(home: Path, module: str = "medtrinity_assets_tests.ops_location") -> Path:
+    """A workspace file that loads this repository's code location."""
+    dest = home / "workspace.yaml"
+    dest.write_text(yaml.safe_dump({"load_from": [{"python_module": {
+        "module_name": module, "working_directory": str(REPO), "location_name": "medtrinity"}}]}))
     return dest
 
 
