@@ -22,7 +22,14 @@ MODALITY_WORDS = {
     "FUNDUS": "fundus photograph of the retina",
     "OCT": "optical coherence tomography of the retina",
     "HISTO": "histology tissue section",
+    "HISTOLOGY": "histology tissue section",
+    "HISTOPATHOLOGY": "histology tissue section",
+    "SM": "histology tissue section",  # DICOM slide microscopy
+    "OP": "fundus photograph of the retina",  # DICOM ophthalmic photography
     "DERM": "dermoscopy of a skin lesion",
+    "DERMOSCOPY": "dermoscopy of a skin lesion",
+    "XR": "radiograph X-ray",
+    "MRI": "MRI",
 }
 # ROI labels that name anatomy rather than a finding (used when the ROI table has no 'kind' column)
 ANATOMY_WORDS = {"liver", "spleen", "kidney", "lung", "bone", "brain", "heart", "pancreas", "body", "vertebra",
