@@ -121,3 +121,18 @@ def test_coarse_caption_and_prompt_carry_the_facts():
         assert fact in req.user
     assert '"required"' in req.user  # the answer schema travels with the prompt
     assert req.overlay_png is None  # no image given, no overlay
+
+
+def test_knowledge_about_another_organ_or_finding_is_not_borrowed():
+    facts = SampleFacts(
+        ImageFacts("k1", source="phantom_ct", modality="CT", organ="abdomen", labels=("liver_cyst", "kidney_cyst")),
+        rois=(RoiFacts("r1", "kidney cyst", side="right", region="kidney", size_class="small", intensity="hypodense"),),
+        passages=(Passage("p1", 0.9, "core", "Simple liver cyst", "On CT: Sharply marginated round lesion of water density, homogeneous."),
+                  Passage("p2", 0.8, "core", "Renal cyst", "On CT: Thin-walled lesion near water density, homogeneous and non-enhancing.")),
+    )
+    res = GroundedBackend().compose(facts)
+    [k] = [c for c in res.clauses if c["source"].startswith("passage:")]
+    assert k["source"] == "passage:core:p2" and "On CT, thin-walled lesion" in k["text"]  # corpus section style tidied
+    unlabelled = SampleFacts(ImageFacts("k2", source="brain_mr", modality="MR", organ="brain"),
+                             passages=(Passage("p3", 0.9, "core", "Normal brain MRI", "On MR: white matter is brighter than grey matter on T1."),))
+    assert not any(c["source"].startswith("passage:") for c in GroundedBackend().compose(unlabelled).clauses)

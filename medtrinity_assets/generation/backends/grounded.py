@@ -14,7 +14,7 @@ import hashlib
 import re
 
 from medtrinity_assets.generation.coarse_caption import coarse_caption, humanise, modality_names
-from medtrinity_assets.generation.consistency import Allowed, allowed_facts, contradictions, sides_in
+from medtrinity_assets.generation.consistency import Allowed, allowed_facts, contradictions, organs_in, sides_in
 from medtrinity_assets.generation.records import (
     ATTRIBUTES,
     STATUS_OK,
@@ -29,6 +29,10 @@ VERSION = "grounded-1.0"
 MAX_DESCRIBED = 3  # findings described one by one; the rest are counted
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 _APPEARANCE_RE = re.compile(r"dens|intens|attenuat|echo|enhanc|margin|texture|homogen|heterogen|calcif|appear|well-defined|ill-defined|shape|round|oval|irregular|lobulat", re.IGNORECASE)
+_UNNAMED_RE = re.compile(r"(?:label|class|value)\s*(\d+)", re.IGNORECASE)
+_GENERIC_WORDS = frozenset("""a an the of and or in on with without normal abnormal finding findings lesion lesions region regions
+    image images scan slice label labelled class unknown other none no left right phantom""".split())
+_MOD_PREFIX_RE = re.compile(r"^On ([A-Za-z][\w -]{0,20}):\s+(\S)")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
@@ -58,6 +62,8 @@ class Chooser:
 
 def _article(word: str) -> str:
     first = (word.split() or [""])[0]
+    if first[:2].upper() == "X-":  # an X-ray
+        return "an"
     if len(first) > 1 and first.replace("-", "").isupper():  # acronyms are read letter by letter: an MRI, a CT
         return "an" if first[0] in "AEFHILMNORSX" else "a"
     return "an" if first[:1].lower() in "aeiou" else "a"
@@ -146,7 +152,11 @@ class Composer:
         return out
 
     def _roi_name(self, roi: RoiFacts) -> str:
-        return humanise(roi.label) or "region of interest"
+        name = humanise(roi.label)
+        m = _UNNAMED_RE.fullmatch(name)
+        if m:  # a label value without a name in the source's label map
+            return f"region labelled {m.group(1)}"
+        return name or "region of interest"
 
     def _refer(self, roi: RoiFacts, i: int, findings: list[RoiFacts], c: Chooser) -> str:
         """'It' for a single finding, 'The cyst' when its name is unique, else 'The second cyst'."""
@@ -245,8 +255,24 @@ class Composer:
         return out
 
     def knowledge_sentence(self, facts: SampleFacts, allowed: Allowed) -> tuple[Passage, str] | None:
-        """The first appearance-related sentence of the top passages that the facts do not contradict."""
+        """An appearance sentence from a top passage about this image's finding, that the facts do not contradict.
+
+        A passage counts as about the finding when its title shares a content word with a finding's
+        label or the image's disease labels; generic passages (e.g. 'Normal brain MRI' for an
+        unlabelled image) are not borrowed, since they would read as a statement of normality.
+        """
+        if facts.findings:  # what this slice shows, not every label of its volume
+            about = [r.label for r in facts.findings]
+            organs = set().union(*(organs_in(humanise(r.label)) | organs_in(humanise(r.region)) for r in facts.findings))
+        else:
+            about = [facts.image.disease, *facts.image.labels]
+            organs = set(allowed.organs)
+        topics = _content_words(" ".join(about))
+        if not topics:
+            return None
         for p in facts.passages[:3]:
+            if not (_content_words(p.title) & topics) or not organs_in(p.title) <= organs:
+                continue  # a passage about another finding or another organ ('liver cyst' for a kidney cyst)
             s = _usable_sentence(p.text, allowed)
             if s:
                 return p, s
@@ -305,6 +331,24 @@ class Composer:
 
 
 @functools.lru_cache(maxsize=16384)
+def _content_words(text: str) -> frozenset[str]:
+    words = set()
+    for w in re.findall(r"[a-z]{3,}", (text or "").lower()):
+        if w not in _GENERIC_WORDS:
+            words.add(w[:-1] if w.endswith("s") and len(w) > 4 else w)  # crude plural folding: cysts -> cyst
+    return frozenset(words)
+
+
+def _tidy(sentence: str) -> str:
+    """'On CT: Sharply marginated ...' -> 'On CT, sharply marginated ...' (the corpus's section style)."""
+    def repl(m: re.Match) -> str:
+        nxt = m.group(2)
+        return f"On {m.group(1)}, {nxt.lower() if nxt.isupper() and not m.string[m.end(2):m.end(2) + 1].isupper() else nxt}"
+
+    return _MOD_PREFIX_RE.sub(repl, sentence, count=1)
+
+
+@functools.lru_cache(maxsize=16384)
 def _sentences(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in _SENTENCE_RE.split(" ".join(text.split())) if 20 <= len(s.strip()) <= 300)
 
@@ -313,6 +357,7 @@ def _sentences(text: str) -> tuple[str, ...]:
 def _usable_sentence(text: str, allowed: Allowed) -> str:
     for s in _sentences(text):
         if _APPEARANCE_RE.search(s) and not sides_in(s) and not contradictions(s, allowed):
+            s = _tidy(s)
             return s if s.endswith((".", "!", "?")) else s + "."
     return ""
 
