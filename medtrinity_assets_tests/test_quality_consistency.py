@@ -74,3 +74,20 @@ def test_rows_in_table_shape_and_shard_rate():
     assert score.scored == 2 and score.flagged == 1 and score.contradiction_rate == 0.5
     assert {i["kind"] for i in score.per_triplet["s2"]} == {"side", "modality"}
     assert score.by_kind["side"] == 1
+
+
+def test_quoted_knowledge_is_not_read_as_a_claim_about_the_image():
+    quote = "Retrieved reference: most small nodules are benign; a focal lesion darker than the liver is hypodense."
+    text = "Axial CT of the abdomen. A large hyperdense tumour lies in the left kidney. " + quote
+    facts = Facts(modality="CT", organ="abdomen",
+                  rois=[RoiFact(label="tumour", side="left", size_class="large", intensity="hyper", organ="kidney",
+                                role="finding"),
+                        RoiFact(label="liver", side="right", size_class="large", intensity="hyper", role="anatomy")])
+    assert kinds(score_triplet(text, None, facts)) == ["intensity", "size"]
+    assert score_triplet(text, None, facts, quoted=[quote]) == []
+    row = {"sample_id": "x", "modality": "CT", "organ": "abdomen", "status": "ok", "description": text,
+           "clauses_json": '[{"field": "texture", "text": "%s", "source": "passage:core:p1"}]' % quote}
+    assert score_rows([row], {"x": [{"label": "tumour", "kind": "finding", "side": "left", "size_class": "large",
+                                     "intensity": "hyperdense", "region": "kidney"},
+                                    {"label": "liver", "kind": "anatomy", "side": "right", "size_class": "large",
+                                     "intensity": "hyperdense"}]}).flagged == 0

@@ -309,9 +309,11 @@ def _check_findings(text: str, where: str, facts: Facts) -> list[Issue]:
     return []
 
 
-def _check_sentence_facts(text: str, where: str, facts: Facts) -> list[Issue]:
+def _check_sentence_facts(text: str, where: str, facts: Facts, quoted: tuple[str, ...] = ()) -> list[Issue]:
     issues: list[Issue] = []
     for sentence in _sentences(text):
+        if quoted and _is_quoted(sentence, quoted):
+            continue  # general knowledge ("small nodules are mostly benign") is not a claim about this image
         rois = _relevant_rois(sentence, facts)
         # side
         sides = {r.side for r in rois if r.side}
@@ -361,23 +363,35 @@ def _check_count(number: str, noun: str, facts: Facts) -> str:
     return "" if ok else ",".join(str(c) for c in sorted(counts))
 
 
-def score_text(text: str, where: str, facts: Facts) -> list[Issue]:
-    """Every issue found in one piece of text."""
+def _norm_ws(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _is_quoted(sentence: str, quoted: tuple[str, ...]) -> bool:
+    s = _norm_ws(sentence)
+    return bool(s) and any(s in q for q in quoted)
+
+
+def score_text(text: str, where: str, facts: Facts, quoted: tuple[str, ...] = ()) -> list[Issue]:
+    """Every issue found in one piece of text. ``quoted``: clauses that quote retrieved knowledge; they
+    are still checked for modality, organs and findings, but not read as this image's side/size/intensity."""
     if not text or not text.strip():
         return []
     return [
         *_check_modality(text, where, facts),
         *_check_organs(text, where, facts),
         *_check_findings(text, where, facts),
-        *_check_sentence_facts(text, where, facts),
+        *_check_sentence_facts(text, where, facts, quoted),
     ]
 
 
-def score_triplet(description: str, attributes: Mapping[str, Any] | str | None, facts: Facts) -> list[Issue]:
+def score_triplet(description: str, attributes: Mapping[str, Any] | str | None, facts: Facts,
+                  quoted: Iterable[str] = ()) -> list[Issue]:
     """Issues of a description and its five attributes against the facts (deduplicated, stable order)."""
-    issues = score_text(description or "", "description", facts)
+    quoted = tuple(_norm_ws(q) for q in quoted if q and q.strip())
+    issues = score_text(description or "", "description", facts, quoted)
     for name, text in attribute_texts(attributes).items():
-        issues += score_text(text, f"attributes.{name}", facts)
+        issues += score_text(text, f"attributes.{name}", facts, quoted)
     seen: set[tuple[str, str, str]] = set()
     out = []
     for i in issues:
@@ -479,6 +493,16 @@ def facts_from_row(row: Mapping[str, Any], rois: Iterable[Mapping[str, Any]] | N
     )
 
 
+def quoted_clauses(row: Mapping[str, Any]) -> list[str]:
+    """Texts of the clauses a generator attributed to a retrieved passage (``clauses_json`` sources
+    ``passage:...``); [] when the row does not trace its clauses."""
+    clauses = _as_obj(row.get("clauses_json") or row.get("clauses"))
+    if not isinstance(clauses, list):
+        return []
+    return [str(c.get("text") or "") for c in clauses
+            if isinstance(c, Mapping) and str(c.get("source") or "").startswith("passage:")]
+
+
 @dataclass
 class ShardScore:
     """Per-shard summary: the gate compares ``contradiction_rate`` with the configured maximum."""
@@ -505,7 +529,7 @@ def score_rows(rows: Iterable[Mapping[str, Any]], rois_by_sample: Mapping[str, l
         sid = str(row.get("sample_id") or row.get("id") or scored)
         rois = rois_by_sample.get(sid) if rois_by_sample is not None else None
         facts = facts_from_row(row, rois)
-        issues = score_triplet(str(row.get("description") or ""), row.get("attributes"), facts)
+        issues = score_triplet(str(row.get("description") or ""), row.get("attributes"), facts, quoted_clauses(row))
         scored += 1
         if issues:
             flagged += 1
