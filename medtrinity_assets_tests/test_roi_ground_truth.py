@@ -112,3 +112,60 @@ def test_none_mode_and_rgb_images(tmp_path):
     rows, _ = describe_partition([rgb_row], layout, "ground_truth", [], RoiSettings())
     (r,) = rows
     assert r["status"] == "ok" and r["side"] == "unknown" and r["area_mm2"] is None and r["intensity"] in ("brighter", "darker", "similar")
+
+
+def _rows_from_dicom_gt(tmp_path, label_map, names, pixel_spacing, prefix):
+    """A CT-like volume on the geometry a real SEG/RTSTRUCT declares, with its label map, through preprocessing."""
+    from medtrinity_assets.formats.base import ReadItem
+    from medtrinity_assets_tests.helpers_roi import image_rows
+
+    rng = np.random.default_rng(0)
+    values = (40.0 + 10.0 * rng.standard_normal(label_map.shape)).astype(np.float32)
+    values[label_map > 0] += 20.0
+    item = ReadItem(pixels=values, modality="CT", spacing=(1.0, *pixel_spacing), col_toward="L", row_toward="P",
+                    slice_toward="S", label_map=label_map, label_names=names)
+    layout = DataLayout(tmp_path / prefix)
+    return layout, image_rows(item, layout, source="dcm", shard="s00", sample_prefix=prefix)
+
+
+def test_real_seg_label_map_becomes_liver_rois(tmp_path):
+    import pydicom
+
+    from medtrinity_assets.formats import dicom_gt
+    from medtrinity_assets_tests.helpers_dicom import data_file
+
+    seg = pydicom.dcmread(data_file("liver.dcm"))
+    grid = dicom_gt.grid_from_seg(seg)
+    lm, names, _ = dicom_gt.seg_to_label_map(seg, grid)
+    layout, rows = _rows_from_dicom_gt(tmp_path, lm, names, grid.pixel_spacing, "seg")
+    rois, stats = describe_partition(rows, layout, "ground_truth", [], RoiSettings())
+    assert rois and all(r["status"] == "ok" and r["label"] == "Liver" and r["kind"] == "anatomy" for r in rois)
+    for row in rows:
+        k = row["slice_index"]
+        mine = [r for r in rois if r["sample_id"] == row["sample_id"]]
+        union = np.zeros(lm.shape[1:], bool)
+        for r in mine:
+            union |= rle.decode(r["mask_rle"])
+        truth = lm[k] == 1
+        assert (union & ~truth).sum() == 0 and truth.sum() - union.sum() <= 9 * stats.dropped_components
+        area_cm2 = sum(r["area_mm2"] for r in mine) / 100
+        assert 150 < area_cm2 < 350 and mine[0]["side"] in ("right", "midline")
+
+
+def test_real_rtstruct_label_map_becomes_rois(tmp_path):
+    import pydicom
+
+    from medtrinity_assets.formats import dicom_gt
+    from medtrinity_assets_tests.helpers_dicom import data_file
+
+    ds = pydicom.dcmread(data_file("rtstruct.dcm"), force=True)
+    grid = dicom_gt.grid_from_contours(ds)
+    lm, names, _ = dicom_gt.rtstruct_to_label_map(ds, grid)
+    layout, rows = _rows_from_dicom_gt(tmp_path, lm, names, grid.pixel_spacing, "rt")
+    rois, _ = describe_partition(rows, layout, "ground_truth", [], RoiSettings())
+    with_gt = [r for r in rows if (lm[r["slice_index"]] > 0).any()]
+    assert with_gt and {r["sample_id"] for r in rois} == {r["sample_id"] for r in with_gt}
+    for r in rois:
+        k = next(row["slice_index"] for row in rows if row["sample_id"] == r["sample_id"])
+        assert r["label"] == "patient" and r["kind"] == "anatomy" and r["status"] == "ok"
+        assert r["area_pixels"] <= int((lm[k] == 1).sum())

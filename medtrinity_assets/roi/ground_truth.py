@@ -20,7 +20,7 @@ import numpy as np
 # here is anatomy; anything else (tumour, cyst, nodule, lesion, haemorrhage ...) is a finding.
 ANATOMY_NAMES = frozenset(
     """
-    body skin fat muscle bone vertebra spine rib ribs skull pelvis femur sternum
+    body patient external skin fat muscle bone vertebra spine rib ribs skull pelvis femur sternum
     liver spleen kidney kidneys pancreas stomach bowel colon duodenum intestine gallbladder bladder
     adrenal gland aorta vena cava vessel vessels artery vein portal heart myocardium ventricle atrium
     lung lungs trachea airway esophagus oesophagus thyroid brain cerebellum brainstem ventricles
