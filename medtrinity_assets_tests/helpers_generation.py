@@ -224,9 +224,9 @@ def ct_liver_facts(sample_id: str = "ct-1", side: str = "left", n_passages: int 
     )[:n_passages]
     return SampleFacts(
         image=ImageFacts(sample_id=sample_id, source="phantom_ct", modality="CT", organ="abdomen",
-                         labels=("liver_lesion",), axis="axial", window="ct:abdomen(40/400)"),
+                         labels=("liver_metastasis",), axis="axial", window="ct:abdomen(40/400)"),
         rois=(
-            RoiFacts("r1", "liver_lesion", side=side, vertical="upper", ap_position="anterior", region="liver",
+            RoiFacts("r1", "liver_metastasis", side=side, vertical="upper", ap_position="anterior", region="liver",
                      bbox=(0.55, 0.30, 0.65, 0.40), size_class="small", area_fraction=0.008, intensity="hypodense",
                      intensity_contrast=-60.0, texture="homogeneous", shape="round", margin="well-defined",
                      relations=({"type": "inside", "target": "liver"},)),

@@ -136,3 +136,27 @@ def test_knowledge_about_another_organ_or_finding_is_not_borrowed():
     unlabelled = SampleFacts(ImageFacts("k2", source="brain_mr", modality="MR", organ="brain"),
                              passages=(Passage("p3", 0.9, "core", "Normal brain MRI", "On MR: white matter is brighter than grey matter on T1."),))
     assert not any(c["source"].startswith("passage:") for c in GroundedBackend().compose(unlabelled).clauses)
+
+
+def test_distance_between_two_findings_is_stated_once():
+    a = RoiFacts("aaaa1111bbbb2222", "liver tumour", side="right", region="liver", area_fraction=0.02,
+                 relations=({"type": "inside", "target": "liver"}, {"type": "near", "target": "cccc3333dddd4444", "distance_mm": 39.3}))
+    b = RoiFacts("cccc3333dddd4444", "liver cyst", side="right", region="liver", area_fraction=0.01,
+                 relations=({"type": "near", "target": "aaaa1111bbbb2222", "distance_mm": 39.3},
+                            {"type": "near", "target": "eeee5555ffff6666", "distance_mm": 12.0}))  # unknown id: skipped
+    res = GroundedBackend().compose(SampleFacts(ImageFacts("d1", modality="CT", organ="abdomen"), rois=(a, b)))
+    rel = res.attributes["relations"]
+    assert rel.count("39 mm") == 1 and "liver cyst" in rel and "eeee" not in rel and "12 mm" not in rel
+
+
+def test_slice_without_findings_borrows_no_finding_knowledge():
+    facts = SampleFacts(
+        ImageFacts("n1", source="phantom_ct", modality="CT", organ="abdomen", labels=("liver_cyst",)),  # the volume's label
+        rois=(RoiFacts("a1", "liver", role="anatomy", area_fraction=0.1),),
+        passages=(Passage("p1", 0.9, "core", "Simple liver cyst", "On CT: Sharply marginated round lesion of water density."),),
+    )
+    res = GroundedBackend().compose(facts)
+    assert "cyst" not in res.description.lower()
+    fundus = SampleFacts(ImageFacts("f2", source="skimage_folder", modality="FUNDUS", organ="eye", labels=("normal fundus",)),
+                         passages=(Passage("p2", 0.9, "core", "Normal retina (fundus photograph)", "On FUNDUS: Orange-red background with a pink optic disc."),))
+    assert "On fundus photographs, orange-red background" in GroundedBackend().compose(fundus).description

@@ -38,6 +38,9 @@ MODALITY_SPELLINGS = {
 }
 
 
+SHOWN_CODES = {"CT", "MR", "PT", "US", "MG", "CR", "DX", "XA", "NM", "OCT"}  # DICOM codes worth spelling out
+
+
 def canonical_modality(code: str) -> str:
     c = (code or "").strip().upper()
     return MODALITY_SPELLINGS.get(c, c)
@@ -95,7 +98,8 @@ def coarse_caption(image: ImageFacts) -> CoarseCaption:
     organ = humanise(image.organ)
     diseases = disease_labels(image)
     view = "axial slice" if image.axis == "axial" else ""
-    named = f"{long_name} ({image.modality.upper()})" if image.modality and long_name != GENERIC_MODALITY[0] else long_name
+    code = canonical_modality(image.modality)
+    named = f"{long_name} ({code})" if code in SHOWN_CODES else long_name
     noun = view or ("image" if needs_noun(long_name) else "")
     head = f"{named} {noun}".strip() if noun and not (view and not needs_noun(long_name)) else named
     if view and not needs_noun(long_name):

@@ -13,8 +13,8 @@ import functools
 import hashlib
 import re
 
-from medtrinity_assets.generation.coarse_caption import coarse_caption, humanise, modality_names
-from medtrinity_assets.generation.consistency import Allowed, allowed_facts, contradictions, organs_in, sides_in
+from medtrinity_assets.generation.coarse_caption import SHOWN_CODES, canonical_modality, humanise, modality_names, needs_noun
+from medtrinity_assets.generation.consistency import Allowed, allowed_facts, contradictions, modalities_in, organs_in, sides_in
 from medtrinity_assets.generation.records import (
     ATTRIBUTES,
     STATUS_OK,
@@ -29,6 +29,7 @@ VERSION = "grounded-1.0"
 MAX_DESCRIBED = 3  # findings described one by one; the rest are counted
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 _APPEARANCE_RE = re.compile(r"dens|intens|attenuat|echo|enhanc|margin|texture|homogen|heterogen|calcif|appear|well-defined|ill-defined|shape|round|oval|irregular|lobulat", re.IGNORECASE)
+_ID_RE = re.compile(r"[0-9a-f]{12,}")
 _UNNAMED_RE = re.compile(r"(?:label|class|value)\s*(\d+)", re.IGNORECASE)
 _GENERIC_WORDS = frozenset("""a an the of and or in on with without normal abnormal finding findings lesion lesions region regions
     image images scan slice label labelled class unknown other none no left right phantom""".split())
@@ -118,12 +119,13 @@ class Composer:
     def modality(self, facts: SampleFacts, c: Chooser) -> list[tuple[str, str]]:
         img = facts.image
         long_name, short = modality_names(img.modality)
-        code = img.modality.upper()
+        code = canonical_modality(img.modality)
         view = "axial " if img.axis == "axial" else ""
         noun = "slice" if view else "image"
         if code and long_name != "medical image":
-            named = c.pick([f"{long_name} ({code})", f"{short}", f"{long_name}"])
-            if named.endswith(("image", "photograph", "slide", "mammogram", "radiograph", "scan")):
+            options = [short, long_name] + ([f"{long_name} ({code})"] if code in SHOWN_CODES and needs_noun(long_name) else [])
+            named = c.pick(options)
+            if not needs_noun(named):
                 noun = ""
             head = f"{view}{named}{' ' + noun if noun else ''}"
         else:
@@ -264,14 +266,16 @@ class Composer:
         if facts.findings:  # what this slice shows, not every label of its volume
             about = [r.label for r in facts.findings]
             organs = set().union(*(organs_in(humanise(r.label)) | organs_in(humanise(r.region)) for r in facts.findings))
-        else:
+        elif facts.rois:  # ROIs were found but none is a finding: the volume's labels are not about this slice
+            return None
+        else:  # no ROI stage for this source: the image's own labels say what it shows
             about = [facts.image.disease, *facts.image.labels]
             organs = set(allowed.organs)
-        topics = _content_words(" ".join(about))
+        topics = _topic_words(" ".join(about))
         if not topics:
             return None
         for p in facts.passages[:3]:
-            if not (_content_words(p.title) & topics) or not organs_in(p.title) <= organs:
+            if not (_topic_words(p.title) & topics) or not organs_in(p.title) <= organs:
                 continue  # a passage about another finding or another organ ('liver cyst' for a kidney cyst)
             s = _usable_sentence(p.text, allowed)
             if s:
@@ -281,11 +285,19 @@ class Composer:
     def relations(self, facts: SampleFacts, findings: list[RoiFacts], c: Chooser) -> list[tuple[str, str]]:
         names = {r.roi_id: self._roi_name(r) for r in facts.rois}
         out = []
+        stated: set[frozenset[str]] = set()  # a distance between two findings is said once, not from both ends
         for i, roi in enumerate(findings):
             phrases = []
             for rel in roi.relations:
                 kind = str(rel.get("type") or rel.get("relation") or "").lower().replace("_", " ")
                 raw_target = str(rel.get("target") or rel.get("other") or rel.get("label") or "")
+                if raw_target in names:
+                    pair = frozenset((roi.roi_id, raw_target))
+                    if pair in stated:
+                        continue
+                    stated.add(pair)
+                elif _ID_RE.fullmatch(raw_target):
+                    continue  # an id of a ROI this description does not know
                 target = names.get(raw_target, humanise(raw_target))
                 if not kind or not target:
                     continue
@@ -339,11 +351,33 @@ def _content_words(text: str) -> frozenset[str]:
     return frozenset(words)
 
 
+SYNONYMS = {"tumor": "tumour", "neoplasm": "tumour", "carcinoma": "tumour", "metastasi": "tumour", "metastase": "tumour",
+            "mass": "tumour", "cancer": "tumour", "malignancy": "tumour", "hepatocellular": "tumour", "adenocarcinoma": "tumour",
+            "glioblastoma": "glioma", "haemorrhage": "hemorrhage", "bleed": "hemorrhage", "cystic": "cyst"}
+
+
+@functools.lru_cache(maxsize=16384)
+def _topic_words(text: str) -> frozenset[str]:
+    """What a finding or a passage is about, without organ and modality words ('liver cyst' -> {cyst})."""
+    out = set()
+    for w in _content_words(text):
+        if organs_in(w) or modalities_in(w):
+            continue
+        out.add(SYNONYMS.get(w, w))
+    return frozenset(out)
+
+
+CORPUS_MODALITY_WORDS = {"MR": "MRI", "FUNDUS": "fundus photographs", "HISTO": "histology", "HISTOLOGY": "histology",
+                         "DERM": "dermoscopy", "US": "ultrasound", "CR": "radiographs", "DX": "radiographs",
+                         "XR": "radiographs", "MG": "mammography", "PT": "PET"}
+
+
 def _tidy(sentence: str) -> str:
     """'On CT: Sharply marginated ...' -> 'On CT, sharply marginated ...' (the corpus's section style)."""
     def repl(m: re.Match) -> str:
         nxt = m.group(2)
-        return f"On {m.group(1)}, {nxt.lower() if nxt.isupper() and not m.string[m.end(2):m.end(2) + 1].isupper() else nxt}"
+        where = CORPUS_MODALITY_WORDS.get(m.group(1).upper(), m.group(1))
+        return f"On {where}, {nxt.lower() if nxt.isupper() and not m.string[m.end(2):m.end(2) + 1].isupper() else nxt}"
 
     return _MOD_PREFIX_RE.sub(repl, sentence, count=1)
 
