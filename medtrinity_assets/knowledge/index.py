@@ -12,6 +12,7 @@ Reloading reads these three files; nothing is re-embedded. See README.md for why
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -165,8 +166,6 @@ class CorpusIndex:
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        import io
-
         buf = io.BytesIO()
         pq.write_table(self.passages, buf, compression="zstd")
         atomic_write_bytes(folder / PASSAGES_FILE, buf.getvalue())

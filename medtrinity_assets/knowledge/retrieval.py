@@ -35,10 +35,6 @@ class Retriever:
                 )
         self.indexes = list(indexes)
         self.encoder = encoder
-        self._cols = [
-            {name: ci.passages.column(name).to_pylist() for name in ("passage_id", "doc_id", "title", "text")}
-            for ci in self.indexes
-        ]
 
     @classmethod
     def from_folder(cls, knowledge_root: Path, encoder: Any, corpora: Iterable[str] | None = None) -> "Retriever":
@@ -53,14 +49,18 @@ class Retriever:
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """Top-k hits per query vector over all indexes, best first."""
         merged: list[list[Hit]] = [[] for _ in range(len(vectors))]
-        for ci, cols in zip(self.indexes, self._cols):
+        for ci in self.indexes:
             scores, ids = ci.vectors.search(vectors, k)
+            valid = ids >= 0
+            # fetch only the rows that were hit (a PubMed-sized table is never turned into Python lists)
+            rows = ci.passages.select(["passage_id", "doc_id", "title", "text"]).take(ids[valid]).to_pylist()
+            it = iter(rows)
             for qi in range(len(vectors)):
-                for score, row in zip(scores[qi], ids[qi]):
-                    if row < 0:
-                        continue
-                    merged[qi].append(Hit(ci.manifest.corpus, cols["passage_id"][row], cols["doc_id"][row],
-                                          cols["title"][row], cols["text"][row], float(score)))
+                for score, ok in zip(scores[qi], valid[qi]):
+                    if ok:
+                        r = next(it)
+                        merged[qi].append(Hit(ci.manifest.corpus, r["passage_id"], r["doc_id"], r["title"],
+                                              r["text"], float(score)))
         return [sorted(h, key=lambda x: (-x.score, x.passage_id))[:k] for h in merged]
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
