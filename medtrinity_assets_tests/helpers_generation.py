@@ -90,6 +90,9 @@ class LoopbackChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out as two writes; with Nagle on, the body waits for the client's delayed ACK
+            # (~40 ms on Linux), which would add a fixed stall to every request of a keep-alive connection
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:  # keep test output clean
                 pass

@@ -29,7 +29,8 @@ MODALITY_PATTERNS: dict[str, str] = {
     "HISTO": r"histolog\w*|histopatholog\w*|\bH&E\b|haematoxylin|hematoxylin",
     "DERM": r"dermoscop\w*|dermatoscop\w*",
 }
-_MODALITY_RES = {code: re.compile(p, re.IGNORECASE) for code, p in MODALITY_PATTERNS.items()}
+# one alternation with a named group per modality/organ: one scan of the text instead of one per name
+_MODALITY_RE = re.compile("|".join(f"(?P<{code}>{p})" for code, p in MODALITY_PATTERNS.items()), re.IGNORECASE)
 MODALITY_ALIASES = {"MRI": "MR", "CR": "XR", "DX": "XR", "XA": "XR", "NM": "PT"}
 
 # canonical organ -> pattern; regions list the organs they contain
@@ -51,7 +52,7 @@ ORGAN_PATTERNS: dict[str, str] = {
     "stomach": r"\bstomach\b|gastric",
     "thyroid": r"thyroid",
 }
-_ORGAN_RES = {organ: re.compile(p, re.IGNORECASE) for organ, p in ORGAN_PATTERNS.items()}
+_ORGAN_RE = re.compile("|".join(f"(?P<{organ}>{p})" for organ, p in ORGAN_PATTERNS.items()), re.IGNORECASE)
 REGION_CONTAINS: dict[str, tuple[str, ...]] = {
     "abdomen": ("liver", "kidney", "spleen", "pancreas", "stomach", "colon", "bladder", "bone"),
     "pelvis": ("bladder", "prostate", "colon", "bone"),
@@ -71,11 +72,11 @@ def modality_code(code: str) -> str:
 
 
 def modalities_in(text: str) -> set[str]:
-    return {code for code, rx in _MODALITY_RES.items() if rx.search(text)}
+    return {m.lastgroup for m in _MODALITY_RE.finditer(text)}
 
 
 def organs_in(text: str) -> set[str]:
-    return {organ for organ, rx in _ORGAN_RES.items() if rx.search(text)}
+    return {m.lastgroup for m in _ORGAN_RE.finditer(text)}
 
 
 def sides_in(text: str) -> set[str]:
