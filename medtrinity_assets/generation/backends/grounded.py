@@ -74,17 +74,21 @@ SIZE_WORDS = {"medium": "medium-sized", "very large": "very large", "very_large"
 RELATIVE_INTENSITY = {"brighter": "brighter than", "darker": "darker than", "similar": "similar in intensity to"}
 
 
-def _intensity_phrase(roi: RoiFacts, modality: str) -> str:
-    """'hypodense (-40 HU relative to its surroundings)', 'brighter than the surrounding tissue (+2.1 SD)'."""
+def _contrast_number(roi: RoiFacts, modality: str) -> str:
+    """'-40 HU' (CT), '+2.1 SD' (z-scores), '' when unmeasured."""
     unit = roi.contrast_unit or ("HU" if modality.upper() == "CT" else "")
     if roi.intensity_contrast is None:
-        number = ""
-    elif unit.upper() == "HU":
-        number = f"{roi.intensity_contrast:+.0f} HU"
-    elif unit.lower() == "z":
-        number = f"{roi.intensity_contrast:+.1f} SD"
-    else:
-        number = f"{roi.intensity_contrast:+.1f}"
+        return ""
+    if unit.upper() == "HU":
+        return f"{roi.intensity_contrast:+.0f} HU"
+    if unit.lower() == "z":
+        return f"{roi.intensity_contrast:+.1f} SD"
+    return f"{roi.intensity_contrast:+.1f}"
+
+
+def _intensity_phrase(roi: RoiFacts, modality: str) -> str:
+    """'hypodense (-40 HU relative to its surroundings)', 'brighter than the surrounding tissue (+2.1 SD)'."""
+    number = _contrast_number(roi, modality)
     rel = RELATIVE_INTENSITY.get(roi.intensity)
     if rel:
         return f"{rel} the surrounding tissue" + (f" ({number})" if number else "")
@@ -240,7 +244,7 @@ class Composer:
             if not roi.intensity and not nouns:
                 continue
             who = self._refer(roi, i, findings, c)
-            if roi.intensity:
+            if roi.intensity:  # stated even when the label repeats it: the texture attribute stands alone
                 text = f"{who} {c.pick(['appears', 'is'])} {_intensity_phrase(roi, facts.image.modality)}" + (f", with {_join(nouns)}" if nouns else "")
                 src.insert(0, "intensity")
             else:
@@ -251,7 +255,8 @@ class Composer:
             passage, sentence = knowledge
             title = passage.title.strip()
             lead = c.pick([f"For reference, the retrieved knowledge{' on ' + title if title else ''} notes: ", f"Retrieved reference{' (' + title + ')' if title else ''}: "])
-            out.append((lead + sentence, f"passage:{passage.corpus}:{passage.passage_id}"))
+            pid = passage.passage_id if passage.passage_id.startswith(f"{passage.corpus}:") else f"{passage.corpus}:{passage.passage_id}"
+            out.append((lead + sentence, f"passage:{pid}"))
         if not out:
             out.append(("No region-level intensity or texture measurements are available.", "rois"))
         return out
