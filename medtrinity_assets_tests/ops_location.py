@@ -31,3 +31,17 @@ def shard_job_def():
 
 def scan_job_def():
     return defs.resolve_job_def("source_manifest_job")
+
+
+def build_shard_job():
+    """source_shard_job on the executor the environment names *now* (the Dask test switches it)."""
+    job = define_asset_job("source_shard_job", selection=[images], partitions_def=source_shard_partitions,
+                           executor_def=executor_from_env())
+    return Definitions(assets=[source_manifest, images], jobs=[job],
+                       resources={"pipeline": default_pipeline_resource()}).resolve_job_def("source_shard_job")
+
+
+def build_shard_job_for_executor_test():
+    """The same job under a second name: Dagster caches a reconstructable job per target, so the Dask
+    pass needs its own target to pick up the executor switched on in the environment."""
+    return build_shard_job()
