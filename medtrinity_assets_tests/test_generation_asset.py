@@ -158,3 +158,27 @@ def test_openai_backend_partition_failures_cache_and_identity(tmp_path, instance
         mat2 = run(cfg, instance)  # rerun: ok answers come from the cache, the failure is retried
         assert len(server.requests) == n + 1
         assert mat2.metadata["cached"].value == 2
+
+
+def test_a_broken_generator_leaves_the_previous_shard_intact(tmp_path, instance):
+    cfg = write_config(tmp_path, "grounded", {"backend": "grounded"})
+    layout = DataLayout(tmp_path / "out")
+    write_upstream(layout)
+    run(cfg, instance)
+    before = layout.table_path("triplets", PART).read_bytes()
+    result = materialize([triplets], partition_key=KEY, instance=instance, raise_on_error=False,
+                         resources={"pipeline": PipelineResource(config_path=str(cfg)),
+                                    "generator": GeneratorResource(backend="transformers", model_dir=str(tmp_path / "no_model"))})
+    assert not result.success
+    assert layout.table_path("triplets", PART).read_bytes() == before
+
+
+def test_unreachable_server_marks_every_sample_failed(tmp_path, instance):
+    layout = DataLayout(tmp_path / "out")
+    write_upstream(layout)
+    cfg = write_config(tmp_path, "down", {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
+                                           "max_retries": 1, "backoff_s": 0.01, "timeout_s": 2})
+    mat = run(cfg, instance)
+    rows = pq.read_table(layout.table_path("triplets", PART)).to_pylist()
+    assert {r["status"] for r in rows} == {"failed"} and all("connection error" in r["failure_reason"] for r in rows)
+    assert all(r["description"] is None for r in rows) and mat.metadata["failed"].value == 3

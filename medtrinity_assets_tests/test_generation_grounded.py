@@ -160,3 +160,22 @@ def test_slice_without_findings_borrows_no_finding_knowledge():
     fundus = SampleFacts(ImageFacts("f2", source="skimage_folder", modality="FUNDUS", organ="eye", labels=("normal fundus",)),
                          passages=(Passage("p2", 0.9, "core", "Normal retina (fundus photograph)", "On FUNDUS: Orange-red background with a pink optic disc."),))
     assert "On fundus photographs, orange-red background" in GroundedBackend().compose(fundus).description
+
+
+def test_overlay_is_drawn_in_memory_on_a_copy():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from medtrinity_assets_tests.helpers_generation import tiny_png
+
+    png = tiny_png(64, 48)
+    req = build_request(ct_liver_facts(), image_png=png)
+    assert req.image_png == png  # the dataset image is sent as stored
+    with Image.open(io.BytesIO(req.overlay_png)) as ov, Image.open(io.BytesIO(png)) as im:
+        assert ov.size == im.size
+        diff = np.abs(np.asarray(ov.convert("RGB"), dtype=int) - np.asarray(im.convert("RGB"), dtype=int)).sum(axis=2) > 0
+    ys, xs = np.nonzero(diff)
+    # the drawn box sits where the finding's normalised bbox (0.55..0.65 x 0.30..0.40) says
+    assert 0.5 * 64 <= np.median(xs) <= 0.75 * 64 and 0.2 * 48 <= np.median(ys) <= 0.5 * 48
