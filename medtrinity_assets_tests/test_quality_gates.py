@@ -123,7 +123,7 @@ def test_phi_scan_finds_planted_identifier_and_never_reports_it(tmp_path: Path):
     assert scan_tree(root, []).ok
     # header values that are domain words, and single words of a non-name value, are not searched alone
     (root / "a" / "caption.txt").write_text("CT imaging of the abdomen at the center of the image")
-    rep2 = scan_tree(root, ["ABDOMEN", "JFK IMAGING CENTER", "PAT-778812"])
+    rep2 = scan_tree(root, ["ABDOMEN", "JFK IMAGING CENTER", "PAT-778812", "----", "00000", "ANON"])
     assert "a/caption.txt" not in rep2.files_with_hits and rep2.files_with_hits == ["a/s-000000.tar"]
 
 

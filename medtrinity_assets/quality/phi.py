@@ -29,9 +29,16 @@ COMMON_WORDS = frozenset(
     {"normal", "anonymous", "anonymized", "anonymised", "unknown", "none", "other", "phantom", "test", "axial",
      "original", "primary", "derived", "secondary", "localizer", "body", "image", "images", "series", "study",
      "patient", "left", "right", "both", "yes", "true", "false", "null", "default", "routine", "standard",
-     "contrast", "imaging", "center", "centre", "hospital", "clinic", "department", "radiology"}
+     "contrast", "imaging", "center", "centre", "hospital", "clinic", "department", "radiology", "anon",
+     "anonymous^anonymous", "removed", "redacted", "[redacted]"}
     | set(V.ORGAN_SYNONYMS) | {t for terms in V.MODALITY_TERMS.values() for t in terms} | set(V.FINDING_TERMS)
 )
+
+
+def _placeholder(value: str) -> bool:
+    """Filler a header holds instead of a value ("----", "00000", "XXXX"): identifies nobody, matches noise."""
+    alnum = [c for c in value.lower() if c.isalnum()]
+    return len(alnum) < 3 or len(set(alnum)) == 1
 
 
 def scan_variants(identifiers: Iterable[str]) -> list[str]:
@@ -41,7 +48,7 @@ def scan_variants(identifiers: Iterable[str]) -> list[str]:
     keep: set[str] = set()
     for raw in identifiers:
         value = str(raw or "").strip()
-        if len(value) < MIN_IDENTIFIER_LEN or value.lower() in COMMON_WORDS:
+        if len(value) < MIN_IDENTIFIER_LEN or value.lower() in COMMON_WORDS or _placeholder(value):
             continue
         variants = {v for v in identifier_variants([value])
                     if len(v) >= MIN_IDENTIFIER_LEN and v.lower() not in COMMON_WORDS}
