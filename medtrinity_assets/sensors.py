@@ -10,8 +10,8 @@
   requests the asset and its downstream source x shard assets for the outdated partitions only.
   ``RunRequest(stale_assets_only=True)`` cannot do this: it ignores partitions.
   ``generator_change_sensor`` (triplets vs the ``generator`` settings) and ``encoder_change_sensor``
-  (context vs the ``knowledge`` settings) are built from it; the ROI stage builds its model-update
-  sensor the same way.
+  (context's recorded ``encoder`` vs the observed ``knowledge_encoder`` version) are built from it;
+  the ROI stage builds its ``model_update_sensor`` the same way.
 
 Set ``MEDTRINITY_AUTOMATION=stopped`` to load every sensor stopped (tests, a read-only UI).
 """
@@ -76,9 +76,15 @@ def latest_storage_ids(instance: DagsterInstance, asset_key: AssetKey) -> dict[s
 
 
 def recorded_input_versions(
-    instance: DagsterInstance, asset_key: AssetKey, partition_keys: Iterable[str] | None = None
+    instance: DagsterInstance,
+    asset_key: AssetKey,
+    partition_keys: Iterable[str] | None = None,
+    recorded_keys: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """partition key -> the ``input_versions`` its latest materialisation recorded ({} if none)."""
+    """partition key -> the ``input_versions`` its latest materialisation recorded ({} if none).
+
+    ``recorded_keys`` ({name: metadata key}) reads plain metadata entries instead, for assets that
+    record an input's identity under its own key (``context`` records ``encoder``)."""
     from dagster import AssetRecordsFilter
 
     latest = latest_storage_ids(instance, asset_key)
@@ -94,7 +100,11 @@ def recorded_input_versions(
             mat = record.asset_materialization
             if mat is None or mat.partition is None:
                 continue
-            out[mat.partition] = parse_recorded(mat.metadata.get(INPUT_VERSIONS_KEY))
+            if recorded_keys:
+                values = {name: getattr(mat.metadata.get(key), "value", None) for name, key in recorded_keys.items()}
+                out[mat.partition] = {name: str(v) for name, v in values.items() if v is not None}
+            else:
+                out[mat.partition] = parse_recorded(mat.metadata.get(INPUT_VERSIONS_KEY))
     return out
 
 
@@ -103,10 +113,11 @@ def outdated_partitions(
     asset_key: AssetKey,
     current: Mapping[str, str],
     partition_keys: Iterable[str] | None = None,
+    recorded_keys: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """partition key -> names of the recorded inputs that changed, for the partitions that are out of date."""
     out: dict[str, list[str]] = {}
-    for pk, recorded in recorded_input_versions(instance, asset_key, partition_keys).items():
+    for pk, recorded in recorded_input_versions(instance, asset_key, partition_keys, recorded_keys).items():
         changed = outdated_names(recorded, current)
         if changed:
             out[pk] = changed
@@ -129,6 +140,7 @@ def targeted_rerun_sensor(
     rerun_keys: list[AssetKey] | None = None,
     minimum_interval_seconds: int = 60,
     description: str | None = None,
+    recorded_keys: Mapping[str, str] | None = None,
 ) -> SensorDefinition:
     """A sensor that requests ``rerun_keys`` (default: ``asset_key`` and what depends on it in the job)
     for exactly the partitions of ``asset_key`` whose recorded input versions differ from
@@ -152,7 +164,7 @@ def targeted_rerun_sensor(
         if not current:
             return SkipReason("no current input versions known yet")
         existing = _existing_source_shard_keys(context.instance)
-        outdated = outdated_partitions(context.instance, asset_key, current)
+        outdated = outdated_partitions(context.instance, asset_key, current, recorded_keys=recorded_keys)
         outdated = {pk: names for pk, names in outdated.items() if pk in existing}
         if not outdated:
             return SkipReason(f"every {asset_key.to_user_string()} partition is up to date with {sorted(current)}")
@@ -241,13 +253,29 @@ def manifest_followup_sensor(context: SensorEvaluationContext):
 
 
 def generator_versions(cfg: PipelineConfig, instance: DagsterInstance) -> dict[str, str]:
-    """The generator's identity (backend, model, version, seed, ...) as triplets record it."""
-    return config_versions({"generator": cfg.section("generator")})
+    """The generator's identity as triplets record it: the ``generator`` settings (backend, model,
+    version, seed, ...) and the prompt template's hash (``prompt:<name>``)."""
+    versions = config_versions({"generator": cfg.section("generator")})
+    try:
+        from medtrinity_assets.generation.prompt import load_template
+
+        template = load_template(str(cfg.section("generator").get("prompt", "description_v1")))
+        versions[f"prompt:{template.name}"] = template.sha256[:16]
+    except Exception as exc:  # a missing template fails the triplets run itself, with its own message
+        log.warning("generator_change_sensor: prompt template not readable (%s); comparing settings only", exc)
+    return versions
 
 
 def encoder_versions(cfg: PipelineConfig, instance: DagsterInstance) -> dict[str, str]:
-    """The knowledge settings (encoder, chunking, corpora) as context partitions record them."""
-    return config_versions({"knowledge": cfg.section("knowledge")})
+    """The encoder in use, as Dagster last observed it: the data version of ``knowledge_encoder``
+    (an observable source asset whose version is the encoder's name@digest). {} before any observation."""
+    record = instance.get_latest_data_version_record(AssetKey("knowledge_encoder"))
+    if record is None:
+        return {}
+    from dagster._core.definitions.data_version import extract_data_version_from_entry
+
+    version = extract_data_version_from_entry(record.event_log_entry)
+    return {"encoder": version.value} if version is not None else {}
 
 
 def _sensors() -> list[SensorDefinition]:
@@ -261,7 +289,8 @@ def _sensors() -> list[SensorDefinition]:
                                          description="Rerun triplets whose recorded generator settings differ from the YAML's."))
     if "context" in names:
         out.append(targeted_rerun_sensor("encoder_change_sensor", AssetKey("context"), encoder_versions,
-                                         description="Rerun context (and triplets) whose recorded knowledge settings differ from the YAML's."))
+                                         recorded_keys={"encoder": "encoder"},
+                                         description="Rerun context (and triplets) retrieved with another encoder than the one observed now."))
     return out
 
 

@@ -89,12 +89,11 @@ def test_schedule_requests_only_its_sources_partitions(tmp_path, instance):
     from medtrinity_assets.schedules import build_source_schedules
 
     path = write_tiny_sources(tmp_path, n_sources=3)
-    from medtrinity_assets.assets.ingest import images, source_manifest
-    from medtrinity_assets.resources import PipelineResource
+    from medtrinity_assets import definitions
 
     schedules = build_source_schedules(load_config(path))
-    repo = Definitions(assets=[source_manifest, images], schedules=schedules,
-                       resources={"pipeline": PipelineResource(config_path=str(path))}).get_repository_def()
+    repo = Definitions(assets=list(definitions.defs.assets), asset_checks=list(definitions.defs.asset_checks or []),
+                       schedules=schedules, resources=definitions._resources()).get_repository_def()
     sched = {s.name: s for s in schedules}["tiny_1_schedule"]
     when = dt.datetime(2026, 11, 30, 2, 1, tzinfo=dt.timezone.utc)
 
@@ -265,6 +264,29 @@ def test_generator_change_targets_partitions_built_with_other_settings(tiny_conf
     toy_job = define_asset_job("toy_job2", selection=[toy_triplets], partitions_def=source_shard_partitions)
     sensor = targeted_rerun_sensor("toy_generator_sensor", AssetKey("toy_triplets"), generator_versions,
                                    job=toy_job, rerun_keys=[AssetKey("toy_triplets")])
+    defs = Definitions(assets=[toy_images, toy_rois, toy_triplets], jobs=[toy_job], sensors=[sensor])
+    result = evaluate(sensor, instance, defs)
+    assert sorted(str(r.partition_key) for r in result.run_requests) == sorted(
+        str(source_shard_key("tiny_1", s)) for s in SHARDS)
+
+
+def test_encoder_change_targets_context_retrieved_with_another_encoder(tiny_config, instance):
+    """The encoder path: context records its encoder; the current one is knowledge_encoder's observed version."""
+    from dagster import AssetObservation
+
+    from medtrinity_assets.sensors import encoder_versions, targeted_rerun_sensor
+
+    assert encoder_versions(load_config(tiny_config), instance) == {}  # nothing observed yet: no opinion
+    instance.report_runless_asset_event(AssetObservation("knowledge_encoder", tags={"dagster/data_version": "minilm@new"}))
+    assert encoder_versions(load_config(tiny_config), instance) == {"encoder": "minilm@new"}
+    instance.add_dynamic_partitions("source", ["tiny_0", "tiny_1"])
+    for source, enc in (("tiny_0", "minilm@new"), ("tiny_1", "minilm@old")):
+        for shard in SHARDS:
+            instance.report_runless_asset_event(AssetMaterialization(
+                "toy_triplets", partition=str(source_shard_key(source, shard)), metadata={"encoder": enc}))
+    toy_job = define_asset_job("toy_job3", selection=[toy_triplets], partitions_def=source_shard_partitions)
+    sensor = targeted_rerun_sensor("toy_encoder_sensor", AssetKey("toy_triplets"), encoder_versions, job=toy_job,
+                                   rerun_keys=[AssetKey("toy_triplets")], recorded_keys={"encoder": "encoder"})
     defs = Definitions(assets=[toy_images, toy_rois, toy_triplets], jobs=[toy_job], sensors=[sensor])
     result = evaluate(sensor, instance, defs)
     assert sorted(str(r.partition_key) for r in result.run_requests) == sorted(
