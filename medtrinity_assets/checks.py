@@ -110,13 +110,13 @@ def images_split(context: AssetCheckExecutionContext, pipeline: PipelineResource
              description="Near-duplicates (perceptual hash within quality.dedup_hamming bits) of this partition's "
                          "images anywhere in the dataset; the exports keep one copy with every provenance.")
 def images_dedup(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.quality.dedup import find_duplicates
+    from medtrinity_assets.export.shard_inputs import exclusions
+    from medtrinity_assets.quality.leakage import load_eval_hashes
 
-    q = pipeline.config().section("quality")
-    source, _ = split_key(context.partition_key)
+    cfg = pipeline.config()
     mine = {str(r["sample_id"]) for r in _rows(pipeline, "images", context.partition_key, ["sample_id"])}
-    res = find_duplicates(_global_index(pipeline), threshold=int(q.get("dedup_hamming", 4)),
-                          same_volume_ok=bool(q.get("dedup_ignore_same_volume", True)))
+    res = exclusions(_global_index(pipeline), load_eval_hashes(cfg.eval_hashes), cfg.section("quality"),
+                     root=pipeline.layout().root).dedup
     groups = [g for g in res.groups if any(m.sample_id in mine for m in g.members)]
     folded = sum(1 for g in groups for m in g.members if m.sample_id in mine and m.sample_id != g.representative)
     cross = sum(1 for g in groups if g.cross_source)

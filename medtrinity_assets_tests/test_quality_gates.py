@@ -67,6 +67,27 @@ def test_slices_of_one_volume_are_not_duplicates():
     assert len(find_duplicates(rows, same_volume_ok=False).groups) == 1
 
 
+def test_groups_do_not_chain_and_pixels_can_veto_a_hash_match(tmp_path: Path):
+    # a -> b -> c each 3 bits apart: b joins a's group, c (6 bits from a) starts its own
+    rows = [{"sample_id": "a", "source": "s", "phash": "0000000000000000"},
+            {"sample_id": "b", "source": "s", "phash": "0000000000000007"},
+            {"sample_id": "c", "source": "s", "phash": "000000000000003f"}]
+    groups = find_duplicates(rows, threshold=4).groups
+    assert [[m.sample_id for m in g.members] for g in groups] == [["a", "b"]]
+    # two different pictures that happen to share a hash: the pixel check keeps them apart
+    from medtrinity_assets.quality.pixels import pixel_confirmer
+
+    layout = DataLayout(tmp_path)
+    pa_, _ = layout.put_blob(make_png(1), ".png")
+    pb_, _ = layout.put_blob(make_png(2), ".png")
+    pc_, _ = layout.put_blob(make_png(1), ".png")
+    same_hash = [{"sample_id": x, "source": s, "phash": "ffff0000ffff0000", "image_path": p}
+                 for x, s, p in (("x1", "a", pa_), ("x2", "b", pb_), ("x3", "c", pc_))]
+    confirm = pixel_confirmer(tmp_path, 0.005)
+    (group,) = find_duplicates(same_hash, confirm=confirm).groups
+    assert [m.sample_id for m in group.members] == ["x1", "x3"]
+
+
 def test_leaked_image_is_excluded_and_counted(tmp_path: Path):
     layout = DataLayout(tmp_path / "out")
     imgs, rois, trips = sample_set(layout, "src_a", "s00", n=4)

@@ -26,7 +26,7 @@ def near_duplicates(context: AssetExecutionContext, pipeline: PipelineResource) 
     cfg = pipeline.config()
     layout = pipeline.layout()
     index = image_index(layout, [s.name for s in cfg.sources])
-    excl = exclusions(index, load_eval_hashes(cfg.eval_hashes), cfg.section("quality"))
+    excl = exclusions(index, load_eval_hashes(cfg.eval_hashes), cfg.section("quality"), root=layout.root)
     dup_rows = [
         {"group_id": g.group_id, "sample_id": m.sample_id, "source": m.source, "split": m.split,
          "is_representative": m.sample_id == g.representative, "distance": m.distance,

@@ -62,7 +62,7 @@ def _read_blob(layout: DataLayout, rel: str) -> bytes:
 def prepare_shard(layout: DataLayout, shard: str, sources: Iterable[str], quality: dict[str, Any],
                   eval_hashes: Path | None) -> tuple[list[ExportSample], Selection, Exclusions, list[str]]:
     sources = list(sources)
-    excl = exclusions(image_index(layout, sources), load_eval_hashes(eval_hashes), quality)
+    excl = exclusions(image_index(layout, sources), load_eval_hashes(eval_hashes), quality, root=layout.root)
     inputs = load_shard(layout, shard, sources)
     samples, sel = select_samples(
         inputs.triplets,

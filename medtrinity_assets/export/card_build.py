@@ -76,7 +76,7 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
         if fmt == "hf":
             info["samples"] = stats.samples
     index = image_index(layout, sources)
-    excl = exclusions(index, load_eval_hashes(cfg.eval_hashes), quality_cfg)
+    excl = exclusions(index, load_eval_hashes(cfg.eval_hashes), quality_cfg, root=layout.root)
     splits = check_splits(index)
     ids = identifiers if identifiers is not None else collect_identifiers(cfg)
     phi = scan_tree(layout.exports, ids)

@@ -15,9 +15,13 @@ import pyarrow.parquet as pq
 
 from medtrinity_assets.quality.dedup import DedupResult, find_duplicates
 from medtrinity_assets.quality.leakage import LeakHit, find_leaks
+from medtrinity_assets.quality.pixels import pixel_confirmer
 from medtrinity_assets.storage import DataLayout
 
-INDEX_COLUMNS = ("sample_id", "source", "phash", "split", "subject_key", "volume_ref", "shard")
+INDEX_COLUMNS = ("sample_id", "source", "phash", "split", "subject_key", "volume_ref", "shard", "image_path")
+DEFAULT_DEDUP_HAMMING = 4
+DEFAULT_DEDUP_MAX_PIXEL_MAD = 0.005  # 32x32 thumbnails, 0..1 grey: re-encoded/rescaled copies only
+DEFAULT_LEAKAGE_HAMMING = 4
 
 
 def read_rows(path: Path, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -63,14 +67,20 @@ class Exclusions:
         }
 
 
-def exclusions(index: list[dict[str, Any]], eval_hashes: list[int], quality: dict[str, Any]) -> Exclusions:
-    leaks = find_leaks(index, eval_hashes, threshold=int(quality.get("leakage_hamming", 4)))
+def exclusions(index: list[dict[str, Any]], eval_hashes: list[int], quality: dict[str, Any],
+               root: Path | None = None) -> Exclusions:
+    """Leaks and near-duplicate groups. With ``root`` (the data_root), phash matches are confirmed on
+    the pixels (``quality.dedup_max_pixel_mad``; set it to null to trust the hash alone)."""
+    leaks = find_leaks(index, eval_hashes, threshold=int(quality.get("leakage_hamming", DEFAULT_LEAKAGE_HAMMING)))
     leaked = {h.sample_id for h in leaks}
+    max_mad = quality.get("dedup_max_pixel_mad", DEFAULT_DEDUP_MAX_PIXEL_MAD)
+    confirm = pixel_confirmer(root, float(max_mad)) if root is not None and max_mad is not None else None
     dedup = find_duplicates(
         index,
-        threshold=int(quality.get("dedup_hamming", 4)),
+        threshold=int(quality.get("dedup_hamming", DEFAULT_DEDUP_HAMMING)),
         same_volume_ok=bool(quality.get("dedup_ignore_same_volume", True)),
         avoid_as_representative=leaked,
+        confirm=confirm,
     )
     return Exclusions(leaks=leaks, dedup=dedup, leaked=leaked)
 

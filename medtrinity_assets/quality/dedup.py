@@ -1,8 +1,9 @@
 """Near-duplicate images within and across sources, by perceptual hash.
 
 The same picture often reaches a corpus twice (a public dataset re-packaged by another). Duplicates are
-grouped (connected components of the "within ``threshold`` bits" relation); each group is exported
-once, by its representative, carrying the provenance of every member. Slices of one volume are not
+grouped around a representative (an image joins a group when it is within ``threshold`` bits of the
+group's representative and, optionally, its pixels confirm it); each group is exported once, by its
+representative, carrying the provenance of every member. Slices of one volume are not
 duplicates of each other (neighbouring slices look alike by nature), so pairs sharing a
 ``volume_ref`` are ignored unless asked otherwise.
 """
@@ -10,9 +11,9 @@ duplicates of each other (neighbouring slices look alike by nature), so pairs sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from medtrinity_assets.quality.phash import near_pairs, parse_hash
+from medtrinity_assets.quality.phash import HashIndex, parse_hash
 
 
 @dataclass(frozen=True)
@@ -81,54 +82,49 @@ def find_duplicates(
     threshold: int = 4,
     same_volume_ok: bool = True,
     avoid_as_representative: Iterable[str] = (),
+    confirm: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | None = None,
 ) -> DedupResult:
-    """Group images whose phash differ by at most ``threshold`` bits.
+    """Group images whose phash is within ``threshold`` bits of their group's representative.
 
+    Leader clustering, not single linkage: an image joins the first representative (in preference
+    order) that it is close to, so chains of slightly different images never merge into one group.
+    ``confirm(representative_row, row)`` can veto a phash match on the pixels (medical images of one
+    anatomy often share a perceptual hash without being the same picture).
     ``rows`` need ``sample_id``, ``phash`` and preferably ``source``, ``split``, ``volume_ref``.
     """
-    rows = [dict(r) for r in rows]
-    rows.sort(key=lambda r: (str(r.get("source") or ""), str(r["sample_id"])))
-    valid, hashes, bad = [], [], []
+    excluded = set(avoid_as_representative)
+    rows = sorted((dict(r) for r in rows), key=lambda r: _rank(r, excluded))
+    index = HashIndex(threshold)
+    leaders: list[tuple[dict[str, Any], int]] = []  # (row, hash) by index position
+    members: dict[int, list[tuple[dict[str, Any], int]]] = {}
+    bad: list[str] = []
     for r in rows:
         try:
-            hashes.append(parse_hash(str(r.get("phash") or "")))
-            valid.append(r)
+            h = parse_hash(str(r.get("phash") or ""))
         except ValueError:
             bad.append(str(r["sample_id"]))
-    parent = list(range(len(valid)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j, _ in near_pairs(hashes, threshold):
-        vi, vj = valid[i].get("volume_ref") or "", valid[j].get("volume_ref") or ""
-        if same_volume_ok and vi and vi == vj and valid[i].get("source") == valid[j].get("source"):
             continue
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    comps: dict[int, list[int]] = {}
-    for i in range(len(valid)):
-        comps.setdefault(find(i), []).append(i)
-    excluded = set(avoid_as_representative)
+        joined = False
+        for k, d in sorted(index.query(h), key=lambda kd: (kd[1], kd[0])):
+            lead = leaders[k][0]
+            vol = lead.get("volume_ref") or ""
+            if same_volume_ok and vol and vol == (r.get("volume_ref") or "") and lead.get("source") == r.get("source"):
+                continue  # slices of one volume are alike by nature, not duplicates
+            if confirm is not None and not confirm(lead, r):
+                continue
+            members[k].append((r, d))
+            joined = True
+            break
+        if not joined:
+            k = index.add(h)
+            leaders.append((r, h))
+            members[k] = [(r, 0)]
     groups = []
-    for idxs in comps.values():
-        if len(idxs) < 2:
+    for k, ms in members.items():
+        if len(ms) < 2:
             continue
-        idxs.sort(key=lambda k: _rank(valid[k], excluded))
-        rep = idxs[0]
-        members = [
-            DupMember(
-                sample_id=str(valid[k]["sample_id"]),
-                source=str(valid[k].get("source") or ""),
-                split=str(valid[k].get("split") or ""),
-                distance=(hashes[k] ^ hashes[rep]).bit_count(),
-            )
-            for k in idxs
-        ]
-        groups.append(DupGroup(group_id=members[0].sample_id, representative=members[0].sample_id, members=members))
+        group = [DupMember(sample_id=str(m["sample_id"]), source=str(m.get("source") or ""),
+                           split=str(m.get("split") or ""), distance=d) for m, d in ms]
+        groups.append(DupGroup(group_id=group[0].sample_id, representative=group[0].sample_id, members=group))
     groups.sort(key=lambda g: g.group_id)
     return DedupResult(groups=groups, n_images=len(rows), bad_hashes=bad)
