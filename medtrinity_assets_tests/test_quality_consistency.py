@@ -85,6 +85,11 @@ def test_quoted_knowledge_is_not_read_as_a_claim_about_the_image():
                         RoiFact(label="liver", side="right", size_class="large", intensity="hyper", role="anatomy")])
     assert kinds(score_triplet(text, None, facts)) == ["intensity", "size"]
     assert score_triplet(text, None, facts, quoted=[quote]) == []
+    # quoted knowledge may name other organs of the region, not another region
+    other = "Retrieved reference: renal cancer and colon metastases may calcify."
+    assert score_triplet(text + " " + other, None, facts, quoted=[quote, other]) == []
+    brain = "Retrieved reference: gliomas of the brain are infiltrative."
+    assert kinds(score_triplet(text + " " + brain, None, facts, quoted=[quote, brain])) == ["organ"]
     row = {"sample_id": "x", "modality": "CT", "organ": "abdomen", "status": "ok", "description": text,
            "clauses_json": '[{"field": "texture", "text": "%s", "source": "passage:core:p1"}]' % quote}
     assert score_rows([row], {"x": [{"label": "tumour", "kind": "finding", "side": "left", "size_class": "large",

@@ -270,7 +270,7 @@ def _check_modality(text: str, where: str, facts: Facts) -> list[Issue]:
     return issues
 
 
-def _check_organs(text: str, where: str, facts: Facts) -> list[Issue]:
+def _check_organs(text: str, where: str, facts: Facts, region_only: bool = False) -> list[Issue]:
     fact_organs = facts.organs()
     fact_regions = facts.regions()
     if not fact_organs:
@@ -294,7 +294,7 @@ def _check_organs(text: str, where: str, facts: Facts) -> list[Issue]:
             continue  # the facts name only the region: its organs are neither confirmed nor absent
         if region and fact_regions and region not in near:
             issues.append(Issue("organ", where, organ, facts.organ or ",".join(sorted(fact_organs))))
-        else:
+        elif not region_only:
             issues.append(Issue("absent_organ", where, organ, ",".join(sorted(fact_organs))))
     return issues
 
@@ -377,12 +377,26 @@ def score_text(text: str, where: str, facts: Facts, quoted: tuple[str, ...] = ()
     are still checked for modality, organs and findings, but not read as this image's side/size/intensity."""
     if not text or not text.strip():
         return []
+    own, cited = _split_quoted(text, quoted)
     return [
         *_check_modality(text, where, facts),
-        *_check_organs(text, where, facts),
-        *_check_findings(text, where, facts),
+        *_check_organs(own, where, facts),
+        *_check_organs(cited, where, facts, region_only=True),  # knowledge may name other organs, not other regions
+        *_check_findings(own, where, facts),
         *_check_sentence_facts(text, where, facts, quoted),
     ]
+
+
+def _split_quoted(text: str, quoted: tuple[str, ...]) -> tuple[str, str]:
+    """(the text without its quoted clauses, the quoted clauses it contains)."""
+    if not quoted:
+        return text, ""
+    own, cited = _norm_ws(text), []
+    for q in quoted:
+        if q in own:
+            own = own.replace(q, " ")
+            cited.append(q)
+    return own, " ".join(cited)
 
 
 def score_triplet(description: str, attributes: Mapping[str, Any] | str | None, facts: Facts,
