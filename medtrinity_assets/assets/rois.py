@@ -41,9 +41,15 @@ def resolve_models(cfg, layout: DataLayout) -> list[ResolvedModel]:
     return load_registry(cfg.models_file, layout.models)
 
 
+def rois_settings_version(cfg) -> dict[str, str]:
+    """Fingerprint of the settings that shape ROI rows (training settings excluded: they act through the model)."""
+    section = {k: v for k, v in cfg.section("rois").items() if k != "lesion_model"}
+    return config_versions({"rois": {**section, "min_component_pixels": cfg.min_component_pixels}})
+
+
 def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
     """What a rois partition is compared against: every model's version@digest and the rois settings."""
-    return {**current_versions(resolve_models(cfg, layout)), **config_versions({"rois": cfg.section("rois")})}
+    return {**current_versions(resolve_models(cfg, layout)), **rois_settings_version(cfg)}
 
 
 @asset(
@@ -141,7 +147,7 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
         context.log.warning(f"{r['sample_id']} [{r['origin']}]: {r['error']}")
     if len(errors) > 5:
         context.log.warning(f"... and {len(errors) - 5} more error rows (status='error' in the rois table)")
-    recorded = {**stats.models_used, **config_versions({"rois": cfg.section("rois")})}
+    recorded = {**stats.models_used, **rois_settings_version(cfg)}
     metadata = {
         "roi_mode": source.roi,
         "images": stats.images,

@@ -33,9 +33,9 @@ class TrainSettings:
     train_indices: tuple[int, ...] = tuple(range(0, 24))
     eval_indices: tuple[int, ...] = tuple(range(1000, 1006))
     steps: int = 400
-    batch_size: int = 24
-    patch: int = 32  # training crops (fully convolutional: inference runs on the whole 128 x 128 slice)
-    p_lesion_patch: float = 0.8  # share of crops centred near a lesion pixel (lesions are <1 % of pixels)
+    batch_size: int = 16
+    patch: int = 48  # training crops (fully convolutional: inference runs on the whole 128 x 128 slice)
+    p_lesion_patch: float = 0.6  # share of crops centred near a lesion pixel (lesions are <1 % of pixels)
     learning_rate: float = 1e-2
     channels: tuple[int, ...] = (8, 16, 32, 64)
     threads: int = 2
@@ -119,8 +119,10 @@ def build_network(channels: tuple[int, ...], prior: float = 0.05):
     import torch
     from monai.networks.nets import UNet
 
+    # batch norm, not MONAI's default instance norm: instance statistics of a 48 px training crop differ
+    # from those of a whole slice, so an instance-normed net trained on crops misfires on full slices
     net = UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=channels,
-               strides=tuple(2 for _ in channels[1:]), num_res_units=1)
+               strides=tuple(2 for _ in channels[1:]), num_res_units=1, norm="batch")
     last = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
     with torch.no_grad():
         last.bias.fill_(math.log(prior / (1 - prior)))
