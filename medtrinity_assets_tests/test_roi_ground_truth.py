@@ -169,3 +169,32 @@ def test_real_rtstruct_label_map_becomes_rois(tmp_path):
         k = next(row["slice_index"] for row in rows if row["sample_id"] == r["sample_id"])
         assert r["label"] == "patient" and r["kind"] == "anatomy" and r["status"] == "ok"
         assert r["area_pixels"] <= int((lm[k] == 1).sum())
+
+
+def test_model_failing_on_one_image_costs_only_that_image(tmp_path):
+    from medtrinity_assets.roi.build import PartitionStats, describe_image
+    from medtrinity_assets.roi.expert import Expert
+    from medtrinity_assets.roi.ground_truth import Candidate
+    from medtrinity_assets.roi.registry import ResolvedModel
+
+    class Flaky(Expert):
+        def predict(self, values, modality, px_mm=1.0):
+            if values.max() > 100:
+                raise RuntimeError("NaN in the output")
+            return [Candidate("spot", "finding", self.model.origin, values > 50, confidence=0.9)]
+
+    model = ResolvedModel(name="flaky", kind="torchscript", version="2", sha256="ab" * 32)
+    layout = DataLayout(tmp_path)
+    values, _ = _scene()
+    good = _row(layout, values, None, {}, sample_id="good")
+    bad_values = values.copy()
+    bad_values[10, 10] = 500.0
+    bad = _row(layout, bad_values, None, {}, sample_id="bad")
+    stats = PartitionStats()
+    rows_good = describe_image(good, layout, "expert", [(model, Flaky(model))], RoiSettings(), stats)
+    rows_bad = describe_image(bad, layout, "expert", [(model, Flaky(model))], RoiSettings(), stats)
+    assert rows_good and all(r["status"] == "ok" and r["origin"] == "expert:flaky@2" for r in rows_good)
+    assert rows_good[0]["confidence"] == 0.9
+    (err,) = rows_bad
+    assert err["status"] == "error" and "flaky@2 failed on this image" in err["error"] and "NaN" in err["error"]
+    assert stats.errors == 1 and stats.images == 2
