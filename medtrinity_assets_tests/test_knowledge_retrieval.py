@@ -14,7 +14,7 @@ from medtrinity_assets.knowledge.index import (
     build_corpus_index,
     index_is_current,
 )
-from medtrinity_assets.knowledge.queries import build_query
+from medtrinity_assets.knowledge.queries import build_queries, build_query
 from medtrinity_assets.knowledge.records import CONTEXT_SCHEMA
 from medtrinity_assets.knowledge.retrieval import Retriever
 from medtrinity_assets.knowledge.settings import KnowledgeSettings
@@ -102,6 +102,15 @@ def test_queries_from_image_and_roi_facts():
         "diabetic retinopathy on fundus photograph of the retina"
     # ROI rows without a 'kind' column: anatomy names are recognised
     assert build_query({"modality": "CT"}, [{"label": "spleen"}, {"label": "spleen lesion"}]) == "spleen lesion on CT"
+    # one query per finding; a volume slice with ROIs keeps only the findings its ROIs show
+    ct_slice = {"modality": "CT", "organ": "abdomen", "labels": ["liver tumour", "lung nodule"], "slice_index": 0}
+    assert build_queries(ct_slice) == ["liver tumour on CT abdomen", "lung nodule on CT abdomen"]
+    assert build_queries(ct_slice, [{"label": "lung nodule", "kind": "finding", "status": "ok"}]) == \
+        ["lung nodule on CT abdomen"]
+    assert build_queries(ct_slice, [{"label": "liver", "kind": "anatomy", "status": "ok"}]) == \
+        ["normal CT abdomen without abnormality"]
+    assert build_queries({"modality": "DX", "labels": ["pneumonia"], "slice_index": -1},
+                         [{"label": "lung", "kind": "anatomy", "status": "ok"}]) == ["pneumonia on radiograph X-ray"]
 
 
 def test_context_rows_for_demo_like_samples(core_index):
@@ -111,6 +120,7 @@ def test_context_rows_for_demo_like_samples(core_index):
         {"sample_id": "c", "modality": "MR", "organ": "brain", "labels": []},
         {"sample_id": "d", "modality": "FUNDUS", "organ": "eye", "labels": []},
         {"sample_id": "e", "modality": "HISTO", "organ": "tissue", "labels": ["immunohistochemistry"]},
+        {"sample_id": "f", "modality": "CT", "organ": "abdomen", "labels": ["liver cyst", "spleen lesion"]},
     ], IMAGE_SCHEMA)
     import pyarrow as pa
 
@@ -123,17 +133,20 @@ def test_context_rows_for_demo_like_samples(core_index):
     result = build_context(images, rois, Retriever([core_index], enc), 5, "demo", "s00")
     assert result.table.schema == CONTEXT_SCHEMA
     rows = {r["sample_id"]: r for r in result.table.to_pylist()}
-    assert result.roi_facts_used and result.unique_queries == 5
-    assert enc.calls == 1 and enc.texts == 5
+    assert result.roi_facts_used and result.unique_queries == 7
+    assert enc.calls == 1 and enc.texts == 7
     top_docs = {sid: [p.split(":")[1].split("#")[0] for p in r["passage_ids"]] for sid, r in rows.items()}
     assert "kidney_simple_cyst" in top_docs["a"][:3]
     assert "chest_pulmonary_nodule" in top_docs["b"][:3]
     assert "normal_brain_mr" in top_docs["c"][:3]
     assert "fundus_normal" in top_docs["d"][:3]
     assert "histo_ihc_staining" in top_docs["e"][:3]
+    # two findings: each one's best passage comes first (round-robin), no passage twice
+    assert set(top_docs["f"][:2]) == {"liver_simple_cyst", "spleen_focal_lesion"}
     for r in rows.values():
-        assert len(r["passage_ids"]) == 5 and r["scores"] == sorted(r["scores"], reverse=True)
+        assert len(r["passage_ids"]) == 5 == len(set(r["passage_ids"]))
         assert r["encoder"] == enc.id
+    assert rows["c"]["scores"] == sorted(rows["c"]["scores"], reverse=True)
 
 
 def test_merge_across_corpora_by_score(core_index):

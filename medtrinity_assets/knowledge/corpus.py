@@ -140,6 +140,8 @@ def read_core(path: Path, report: IngestReport) -> Iterator[Document]:
                 "finding": entry["finding"].split(".")[0],
                 "organ": entry["organ"],
                 "modalities": list(entry["modalities"]),
+                # a normal-study entry: retrieval keeps it away from samples that have a finding
+                "normal": bool(entry.get("normal", str(entry["id"]).startswith("normal_"))),
             }
             yield Document(entry["id"], str(entry["title"]).strip(), render_core_entry(entry), meta)
 

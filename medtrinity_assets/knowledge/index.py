@@ -190,14 +190,14 @@ class CorpusIndex:
 
 
 def table_digest(table: pa.Table) -> str:
-    """sha256 of the passage ids and texts in order (what the vectors were computed from)."""
+    """sha256 of the passage rows in order (ids, titles, texts, metadata): what the index folder holds."""
     h = hashlib.sha256()
-    for batch in table.select(["passage_id", "text"]).to_batches(max_chunksize=8192):
-        for pid, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-            h.update(pid.encode())
-            h.update(b"\0")
-            h.update(text.encode())
-            h.update(b"\0")
+    names = [c for c in ("passage_id", "title", "text", "meta_json") if c in table.column_names]
+    for batch in table.select(names).to_batches(max_chunksize=8192):
+        for values in zip(*(batch.column(i).to_pylist() for i in range(len(names)))):
+            for v in values:
+                h.update((v or "").encode())
+                h.update(b"\0")
     return h.hexdigest()
 
 

@@ -35,6 +35,8 @@ MODALITY_WORDS = {
 ANATOMY_WORDS = {"liver", "spleen", "kidney", "lung", "bone", "brain", "heart", "pancreas", "body", "vertebra",
                  "aorta", "stomach", "bladder", "background"}
 FACT_COLUMNS = ("intensity", "texture", "margin", "shape")
+NORMAL_PREFIX = "normal "  # queries of images without a finding start with it
+MAX_FINDINGS = 3  # queries per image; with top_k 5 each finding still gets at least one passage
 
 
 def _clean(value: Any) -> str:
@@ -78,20 +80,38 @@ def roi_phrase(roi: dict[str, Any]) -> str:
     return phrase
 
 
-def build_query(image: dict[str, Any], rois: Iterable[dict[str, Any]] = ()) -> str:
-    """The query text of one image row (IMAGE_SCHEMA dict) and its ROI rows (ROI_SCHEMA dicts, may be empty)."""
+def build_queries(image: dict[str, Any], rois: Iterable[dict[str, Any]] = ()) -> list[str]:
+    """One query per finding of an image row (IMAGE_SCHEMA dict) with its ROI rows (ROI_SCHEMA dicts).
+
+    A finding is an ROI finding (with its facts), the disease, or an image label. For a slice of a
+    volume that has ROI rows, labels not seen among its ROIs are dropped: volume labels name every
+    lesion of the volume, the ROIs say which ones this slice shows. An image without findings gets
+    one "normal <modality> <organ>" query.
+    """
+    rois = list(rois)
     head = " ".join(p for p in (modality_words(image.get("modality")), _clean(image.get("organ"))) if p)
-    found = finding_rois(rois)[:3]
+    found = finding_rois(rois)[:MAX_FINDINGS]
     taken = {head.lower(), *(_clean(r.get("label")).lower() for r in found)}
+    slice_index = image.get("slice_index")
+    slice_with_rois = slice_index is not None and slice_index >= 0 and any(r.get("status") in (None, "", "ok") for r in rois)
+    values = [image.get("disease")] + ([] if slice_with_rois else list(image.get("labels") or []))
     terms: list[str] = []
-    for value in [image.get("disease"), *(image.get("labels") or [])]:
+    for value in values:
         text = _clean(value)
         if text and text.lower() not in taken:
             taken.add(text.lower())
             terms.append(text)
-    findings = [roi_phrase(r) for r in found]
-    if not terms and not findings:
-        return f"normal {head} without abnormality".strip() if head else "normal medical image"
-    body = "; ".join([*terms, *findings])
+    findings = [*terms, *(roi_phrase(r) for r in found)][:MAX_FINDINGS]
+    if not findings:
+        return [f"{NORMAL_PREFIX}{head} without abnormality".strip() if head else f"{NORMAL_PREFIX}medical image"]
     # the finding first: it carries the meaning; modality and organ narrow it down
-    return f"{body} on {head}" if head else body
+    return [f"{f} on {head}" if head else f for f in findings]
+
+
+def is_finding_query(query: str) -> bool:
+    return not query.startswith(NORMAL_PREFIX)
+
+
+def build_query(image: dict[str, Any], rois: Iterable[dict[str, Any]] = ()) -> str:
+    """All queries of an image in one line (what the ``context`` table shows as the sample's query)."""
+    return " | ".join(build_queries(image, rois))

@@ -30,7 +30,7 @@ CONTEXT_SCHEMA = pa.schema(
         ("passage_ids", pa.list_(pa.string())),  # best first
         ("corpora", pa.list_(pa.string())),
         ("titles", pa.list_(pa.string())),
-        ("scores", pa.list_(pa.float32())),  # cosine similarity (normalised embeddings, inner product)
+        ("scores", pa.list_(pa.float32())),  # cosine similarity of each passage to its finding's query
         ("encoder", pa.string()),  # encoder id the scores came from
     ]
 )

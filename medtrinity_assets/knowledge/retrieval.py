@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -19,6 +20,16 @@ class Hit:
     title: str
     text: str
     score: float
+    normal: bool = False  # the passage describes a normal study (core corpus entries flagged normal)
+
+
+def _is_normal(meta_json: str | None) -> bool:
+    if not meta_json:
+        return False
+    try:
+        return bool(json.loads(meta_json).get("normal", False))
+    except (ValueError, AttributeError):
+        return False
 
 
 class Retriever:
@@ -53,14 +64,15 @@ class Retriever:
             scores, ids = ci.vectors.search(vectors, k)
             valid = ids >= 0
             # fetch only the rows that were hit (a PubMed-sized table is never turned into Python lists)
-            rows = ci.passages.select(["passage_id", "doc_id", "title", "text"]).take(ids[valid]).to_pylist()
+            cols = [c for c in ("passage_id", "doc_id", "title", "text", "meta_json") if c in ci.passages.column_names]
+            rows = ci.passages.select(cols).take(ids[valid]).to_pylist()
             it = iter(rows)
             for qi in range(len(vectors)):
                 for score, ok in zip(scores[qi], valid[qi]):
                     if ok:
                         r = next(it)
                         merged[qi].append(Hit(ci.manifest.corpus, r["passage_id"], r["doc_id"], r["title"],
-                                              r["text"], float(score)))
+                                              r["text"], float(score), _is_normal(r.get("meta_json"))))
         return [sorted(h, key=lambda x: (-x.score, x.passage_id))[:k] for h in merged]
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
