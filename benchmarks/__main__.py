@@ -1,0 +1,167 @@
+"""Run every ratio benchmark (``benchmarks/bench_*.py``) and write ``benchmarks/RESULTS.md``.
+
+    python -m benchmarks --quick            # every benchmark in quick mode (what `make bench` runs)
+    python -m benchmarks --only ops ingest  # a subset
+    python -m benchmarks --json out.json    # also keep the raw figures
+
+Each benchmark runs in its own Python process (a crash, a hang or a heavy import in one cannot spoil
+the others) and prints its ``main(quick)`` dict as JSON; a benchmark that fails is reported as failed
+in the table with the tail of its error, and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MARK = "@@BENCH-RESULT@@"
+
+# The figures the issues ask for, found by key in the flattened results (first key present wins).
+HEADLINES: list[tuple[str, str, list[str], str]] = [
+    ("Ingest: pipeline vs bare loop (slices/s ratio)", "ingest", ["ratio"], "target >= 0.8"),
+    ("Ingest: pipeline slices/s (1 core)", "ingest", ["pipeline_slices_per_s"], ""),
+    ("DICOM reader vs bare pydicom loop", "dicom", ["ratio_reader_over_bare"], ""),
+    ("ROIs described per CPU-second", "rois", ["pipeline_rois_per_cpu_s", "pipeline_rois_per_s"], ""),
+    ("ROI pipeline vs bare components (per CPU-s)", "rois", ["ratio_pipeline_vs_bare"], ""),
+    ("Embedding: pipeline vs bare encoder", "knowledge", ["embedding.embedding_ratio"], ""),
+    ("Embedding: passages/s", "knowledge", ["embedding.pipeline_passages_per_s"], ""),
+    ("Retrieval QPS (HNSW, batched)", "knowledge", ["search.hnsw.qps_batched", "search.end_to_end_qps_batched"], ""),
+    ("Retrieval recall@10 (HNSW vs exact)", "knowledge", ["search.hnsw.recall_at_10"], "target >= 0.95"),
+    ("Core corpus recall@5 (labelled queries)", "knowledge", ["core_recall.recall_at_5"], "target >= 0.9"),
+    ("Grounded triplets per CPU-second", "generation", ["grounded.partition_path_triplets_per_cpu_s"], ""),
+    ("`openai` backend utilisation (fraction of ceiling, c=16)", "generation",
+     ["openai_c16_l50ms.backend_fraction_of_ceiling"], "target >= 0.9"),
+    ("Quality: contradiction rate (clean)", "quality", ["contradiction_rate"], ""),
+    ("Dagster overhead per partition (empty-asset run, ms)", "ops", ["dagster.empty_run_ms_per_partition"], ""),
+    ("Dagster share of a partition run doing work", "ops", ["dagster.overhead_fraction_of_work_run"], ""),
+    ("Incremental rerun ratio after a model bump (recomputed / affected)", "ops", ["incremental.rerun_ratio"], "target 1.0"),
+    ("End-to-end run time (s)", "ops", ["end_to_end.seconds"], ""),
+    ("Projection, 25M images: CPU core-hours", "ops", ["projection_25m.cpu_core_hours"], ""),
+    ("Projection, 25M images: GPU-hours (stated assumption)", "ops", ["projection_25m.gpu_hours"], ""),
+]
+
+
+def discover(only: list[str] | None = None) -> list[str]:
+    names = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
+    return [n for n in names if not only or n in only]
+
+
+def run_one(name: str, quick: bool, timeout: float) -> dict[str, Any]:
+    """Run benchmarks.bench_<name>.main(quick) in a child process; returns figures or the error."""
+    code = (
+        "import json, sys\n"
+        f"from benchmarks import bench_{name} as m\n"
+        f"r = m.main(quick={quick!r})\n"
+        f"sys.stdout.write('\\n{MARK}' + json.dumps(r, default=str) + '\\n')\n"
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg",
+               DAGSTER_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "seconds": round(time.perf_counter() - t0, 1), "error": f"timed out after {timeout:.0f}s"}
+    seconds = round(time.perf_counter() - t0, 1)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARK):
+            return {"ok": True, "seconds": seconds, "figures": json.loads(line[len(MARK):])}
+    tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-12:]
+    return {"ok": False, "seconds": seconds, "error": "\n".join(tail) or f"exit code {proc.returncode}"}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, (list, tuple)):
+        text = json.dumps(v, default=str)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def render(results: dict[str, dict[str, Any]], quick: bool, started: dt.datetime) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {started:%Y-%m-%d %H:%M} UTC with `python -m benchmarks{' --quick' if quick else ''}` on "
+        f"{platform.machine()} / {os.cpu_count()} CPU cores (1-min load average {os.getloadavg()[0]:.1f} at the end: "
+        "the machine is shared, so absolute rates are pessimistic; ratios are measured in one process) / "
+        f"Python {platform.python_version()}; no GPU. "
+        "Each row is one run; ratios compare the pipeline with a bare loop over the same inputs, measured in "
+        "the same process. Written by `benchmarks/__main__.py` (do not edit by hand).",
+        "",
+        "## Headline figures",
+        "",
+        "| Figure | Value | Note | Benchmark |",
+        "|---|---|---|---|",
+    ]
+    for label, bench, keys, note in HEADLINES:
+        res = results.get(bench)
+        flat = flatten(res.get("figures", {})) if res and res.get("ok") else {}
+        key = next((k for k in keys if k in flat), None)
+        value = _fmt(flat[key]) if key else ("failed" if res and not res.get("ok") else "not measured")
+        lines.append(f"| {label} | {value} | {note} | `bench_{bench}`{f' `{key}`' if key else ''} |")
+    lines += ["", "## Every figure", ""]
+    for name, res in results.items():
+        lines.append(f"### bench_{name} ({res['seconds']} s)")
+        lines.append("")
+        if not res.get("ok"):
+            lines += ["FAILED:", "", "```", res.get("error", ""), "```", ""]
+            continue
+        lines += ["| Key | Value |", "|---|---|"]
+        lines += [f"| `{k}` | {_fmt(v)} |" for k, v in flatten(res["figures"]).items()]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="quick mode of every benchmark (minutes, not hours)")
+    ap.add_argument("--only", nargs="*", help="benchmark names (bench_<name>.py) to run")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = ap.parse_args(argv)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    results: dict[str, dict[str, Any]] = {}
+    for name in discover(args.only):
+        print(f"bench_{name} ...", end=" ", flush=True)
+        results[name] = run_one(name, args.quick, args.timeout)
+        print(f"{'ok' if results[name]['ok'] else 'FAILED'} in {results[name]['seconds']} s", flush=True)
+    if results.get("ops", {}).get("ok"):
+        # the 25M-image projection needs every benchmark's per-core figures, so it is made here
+        from benchmarks.bench_ops import project_25m
+
+        results["ops"]["figures"]["projection_25m"] = project_25m(results)
+    args.out.write_text(render(results, args.quick, started))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    print(f"wrote {args.out}")
+    failed = [n for n, r in results.items() if not r["ok"]]
+    if failed:
+        print(f"failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
