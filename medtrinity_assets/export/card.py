@@ -31,6 +31,7 @@ class CardStats:
     roi_origins: Counter = field(default_factory=Counter)
     roi_labels: Counter = field(default_factory=Counter)
     roi_area_fractions: list[float] = field(default_factory=list)
+    roi_kinds: list[str] = field(default_factory=list)  # finding | anatomy, parallel to roi_area_fractions
     description_words: list[int] = field(default_factory=list)
     generators: Counter = field(default_factory=Counter)
     prompt_hashes: Counter = field(default_factory=Counter)
@@ -53,8 +54,10 @@ def collect_stats(rows: Iterable[Mapping[str, Any]]) -> CardStats:
         st.by_source[r.get("source") or "unknown"] += 1
         st.by_modality[r.get("modality") or "unknown"] += 1
         st.by_organ[r.get("organ") or "unknown"] += 1
-        disease = r.get("disease") or ", ".join(sorted(set(r.get("labels") or []))) or "none given"
-        st.by_disease[disease] += 1
+        # an image counts once under each disease/label it carries (a slice often holds several findings)
+        diseases = {d.strip() for d in str(r.get("disease") or "").split(",") if d.strip()} | set(r.get("labels") or [])
+        for d in sorted(diseases) or ["none given"]:
+            st.by_disease[d] += 1
         st.by_split[r.get("split") or "unknown"] += 1
         st.description_words.append(len(str(r.get("caption") or "").split()))
         gen = r.get("generator") or {}
@@ -68,14 +71,17 @@ def collect_stats(rows: Iterable[Mapping[str, Any]]) -> CardStats:
             st.roi_labels[roi.get("label") or "unknown"] += 1
             if roi.get("area_fraction") is not None:
                 st.roi_area_fractions.append(float(roi["area_fraction"]))
+                st.roi_kinds.append(roi.get("kind") or "finding")
     return st
 
 
 def _bar(ax, counter: Mapping[str, Any], title: str, top: int = 20) -> None:
     items = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-    names = [str(k)[:28] for k, _ in items] or ["(none)"]
+    names = [str(k) if len(str(k)) <= 30 else str(k)[:29] + "…" for k, _ in items] or ["(none)"]
     values = [v for _, v in items] or [0]
-    ax.barh(names[::-1], values[::-1], color="#4878a8")
+    pos = list(range(len(names)))[::-1]  # positions, not names: two truncated names never merge
+    ax.barh(pos, values, color="#4878a8")
+    ax.set_yticks(pos, names)
     ax.set_title(title)
 
 
@@ -107,10 +113,19 @@ def write_plots(stats: CardStats, contradiction_by_source: Mapping[str, float], 
         ax.set_xlabel("images")
         save(fig, f"by_{name}")
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist([100 * a for a in stats.roi_area_fractions] or [0], bins=30, color="#6a9a58")
+    import numpy as np
+
+    bins = np.logspace(-3, 2, 26)  # 0.001 % .. 100 % of the image, log-spaced: lesions and organs both visible
+    for kind, colour in (("finding", "#c0504d"), ("anatomy", "#6a9a58")):
+        vals = [max(100 * a, 1e-3) for a, k in zip(stats.roi_area_fractions, stats.roi_kinds) if k == kind]
+        if vals:
+            ax.hist(vals, bins=bins, color=colour, alpha=0.7, label=f"{kind} ({len(vals)})")
+    ax.set_xscale("log")
     ax.set_title("ROI size")
-    ax.set_xlabel("area, % of the image")
+    ax.set_xlabel("area, % of the image (log scale)")
     ax.set_ylabel("ROIs")
+    if stats.roi_area_fractions:
+        ax.legend()
     save(fig, "roi_size")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(stats.description_words or [0], bins=30, color="#b07040")
@@ -159,7 +174,8 @@ def render_card(
     for s in sources:
         parts.append(f"| {s['name']} | {s.get('format', '')} | {s.get('licence', '')} | {s.get('roi', '')} | "
                      f"{stats.by_source.get(s['name'], 0)} |")
-    parts += ["", "## Contents", "", "### By split", _table(stats.by_split, "split", n),
+    parts += ["", "## Contents", "", "Counts are images; an image counts under every disease/label it carries.", "",
+              "### By split", _table(stats.by_split, "split", n),
               "", "### By modality", _table(stats.by_modality, "modality", n),
               f"\n![modality]({plots.get('by_modality', '')})",
               "", "### By organ", _table(stats.by_organ, "organ", n), f"\n![organ]({plots.get('by_organ', '')})",
