@@ -54,7 +54,7 @@ ORGAN_REGION: dict[str, str] = {
     "bladder": "pelvis", "prostate": "pelvis", "uterus": "pelvis", "ovary": "pelvis", "rectum": "pelvis",
     "pelvis": "pelvis",
     "spine": "spine", "vertebra": "spine",
-    "knee": "limb", "hip": "pelvis", "shoulder": "limb", "hand": "limb", "foot": "limb",
+    "knee": "limb", "hip": "pelvis", "shoulder": "limb", "hand": "limb", "foot": "limb", "extremity": "limb",
     "skin": "skin",
 }
 
@@ -80,6 +80,9 @@ ORGAN_SYNONYMS: dict[str, str] = {
     "spine": "spine", "spinal": "spine", "vertebra": "vertebra", "vertebrae": "vertebra",
     "vertebral": "vertebra", "knee": "knee", "hip": "hip", "shoulder": "shoulder", "hand": "hand",
     "foot": "foot", "skin": "skin", "cutaneous": "skin",
+    "head": "head", "neck": "neck", "extremity": "extremity", "extremities": "extremity",
+    "limb": "extremity", "arm": "extremity", "leg": "extremity", "wrist": "extremity", "ankle": "extremity",
+    "elbow": "extremity",
 }
 
 # regions that may show each other's organs at their border (the lung bases on an abdominal CT ...)
