@@ -96,3 +96,20 @@ def test_quoted_knowledge_is_not_read_as_a_claim_about_the_image():
                                      "intensity": "hyperdense", "region": "kidney"},
                                     {"label": "liver", "kind": "anatomy", "side": "right", "size_class": "large",
                                      "intensity": "hyperdense"}]}).flagged == 0
+
+
+def test_corrupted_copy_is_caught():
+    from medtrinity_assets.quality.corrupt import corrupt_rows
+
+    roi = roi_row("s", "src")
+    rows = [{"sample_id": f"s{i}", "modality": "CT", "organ": "abdomen", "status": "ok",
+             "description": GOOD_DESCRIPTION, "attributes": GOOD_ATTRIBUTES} for i in range(40)]
+    rois = {r["sample_id"]: [roi] for r in rows}
+    assert score_rows(rows, rois).contradiction_rate == 0.0
+    bad, changed = corrupt_rows(rows, share=0.5)
+    assert corrupt_rows(rows, share=0.5) == (bad, changed)  # deterministic
+    n_changed = sum(changed.values())
+    assert 10 <= n_changed <= 30 and all(changed.values())
+    score = score_rows(bad, rois)
+    assert score.flagged == n_changed and set(score.per_triplet) == {
+        r["sample_id"] for r, o in zip(bad, rows) if r["description"] != o["description"]}
