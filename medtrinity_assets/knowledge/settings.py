@@ -37,7 +37,7 @@ class KnowledgeSettings:
     ef_construction: int = 80
     ef_search: int = 128
     ivf_nlist: int = 0  # 0 -> about sqrt(count)
-    ivf_nprobe: int = 32
+    ivf_nprobe: int = 64
 
     def __post_init__(self) -> None:
         for f in fields(self):
