@@ -352,7 +352,8 @@ def _check_count(number: str, noun: str, facts: Facts) -> str:
     for r in facts.rois:
         per_label[r.label] = per_label.get(r.label, 0) + 1
     counts |= set(per_label.values())
-    counts.discard(0) if facts.rois else None
+    if facts.rois:
+        counts.discard(0)  # "no finding" is not a count of regions when regions exist
     if number in ("multiple", "several", "numerous"):
         ok = any(c >= 2 for c in counts)
     else:
