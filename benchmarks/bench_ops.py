@@ -224,10 +224,14 @@ def bench_end_to_end(quick: bool) -> dict[str, Any]:
             cfg = yaml.safe_load(cfg_path.read_text())
             cfg["knowledge"] = {"corpora": [{"name": "core", "format": "core", "path": str(REPO / "data" / "knowledge")}]}
             cfg["models"] = str(REPO / "data" / "models.yaml")
+            # a token lesion-model training (the full one is minutes of CPU and belongs to the full mode)
+            cfg["rois"] = {"lesion_model": {"steps": 10, "train_indices": {"start": 0, "stop": 2},
+                                            "eval_indices": {"start": 1000, "stop": 1001}, "batch_size": 4}}
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
             env["MEDTRINITY_SHARDS"] = "2"
             cmd = [str(Path(sys.executable).with_name("medtrinity")), "run", "--config", str(cfg_path), "--quiet"]
-            what = "medtrinity run: 2 image-folder sources x 8 PNGs, 2 shards, core corpus, model registry"
+            what = ("medtrinity run: 2 image-folder sources x 8 PNGs, 2 shards, core corpus, model registry, "
+                    "lesion model trained for 10 steps only")
         else:
             data = root / "data"
             data.mkdir()

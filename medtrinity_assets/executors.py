@@ -33,3 +33,24 @@ def executor_from_env():
 
         return k8s_job_executor
     raise ValueError(f"MEDTRINITY_EXECUTOR={kind!r}: use default, in_process, dask or k8s")
+
+
+# Model-bound steps (lesion-model training, expert-model ROIs, a local VLM) share the `gpu` pool: the
+# instance gives it one slot per GPU (`dagster instance concurrency set gpu N`; deploy/README.md).
+GPU_POOL = "gpu"
+
+
+def gpu_step_tags(gpus: int = 1) -> dict:
+    """Op tags for a model-bound asset: on Kubernetes its step pod asks for ``gpus`` GPUs and lands on a
+    GPU node; elsewhere no tags (the ``gpu`` pool alone bounds how many such steps run at once)."""
+    if os.environ.get("MEDTRINITY_EXECUTOR", "").strip().lower() != "k8s":
+        return {}
+    return {
+        "dagster-k8s/config": {
+            "container_config": {"resources": {"limits": {"nvidia.com/gpu": gpus}}},
+            "pod_spec_config": {
+                "node_selector": {"medtrinity/node-pool": "gpu"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        }
+    }
