@@ -44,7 +44,6 @@ from medtrinity_assets.knowledge.index import (
     index_is_current,
     table_digest,
 )
-from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
 from medtrinity_assets.knowledge.retrieval import Retriever
 from medtrinity_assets.knowledge.settings import KnowledgeSettings, settings_from_config
 from medtrinity_assets.partitions import corpus_partitions, source_shard_partitions, split_key
