@@ -41,10 +41,11 @@ def tiny_config(tmp_path, monkeypatch):
     return path
 
 
-def evaluate(sensor_def, instance, definitions):
+def evaluate(sensor_def, instance, definitions, resources=None):
     """One tick as the daemon runs it: partition keys are checked against the instance's dynamic
     partitions plus the ones the tick itself adds (that needs the instance ref)."""
-    ctx = build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=definitions)
+    ctx = build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=definitions,
+                               resources=resources)
     return sensor_def.evaluate_tick(ctx)
 
 
@@ -291,3 +292,21 @@ def test_encoder_change_targets_context_retrieved_with_another_encoder(tiny_conf
     result = evaluate(sensor, instance, defs)
     assert sorted(str(r.partition_key) for r in result.run_requests) == sorted(
         str(source_shard_key("tiny_1", s)) for s in SHARDS)
+
+
+def test_every_sensor_and_schedule_of_the_code_location_evaluates(tiny_config, instance):
+    """On a fresh instance: no sensor or schedule of the real definitions raises (they skip or request)."""
+    import importlib
+
+    import medtrinity_assets.schedules as schedules
+
+    from medtrinity_assets import definitions
+
+    defs = _defs()
+    for sensor_def in defs.sensors or []:
+        result = evaluate(sensor_def, instance, defs, resources=definitions._resources())
+        assert result.run_requests is not None or result.skip_message, sensor_def.name
+    repo = defs.get_repository_def()
+    for sched in importlib.reload(schedules).SCHEDULES:
+        tick = sched.evaluate_tick(build_schedule_context(instance=instance, repository_def=repo))
+        assert "not a partition yet" in (tick.skip_message or "")
