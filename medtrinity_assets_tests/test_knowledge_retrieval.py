@@ -160,3 +160,23 @@ def test_merge_across_corpora_by_score(core_index):
     hits = r.search(["uric acid crystals in the first toe joint"], 5)[0]
     assert hits[0].corpus == "notes" and {h.corpus for h in hits} == {"notes", "core"}
     assert json.dumps([h.score for h in hits])  # plain floats
+
+
+def test_streamed_passages_and_index_folder_match_in_memory(core_index, tmp_path):
+    from medtrinity_assets.knowledge.chunking import passage_batches, tokenizer_for
+    from medtrinity_assets.knowledge.corpus import bundled_core_path, read_corpus
+    from medtrinity_assets.knowledge.index import build_index_folder, table_digest, write_passages
+
+    enc = CountingEncoder(bundled_encoder())
+    batches = passage_batches("core", read_corpus("core", bundled_core_path()), tokenizer_for(enc.spec.path),
+                              SETTINGS.chunk_tokens, SETTINGS.overlap, batch_rows=25)
+    rows, digest = write_passages(tmp_path / "core.parquet", batches)
+    assert rows == core_index.manifest.count and digest == table_digest(core_index.passages)
+    manifest = build_index_folder("core", tmp_path / "core.parquet", tmp_path / "idx", enc, SETTINGS, batch_rows=40)
+    assert enc.texts == rows and enc.calls == 3  # embedded batch by batch from the file
+    assert manifest.passages_sha256 == core_index.manifest.passages_sha256
+    assert manifest.data_version == core_index.manifest.data_version
+    assert index_is_current(tmp_path / "idx", tmp_path / "core.parquet", enc.id, SETTINGS)
+    loaded = CorpusIndex.load(tmp_path / "idx")
+    q = bundled_encoder().encode(["ring enhancing brain lesion with restricted diffusion"])
+    assert np.array_equal(loaded.vectors.search(q, 5)[1], core_index.vectors.search(q, 5)[1])

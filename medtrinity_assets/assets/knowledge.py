@@ -33,16 +33,17 @@ from dagster import (
 )
 
 from medtrinity_assets.catalog import refresh_catalog
-from medtrinity_assets.knowledge.chunking import passages_table, tokenizer_for
+from medtrinity_assets.knowledge.chunking import passage_batches, tokenizer_for
 from medtrinity_assets.knowledge.context import build_context
 from medtrinity_assets.knowledge.corpus import IngestReport, read_corpus
 from medtrinity_assets.knowledge.embedding import encoder_id, load_encoder, resolve_encoder
 from medtrinity_assets.knowledge.index import (
     MANIFEST_FILE,
     CorpusIndex,
-    build_corpus_index,
+    build_index_folder,
     index_is_current,
-    table_digest,
+    read_manifest,
+    write_passages,
 )
 from medtrinity_assets.knowledge.retrieval import Retriever
 from medtrinity_assets.knowledge.settings import KnowledgeSettings, settings_from_config
@@ -97,16 +98,17 @@ def knowledge_corpus(context: AssetExecutionContext, pipeline: PipelineResource,
     settings = embedder.settings(pipeline)
     tokenizer = tokenizer_for(resolve_encoder(settings.encoder).path)
     report = IngestReport()
-    table = passages_table(spec.name, read_corpus(spec.format, spec.path, report), tokenizer,
-                           settings.chunk_tokens, settings.overlap)
+    path = layout.table_path("passages", spec.name)
+    # streamed: a corpus of millions of articles is written batch by batch, never held whole
+    rows, digest = write_passages(path, passage_batches(spec.name, read_corpus(spec.format, spec.path, report),
+                                                        tokenizer, settings.chunk_tokens, settings.overlap))
     for example in report.examples:
         context.log.warning(f"corpus {spec.name}: skipped {example}")
-    if table.num_rows == 0:
+    if rows == 0:
+        path.unlink(missing_ok=True)
         raise Failure(f"corpus {spec.name!r} ({spec.format}, {spec.path}) gave no passages; "
                       f"{report.bad} bad entries, e.g. {report.examples[:3]}")
-    write_table(layout.table_path("passages", spec.name), table)
     refresh_catalog(layout)
-    digest = table_digest(table)
     return MaterializeResult(
         metadata={
             "format": spec.format,
@@ -115,11 +117,11 @@ def knowledge_corpus(context: AssetExecutionContext, pipeline: PipelineResource,
             "documents": report.documents,
             "bad_entries": report.bad,
             "bad_examples": MetadataValue.md("\n".join(f"- {e}" for e in report.examples) or "none"),
-            "passages": table.num_rows,
+            "passages": rows,
             "tokenizer": tokenizer.name,
             "chunk_tokens": settings.chunk_tokens,
             "overlap": settings.overlap,
-            "dagster/row_count": table.num_rows,
+            "dagster/row_count": rows,
         },
         data_version=DataVersion(digest[:16]),
     )
@@ -137,19 +139,19 @@ def knowledge_index(context: AssetExecutionContext, pipeline: PipelineResource,
     layout = pipeline.layout()
     corpus = context.partition_key
     settings = embedder.settings(pipeline)
-    passages = read_table(layout.table_path("passages", corpus))
+    passages = layout.table_path("passages", corpus)
+    if not passages.is_file():
+        raise Failure(f"{passages}: no passages for corpus {corpus!r}; materialise knowledge_corpus first")
     folder = layout.knowledge / corpus
     started = time.perf_counter()
     reused = index_is_current(folder, passages, embedder.encoder_id(pipeline), settings)
     if reused:
-        index = CorpusIndex.load(folder)
+        m = read_manifest(folder)
         context.log.info(f"{corpus}: index already matches passages and encoder; not re-embedded")
     else:
-        index = build_corpus_index(corpus, passages, embedder.load(pipeline), settings,
-                                   chunking={"chunk_tokens": settings.chunk_tokens, "overlap": settings.overlap})
-        index.save(folder)
+        m = build_index_folder(corpus, passages, folder, embedder.load(pipeline), settings,
+                               chunking={"chunk_tokens": settings.chunk_tokens, "overlap": settings.overlap})
     seconds = time.perf_counter() - started
-    m = index.manifest
     return MaterializeResult(
         metadata={
             "encoder": m.encoder,

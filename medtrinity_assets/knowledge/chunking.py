@@ -117,29 +117,44 @@ def chunk_documents(
             yield doc, chunk
 
 
-def passages_table(corpus: str, docs: Iterable[Document], tokenizer: Tokenizer, chunk_tokens: int, overlap: int):
-    """The ``passages`` rows (PASSAGE_SCHEMA) of a stream of documents, in document order."""
+def passage_batches(corpus: str, docs: Iterable[Document], tokenizer: Tokenizer, chunk_tokens: int, overlap: int,
+                    batch_rows: int = 20_000):
+    """``passages`` rows (PASSAGE_SCHEMA) of a stream of documents as Arrow tables of at most ``batch_rows``."""
     import pyarrow as pa
 
     from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
 
-    cols: dict[str, list] = {f.name: [] for f in PASSAGE_SCHEMA}
+    def empty() -> dict[str, list]:
+        return {f.name: [] for f in PASSAGE_SCHEMA}
+
+    cols = empty()
     seen: dict[str, int] = {}
+    current = ""
     for doc, chunk in chunk_documents(docs, tokenizer, chunk_tokens, overlap):
-        doc_key = doc.doc_id
         if chunk.chunk_index == 0:  # a repeated document id gets a suffix instead of colliding
             n = seen.get(doc.doc_id, 0)
             seen[doc.doc_id] = n + 1
-            doc_key = doc.doc_id if n == 0 else f"{doc.doc_id}~{n}"
-            current = doc_key
-        else:
-            doc_key = current
+            current = doc.doc_id if n == 0 else f"{doc.doc_id}~{n}"
         cols["corpus"].append(corpus)
-        cols["passage_id"].append(f"{corpus}:{doc_key}#{chunk.chunk_index}")
-        cols["doc_id"].append(doc_key)
+        cols["passage_id"].append(f"{corpus}:{current}#{chunk.chunk_index}")
+        cols["doc_id"].append(current)
         cols["chunk_index"].append(chunk.chunk_index)
         cols["title"].append(chunk.title)
         cols["text"].append(chunk.text)
         cols["n_tokens"].append(chunk.n_tokens)
         cols["meta_json"].append(json.dumps(doc.meta, sort_keys=True) if doc.meta else None)
-    return pa.Table.from_pydict(cols, schema=PASSAGE_SCHEMA)
+        if len(cols["passage_id"]) >= batch_rows:
+            yield pa.Table.from_pydict(cols, schema=PASSAGE_SCHEMA)
+            cols = empty()
+    if cols["passage_id"]:
+        yield pa.Table.from_pydict(cols, schema=PASSAGE_SCHEMA)
+
+
+def passages_table(corpus: str, docs: Iterable[Document], tokenizer: Tokenizer, chunk_tokens: int, overlap: int):
+    """All ``passages`` rows of a stream of documents in one table (small corpora, the CLI, tests)."""
+    import pyarrow as pa
+
+    from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
+
+    batches = list(passage_batches(corpus, docs, tokenizer, chunk_tokens, overlap))
+    return pa.concat_tables(batches) if batches else PASSAGE_SCHEMA.empty_table()

@@ -17,7 +17,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -156,6 +156,13 @@ class IndexManifest:
         return f"{self.encoder}|{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
+def read_manifest(folder: Path) -> IndexManifest:
+    mpath = folder / MANIFEST_FILE
+    if not mpath.is_file():
+        raise KnowledgeIndexError(f"{folder}: no {MANIFEST_FILE}; materialise knowledge_index for this corpus")
+    return IndexManifest(**json.loads(mpath.read_text(encoding="utf-8")))
+
+
 @dataclass
 class CorpusIndex:
     """A loaded corpus index: vectors, the passage rows in the same order, and the manifest."""
@@ -175,10 +182,7 @@ class CorpusIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "CorpusIndex":
-        mpath = folder / MANIFEST_FILE
-        if not mpath.is_file():
-            raise KnowledgeIndexError(f"{folder}: no {MANIFEST_FILE}; materialise knowledge_index for this corpus")
-        manifest = IndexManifest(**json.loads(mpath.read_text(encoding="utf-8")))
+        manifest = read_manifest(folder)
         vectors = VectorIndex.from_file(folder / INDEX_FILE, manifest.kind, manifest.dim, manifest.params)
         passages = pq.read_table(folder / PASSAGES_FILE)
         if vectors.count != manifest.count or passages.num_rows != manifest.count:
@@ -189,16 +193,52 @@ class CorpusIndex:
         return cls(manifest, vectors, passages)
 
 
-def table_digest(table: pa.Table) -> str:
-    """sha256 of the passage rows in order (ids, titles, texts, metadata): what the index folder holds."""
-    h = hashlib.sha256()
+def _digest_update(h: "hashlib._Hash", table: pa.Table) -> None:
     names = [c for c in ("passage_id", "title", "text", "meta_json") if c in table.column_names]
     for batch in table.select(names).to_batches(max_chunksize=8192):
         for values in zip(*(batch.column(i).to_pylist() for i in range(len(names)))):
             for v in values:
                 h.update((v or "").encode())
                 h.update(b"\0")
+
+
+def table_digest(table: pa.Table) -> str:
+    """sha256 of the passage rows in order (ids, titles, texts, metadata): what the index folder holds."""
+    h = hashlib.sha256()
+    _digest_update(h, table)
     return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """:func:`table_digest` of a passages Parquet file, read batch by batch."""
+    h = hashlib.sha256()
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        _digest_update(h, pa.Table.from_batches([batch]))
+    return h.hexdigest()
+
+
+def write_passages(path: Path, batches: Iterable[pa.Table]) -> tuple[int, str]:
+    """Stream passage tables into one Parquet file (temporary file, then rename); returns (rows, digest)."""
+    import os
+    import tempfile
+
+    from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    rows, h = 0, hashlib.sha256()
+    try:
+        with pq.ParquetWriter(tmp, PASSAGE_SCHEMA, compression="zstd") as writer:
+            for table in batches:
+                writer.write_table(table)
+                _digest_update(h, table)
+                rows += table.num_rows
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rows, h.hexdigest()
 
 
 def build_corpus_index(
@@ -224,6 +264,37 @@ def build_corpus_index(
     return CorpusIndex(manifest, vectors, passages)
 
 
+def build_index_folder(
+    corpus: str, passages_path: Path, folder: Path, encoder: Any, settings: KnowledgeSettings,
+    chunking: dict[str, Any] | None = None, batch_rows: int = 4096,
+) -> IndexManifest:
+    """Embed a passages Parquet file batch by batch into ``folder`` without holding the corpus in memory."""
+    import os
+    import shutil
+    import tempfile
+
+    pfile = pq.ParquetFile(passages_path)
+    count = pfile.metadata.num_rows
+    vectors = VectorIndex.create(encoder.dim, count, settings)
+    h = hashlib.sha256()
+    for batch in pfile.iter_batches(batch_size=batch_rows):
+        table = pa.Table.from_batches([batch])
+        vectors.add(encoder.encode(table.column("text").to_pylist()))
+        _digest_update(h, table)
+    vectors.finish()
+    manifest = IndexManifest(corpus=corpus, encoder=encoder.id, dim=encoder.dim, count=count, kind=vectors.kind,
+                             params=vectors.params, passages_sha256=h.hexdigest(), chunking=dict(chunking or {}))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST_FILE).unlink(missing_ok=True)  # incomplete until the new manifest is written
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".passages.", suffix=".tmp")
+    os.close(fd)
+    shutil.copyfile(passages_path, tmp)
+    os.replace(tmp, folder / PASSAGES_FILE)
+    atomic_write_bytes(folder / INDEX_FILE, vectors.to_bytes())
+    atomic_write_text(folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2, sort_keys=True))
+    return manifest
+
+
 def corpus_index_folders(knowledge_root: Path) -> list[Path]:
     """Folders under ``knowledge/`` holding a complete index (manifest written), sorted by name."""
     if not knowledge_root.is_dir():
@@ -231,8 +302,9 @@ def corpus_index_folders(knowledge_root: Path) -> list[Path]:
     return sorted(p for p in knowledge_root.iterdir() if (p / MANIFEST_FILE).is_file())
 
 
-def index_is_current(folder: Path, passages: pa.Table, encoder_id_: str, settings: KnowledgeSettings) -> bool:
-    """True when ``folder`` already indexes exactly these passages with this encoder and index plan."""
+def index_is_current(folder: Path, passages: pa.Table | Path, encoder_id_: str, settings: KnowledgeSettings) -> bool:
+    """True when ``folder`` already indexes exactly these passages (a table or a Parquet file) with this
+    encoder and index plan."""
     mpath = folder / MANIFEST_FILE
     if not mpath.is_file() or not (folder / INDEX_FILE).is_file():
         return False
@@ -240,9 +312,11 @@ def index_is_current(folder: Path, passages: pa.Table, encoder_id_: str, setting
         manifest = IndexManifest(**json.loads(mpath.read_text(encoding="utf-8")))
     except (ValueError, TypeError):
         return False
-    planned = choose_kind(passages.num_rows, settings)
-    if manifest.kind != planned or manifest.encoder != encoder_id_ or manifest.count != passages.num_rows:
+    count = pq.ParquetFile(passages).metadata.num_rows if isinstance(passages, Path) else passages.num_rows
+    planned = choose_kind(count, settings)
+    if manifest.kind != planned or manifest.encoder != encoder_id_ or manifest.count != count:
         return False
     if planned == "hnsw" and manifest.params.get("m") != settings.hnsw_m:
         return False
-    return manifest.passages_sha256 == table_digest(passages)
+    digest = file_digest(passages) if isinstance(passages, Path) else table_digest(passages)
+    return manifest.passages_sha256 == digest
