@@ -178,7 +178,7 @@ def test_model_failing_on_one_image_costs_only_that_image(tmp_path):
     from medtrinity_assets.roi.registry import ResolvedModel
 
     class Flaky(Expert):
-        def predict(self, values, modality, px_mm=1.0):
+        def predict(self, values, modality, px_mm=1.0, organ=None):
             if values.max() > 100:
                 raise RuntimeError("NaN in the output")
             return [Candidate("spot", "finding", self.model.origin, values > 50, confidence=0.9)]

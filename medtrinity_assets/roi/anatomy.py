@@ -60,8 +60,15 @@ def body_mask(values: np.ndarray, modality: str, px_mm: float = 1.0) -> np.ndarr
     return ndimage.binary_fill_holes(fg)
 
 
-def segment_ct(values: np.ndarray, px_mm: float = 1.0) -> dict[str, np.ndarray]:
-    """Reference regions of one axial CT slice in HU. ``px_mm``: mm per pixel (1.0 when unknown)."""
+ABDOMINAL_ORGANS_SKIPPED_FOR = frozenset({"head", "brain", "neck", "extremity", "knee", "hand", "foot", "spine"})
+
+
+def segment_ct(values: np.ndarray, px_mm: float = 1.0, organ: str | None = None) -> dict[str, np.ndarray]:
+    """Reference regions of one axial CT slice in HU. ``px_mm``: mm per pixel (1.0 when unknown).
+
+    Kidneys and liver are only looked for where they can be: not on images of the head or limbs, and
+    not on slices that are mostly lung (kidneys: lungs under 5 % of the body; liver: under 30 %), and not
+    when the field of view cuts the body (the frame that makes "right upper abdomen" meaningful is lost)."""
     out: dict[str, np.ndarray] = {}
     body = body_mask(values, "CT", px_mm)
     if not body.any():
@@ -82,24 +89,33 @@ def segment_ct(values: np.ndarray, px_mm: float = 1.0) -> dict[str, np.ndarray]:
     if bone_parts:
         out["bone"] = ndimage.binary_fill_holes(np.logical_or.reduce(bone_parts))
 
+    lung_share = float(out["lung"].sum()) / float(body.sum()) if "lung" in out else 0.0
+    if (organ or "").lower() in ABDOMINAL_ORGANS_SKIPPED_FOR or _cropped(body):
+        return out  # organ positions mean nothing on a head/limb image or a cross-section cut by the field of view
     near_bone = ndimage.binary_dilation(out.get("bone", np.zeros_like(body)), structure=_disk(3.0 / px_mm))
     enh = inner & (smooth >= 110) & (smooth < 200) & ~near_bone
     enh = ndimage.binary_opening(enh, structure=_disk(2.0 / px_mm))
     kidneys = [c for c in _components(enh, 150 / mm2, 12000 / mm2) if _compact(c)]
-    if kidneys:
+    if kidneys and lung_share < 0.05:
         out["kidney"] = np.logical_or.reduce(kidneys)
 
     soft = inner & (smooth >= 53) & (smooth <= 85)
     soft = ndimage.binary_opening(soft, structure=_disk(3.0 / px_mm))
     cols = np.nonzero(body.any(axis=0))[0]
     mid = (cols.min() + cols.max()) / 2.0
-    parts = sorted(_components(soft, 1500 / mm2), key=lambda c: -int(c.sum()))
+    parts = sorted(_components(soft, 1500 / mm2), key=lambda c: -int(c.sum())) if lung_share < 0.30 else []
     # the patient's right is the image's LEFT in canonical (LPS) arrays
     for part in parts:
         if np.nonzero(part)[1].mean() < mid:
             out["liver"] = ndimage.binary_fill_holes(ndimage.binary_closing(part, structure=_disk(3.0 / px_mm)))
             break
     return out
+
+
+def _cropped(body: np.ndarray, limit: float = 0.10) -> bool:
+    """The body touches the image border along more than ``limit`` of it: a cut field of view."""
+    border = np.concatenate([body[0], body[-1], body[:, 0], body[:, -1]])
+    return float(border.mean()) > limit
 
 
 def _compact(mask: np.ndarray) -> bool:
@@ -109,9 +125,9 @@ def _compact(mask: np.ndarray) -> bool:
     return float(regionprops(mask.astype(np.uint8))[0].solidity) >= 0.8
 
 
-def segment(values: np.ndarray, modality: str, px_mm: float = 1.0) -> dict[str, np.ndarray]:
+def segment(values: np.ndarray, modality: str, px_mm: float = 1.0, organ: str | None = None) -> dict[str, np.ndarray]:
     """Regions by modality: the CT set, else the body (foreground) alone."""
     if (modality or "").upper() == "CT":
-        return segment_ct(values, px_mm)
+        return segment_ct(values, px_mm, organ)
     body = body_mask(values, modality, px_mm)
     return {"body": body} if body.any() else {}

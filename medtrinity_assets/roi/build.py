@@ -134,7 +134,7 @@ def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts
                                  error=f"model {model.name} unavailable: {reason}"))
             continue
         try:
-            out += expert.predict(values, row.get("modality") or "", px_mm)
+            out += expert.predict(values, row.get("modality") or "", px_mm, row.get("organ"))
         except Exception as exc:  # one image that breaks one model: an error row, the rest goes on
             out.append(Candidate("", "finding", model.origin, None,
                                  error=f"model {model.name}@{model.version} failed on this image: {type(exc).__name__}: {exc}"))

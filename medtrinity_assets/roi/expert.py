@@ -28,15 +28,15 @@ class Expert:
     def __init__(self, model: ResolvedModel):
         self.model = model
 
-    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0) -> list[Candidate]:
+    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0, organ: str | None = None) -> list[Candidate]:
         raise NotImplementedError
 
 
 class BuiltinAnatomy(Expert):
-    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0) -> list[Candidate]:
+    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0, organ: str | None = None) -> list[Candidate]:
         from medtrinity_assets.roi.anatomy import segment
 
-        regions = segment(values, modality, px_mm)
+        regions = segment(values, modality, px_mm, organ)
         # confidence: none: intensity rules have no calibrated probability
         return [Candidate(name, "anatomy", self.model.origin, mask, confidence=float("nan")) for name, mask in regions.items()]
 
@@ -85,7 +85,7 @@ class TorchSegmenter(Expert):
         prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
         return prob[0].numpy()
 
-    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0) -> list[Candidate]:
+    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0, organ: str | None = None) -> list[Candidate]:
         prob = self.probabilities(values)
         labels = self.model.labels or ({1: "lesion"} if prob.shape[0] == 1 else {c: f"class_{c}" for c in range(1, prob.shape[0])})
         out = []
