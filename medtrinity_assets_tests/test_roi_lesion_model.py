@@ -63,9 +63,9 @@ def test_lesion_model_asset_trains_registers_and_is_deterministic(tmp_path):
 
 @pytest.mark.slow
 def test_lesion_model_reaches_reported_dice(tmp_path):
-    """Default settings (what `medtrinity demo` trains): Dice on held-out phantom volumes."""
+    """Default settings (what `medtrinity demo` trains, ~2 min on 2 cores): Dice on held-out phantom volumes."""
     from medtrinity_assets.roi.lesion_model import TrainSettings, train
 
     result = train(TrainSettings(), Path(tmp_path) / "lesion_seg", log=lambda *_: None)
     print("lesion_seg", result.version, result.metrics)
-    assert result.metrics["dice_heldout"] >= 0.6, result.metrics
+    assert result.metrics["dice_heldout"] >= 0.8, result.metrics  # measured 0.884 (6 held-out volumes, 288 slices)

@@ -32,12 +32,12 @@ class TrainSettings:
     seed: int = 7
     train_indices: tuple[int, ...] = tuple(range(0, 24))
     eval_indices: tuple[int, ...] = tuple(range(1000, 1006))
-    steps: int = 400
+    steps: int = 1500
     batch_size: int = 16
     patch: int = 48  # training crops (fully convolutional: inference runs on the whole 128 x 128 slice)
     p_lesion_patch: float = 0.6  # share of crops centred near a lesion pixel (lesions are <1 % of pixels)
     learning_rate: float = 1e-2
-    channels: tuple[int, ...] = (8, 16, 32, 64)
+    channels: tuple[int, ...] = (16, 32, 64, 128)
     threads: int = 2
 
     @classmethod
