@@ -201,7 +201,7 @@ def size_class(diameter_mm: float | None, area_fraction: float, th: Thresholds) 
 
 
 def _ring(mask: np.ndarray, width: int, gap: int, ctx: ImageContext, organ: str | None,
-          exclude: np.ndarray | None) -> np.ndarray:
+          exclude: np.ndarray | None, win: tuple[slice, slice]) -> np.ndarray:
     """Surrounding tissue: a band ``gap``..``gap+width`` pixels around the ROI (skipping the
     partial-volume edge), kept inside its organ (or the body) when that leaves enough pixels."""
     inner = ndimage.binary_dilation(mask, iterations=gap) if gap > 0 else mask
@@ -209,8 +209,8 @@ def _ring(mask: np.ndarray, width: int, gap: int, ctx: ImageContext, organ: str 
     if exclude is not None:
         ring &= ~exclude
     for limit in (ctx.references.get(organ) if organ else None, ctx.body):
-        if limit is not None and (ring & limit).sum() >= 10:
-            ring &= limit
+        if limit is not None and (ring & limit[win]).sum() >= 10:
+            ring &= limit[win]
             break
     return ring
 
@@ -347,12 +347,14 @@ def _robust_std(x: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(x - np.median(x))))
 
 
-def _tissue_noise(v: np.ndarray, mask: np.ndarray, ring_v: np.ndarray | None, ctx: ImageContext,
+def _tissue_noise(mask: np.ndarray, win: tuple[slice, slice], ring_v: np.ndarray | None, ctx: ImageContext,
                   region: str, margin: int) -> float:
     """Noise of the tissue around the ROI: robust std over its organ (many pixels, stable), else the ring."""
     organ = ctx.references.get(region) if region and region != "body" else None
+    v = ctx.values
     if organ is not None:
-        rest = organ & ~ndimage.binary_dilation(mask, iterations=margin)
+        rest = organ.copy()
+        rest[win] &= ~ndimage.binary_dilation(mask, iterations=margin)
         if rest.sum() >= 30:
             sd = _robust_std(v[rest])
             if sd > 0:
@@ -387,8 +389,13 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
     radius_px = math.sqrt(area / math.pi)
     gap = max(1, round(s))
     width = int(min(max(2 * s, round(0.6 * radius_px)), 4 * s))
-    ring = _ring(mask, width, gap, ctx, region or None, exclude)
-    v = ctx.values
+    # everything below is local: work in a window around the ROI (whole-image morphology per ROI is slow)
+    pad = gap + width + 2
+    win = (slice(max(int(ys.min()) - pad, 0), min(int(ys.max()) + 1 + pad, h)),
+           slice(max(int(xs.min()) - pad, 0), min(int(xs.max()) + 1 + pad, w)))
+    mask = mask[win]
+    ring = _ring(mask, width, gap, ctx, region or None, exclude[win] if exclude is not None else None, win)
+    v = ctx.values[win]
     # the core leaves out the partial-volume band that resampling smeared over the edge
     core = ndimage.binary_erosion(mask, iterations=max(1, round(s / 2))) if (s >= 2 or area >= 25) else mask
     core = core if core.sum() >= max(3, 0.15 * area) else mask
@@ -398,7 +405,7 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
         mean_ring, std_ring = float(ring_v.mean()), float(ring_v.std())
     else:
         ring_v, mean_ring, std_ring = None, mean_in, 0.0
-    noise = _tissue_noise(v, mask, ring_v, ctx, region, gap + width)
+    noise = _tissue_noise(mask, win, ring_v, ctx, region, gap + width)
     diff = mean_in - mean_ring
     modality = (ctx.modality or "").upper()
     contrast = diff if modality == "CT" else diff / max(std_ring, noise)
@@ -413,7 +420,7 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
 
     shape, circularity, solidity = shape_class(mask, th, s)
     edge = (ndimage.binary_dilation(mask) & ~mask) | (mask & ~ndimage.binary_erosion(mask))
-    sharpness = float(ctx.gradient[edge].mean()) / max(abs(diff), 1e-6)
+    sharpness = float(ctx.gradient[win][edge].mean()) / max(abs(diff), 1e-6)
     cnr = abs(diff) / noise
     margin = "well_defined" if sharpness >= th.margin_sharpness and cnr >= th.margin_min_cnr else "ill_defined"
 
