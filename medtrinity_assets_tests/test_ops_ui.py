@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -108,6 +107,7 @@ def test_dagster_dev_graph_partitions_launch_and_lineage_screenshot(tmp_path):
         assert {"source_manifest", "images"} <= set(by_key)
         assert ["source_manifest"] in [d["path"] for d in by_key["images"]["dependencyKeys"]]
         assert {d["name"] for d in by_key["images"]["partitionDefinition"]["dimensionTypes"]} == {"source", "shard"}
+        assert by_key["images"]["hasAssetChecks"], "the images checks are not visible in the UI"
 
         # a user adds the sources as partitions (the Partitions tab's "Add partition")
         for name in ("tiny_0", "tiny_1"):
