@@ -119,16 +119,25 @@ def test_dagster_dev_graph_partitions_launch_and_lineage_screenshot(tmp_path):
                           partitionKeysByDimension { name partitionKeys } } } }""")["assetNodeOrError"]["partitionKeysByDimension"]
         assert {d["name"]: d["partitionKeys"] for d in dims} == {"shard": ["s00", "s01"], "source": ["tiny_0", "tiny_1"]}
 
-        # launch one partition of each ingest asset and wait for success (the daemon dequeues them);
-        # only `images` of the shard job: rois/context/triplets need the models and indexes built first
+        # launch the source's manifest (one partition), then a per-source backfill of its images (every
+        # shard of tiny_0, as the Partitions tab's "Materialize" does); the daemon of `dagster dev` runs them.
+        # Only `images`: rois/context/triplets need the models and indexes built first.
         t0 = time.time()
         assert ui.wait_run(ui.launch("source_manifest_job", "tiny_0"), 150) == "SUCCESS"
-        run_id = ui.launch("source_shard_job", "s00|tiny_0", {"shard": "s00", "source": "tiny_0"}, assets=["images"])
-        assert ui.wait_run(run_id, 150) == "SUCCESS", f"run {run_id} failed; see {log_path}"
+        shard_keys = ["s00|tiny_0", "s01|tiny_0"]
+        backfill = ui.gql("""mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+            __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                          p={"partitionNames": shard_keys, "assetSelection": [{"path": ["images"]}],
+                             "title": "images of tiny_0"})["launchPartitionBackfill"]
+        assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
+        status = wait_until(lambda: (lambda st: st if st != "REQUESTED" else None)(ui.gql(
+            "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }",
+            id=backfill["backfillId"])["partitionBackfillOrError"]["status"]), 180, interval=2.0, what="the backfill")
+        assert status == "COMPLETED_SUCCESS", f"backfill ended {status}; see {log_path}"
         launch_s = time.time() - t0
         mats = ui.gql("""{ assetNodeOrError(assetKey: {path: ["images"]}) { ... on AssetNode {
-                          assetMaterializations(partitions: ["s00|tiny_0"]) { partition runId } } } }""")
-        assert [m["runId"] for m in mats["assetNodeOrError"]["assetMaterializations"]] == [run_id]
+                          assetMaterializations(partitions: ["s00|tiny_0", "s01|tiny_0", "s00|tiny_1"]) { partition } } } }""")
+        assert sorted(m["partition"] for m in mats["assetNodeOrError"]["assetMaterializations"]) == shard_keys
 
         # the lineage page in a real browser
         url = f"{ui.base}/assets/source_manifest?view=lineage&lineageScope=downstream&lineageDepth=6"
@@ -155,4 +164,4 @@ def test_dagster_dev_graph_partitions_launch_and_lineage_screenshot(tmp_path):
     if os.environ.get("MEDTRINITY_UPDATE_SCREENSHOT") or not dest.exists():
         dest.parent.mkdir(exist_ok=True)
         shutil.copy(shot, dest)
-    print(f"ui: launched 2 runs in {launch_s:.1f}s, screenshot {shot.stat().st_size} B, {colours} colours")
+    print(f"ui: manifest run + per-source backfill in {launch_s:.1f}s, screenshot {shot.stat().st_size} B, {colours} colours")
