@@ -36,7 +36,7 @@ def outline_image(grey_or_rgb: np.ndarray, rois: list[dict[str, Any]]) -> np.nda
 
 
 def contact_sheet(tiles: list[np.ndarray], tile: int = 256, columns: int = 3) -> np.ndarray:
-    """Tiles (RGB) resized to ``tile`` px on their longest side, laid out in a grid on black."""
+    """Tiles (RGB) scaled to ``tile`` px on their longest side, laid out in a grid on black."""
     from PIL import Image
 
     if not tiles:
@@ -45,7 +45,8 @@ def contact_sheet(tiles: list[np.ndarray], tile: int = 256, columns: int = 3) ->
     sheet = np.zeros((rows * tile, min(columns, len(tiles)) * tile, 3), np.uint8)
     for i, t in enumerate(tiles):
         im = Image.fromarray(t)
-        im.thumbnail((tile, tile), Image.Resampling.NEAREST)
+        k = tile / max(im.size)  # small images are enlarged too, so 1-pixel outlines stay visible
+        im = im.resize((max(1, round(im.size[0] * k)), max(1, round(im.size[1] * k))), Image.Resampling.NEAREST)
         a = np.asarray(im)
         r, c = divmod(i, columns)
         sheet[r * tile : r * tile + a.shape[0], c * tile : c * tile + a.shape[1]] = a
