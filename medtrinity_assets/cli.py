@@ -32,10 +32,11 @@ def _prepare_env(config: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from medtrinity_assets.config import ConfigError
+    from medtrinity_assets.config import ConfigError, load_config
 
     config = Path(args.config)
     try:
+        load_config(config)  # fail fast, naming the entry and field, before Dagster loads anything
         _prepare_env(config)
         from medtrinity_assets.runner import run_pipeline
     except ConfigError as exc:
