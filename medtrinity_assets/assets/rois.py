@@ -24,6 +24,7 @@ from dagster import (
     asset,
 )
 
+from medtrinity_assets.executors import GPU_POOL, gpu_step_tags
 from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, config_versions, fingerprint
 from medtrinity_assets.partitions import source_shard_partitions, split_key
 from medtrinity_assets.resources import PipelineResource
@@ -55,6 +56,8 @@ def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
 @asset(
     group_name="rois",
     kinds={"pytorch", "monai"},
+    pool=GPU_POOL,
+    op_tags=gpu_step_tags(),
     description="Trains the built-in 2D U-Net lesion segmenter on phantom ground truth (CPU, seeded), "
     "exports TorchScript, reports held-out Dice and registers it under <data_root>/models/lesion_seg.",
 )

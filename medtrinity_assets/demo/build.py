@@ -134,6 +134,22 @@ def _phantom_ct(folder: Path, n_phantoms: int) -> None:
     _write_text(folder / "truth.json", json.dumps(truth, indent=1) + "\n")
 
 
+UNLABELLED_INDICES = (100, 101, 102, 103)
+
+
+def _phantom_unlabelled(folder: Path) -> None:
+    """Phantoms shipped without label maps: the demo's `roi: expert` CT source, where the built-in
+    anatomy expert and the trained lesion model find the regions (truth kept aside for checking)."""
+    truth = []
+    for i in UNLABELLED_INDICES:
+        p = make_phantom(DEMO_SEED, i)
+        orientation = "RAS" if i % 2 else "LPS"
+        name = f"unlabelled_{i:03d}.nii.gz"
+        write_nifti(p, folder / "images" / name, orientation=orientation)
+        truth.append(_truth(p, file=f"images/{name}", orientation=orientation))
+    _write_text(folder / "truth.json", json.dumps(truth, indent=1) + "\n")
+
+
 def _phantom_msd(folder: Path) -> None:
     training, truth = [], []
     for i in MSD_INDICES:
@@ -414,6 +430,7 @@ def build_demo(dest: Path, *, n_phantoms: int = 8) -> dict[str, Any]:
     dest.mkdir(parents=True, exist_ok=True)
     _rebuild(dest, "phantom_ct", lambda f: _phantom_ct(f, n_phantoms))
     _rebuild(dest, "phantom_msd", _phantom_msd)
+    _rebuild(dest, "phantom_unlabelled", _phantom_unlabelled)
     dicom_truth: list[Any] = []
     _rebuild(dest, "phantom_dicom", lambda f: dicom_truth.append(_phantom_dicom(f)))
     if dicom_truth[0] is not None:
@@ -430,6 +447,7 @@ def build_demo(dest: Path, *, n_phantoms: int = 8) -> dict[str, Any]:
         "dest": str(dest),
         "phantom_ct": n_phantoms,
         "phantom_msd": len(MSD_INDICES),
+        "phantom_unlabelled": len(UNLABELLED_INDICES),
         "phantom_dicom": len(dicom_truth[0] or []),
         "pydicom_real": len(PYDICOM_FILES),
         "brain_mr": len(NIBABEL_FILES),
