@@ -179,3 +179,15 @@ def test_overlay_is_drawn_in_memory_on_a_copy():
     ys, xs = np.nonzero(diff)
     # the drawn box sits where the finding's normalised bbox (0.55..0.65 x 0.30..0.40) says
     assert 0.5 * 64 <= np.median(xs) <= 0.75 * 64 and 0.2 * 48 <= np.median(ys) <= 0.5 * 48
+
+
+def test_relation_between_two_findings_of_one_name_says_which():
+    base = ct_liver_facts()
+    lesion = dict(label="lesion", origin="expert:lesion_seg@x", side="right", region="liver", size_class="medium",
+                  intensity="hypodense", area_fraction=0.006)
+    first = RoiFacts(roi_id="a", relations=({"type": "near", "target": "b", "distance_mm": 18.0},), **lesion)
+    second = RoiFacts(roi_id="b", **{**lesion, "area_fraction": 0.004})
+    facts = dataclasses.replace(base, rois=(first, second))
+    text = GroundedBackend(seed=0).compose(facts).description
+    assert "18 mm" in text
+    assert re.search(r"18 mm (away )?from the second lesion", text), text

@@ -304,6 +304,9 @@ class Composer:
                 elif _ID_RE.fullmatch(raw_target):
                     continue  # an id of a ROI this description does not know
                 target = names.get(raw_target, humanise(raw_target))
+                other = next((r for r in findings if r.roi_id == raw_target), None)
+                if other is not None and len(findings) > 1:  # 'the second lesion', not 'the lesion', when names repeat
+                    target = self._refer(other, findings.index(other), findings, c)[len("The "):]
                 if not kind or not target:
                     continue
                 dist = rel.get("distance_mm")
