@@ -203,7 +203,7 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     salt = raw.get("salt") or os.environ.get("MEDTRINITY_SALT")
     if salt is not None and not isinstance(salt, str):
         raise ConfigError(f"{file}: field 'salt': expected text")
-    settings = {k: raw[k] for k in ("generator", "knowledge", "quality", "rois", "exports") if isinstance(raw.get(k), dict)}
+    settings = {k: raw[k] for k in ("ingest", "generator", "knowledge", "quality", "rois", "exports") if isinstance(raw.get(k), dict)}
     return PipelineConfig(
         config_path=file,
         data_root=data_root,

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -151,6 +151,11 @@ def _load(reader, source: SourceSpec, item: ScannedItem) -> ReadItem:
         raise ReadError("unreadable", f"{type(exc).__name__}: {exc}") from exc
 
 
+def default_workers() -> int:
+    """Threads per partition: decoding (zlib, JPEG 2000) and PNG encoding release the GIL."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def build_images(
     cfg: PipelineConfig,
     source: SourceSpec,
@@ -159,88 +164,41 @@ def build_images(
     *,
     salt: str,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> ImagesResult:
-    """Decode, slice, window, resize and store the images of one (source, shard)."""
-    from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
-    from medtrinity_assets.preprocess.slices import item_to_slices
+    """Decode, slice, window, resize and store the images of one (source, shard).
+
+    Items are processed on a small thread pool; the rows are sorted afterwards, so the output does
+    not depend on ``workers``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
 
     scan = scan_source(source, salt=salt, shards=cfg.shards)
     mine = sorted((s for s in scan.items if s.shard == shard), key=lambda s: s.item_key)
     reader = get_reader(source.format)
+    context = int(source.option("context_slices", cfg.context_slices))
+    n_workers = workers or int(cfg.section("ingest").get("workers") or default_workers())
+
+    def one(s: ScannedItem) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        out = _ingest_item(cfg, source, shard, layout, reader, s, context)
+        if progress:
+            progress(1)
+        return out
+
     rows: list[dict[str, Any]] = []
     quarantine: list[dict[str, Any]] = []
     items_read = 0
-    context = int(source.option("context_slices", cfg.context_slices))
-    for s in mine:
-        ref = s.ref
-        try:
-            item = _load(reader, source, s)
-            slices = item_to_slices(item, max_side=cfg.max_side, context_slices=context,
-                                    organ=item.organ or source.organ)
-        except ReadError as exc:
-            quarantine.append(quarantine_row(source.name, ref.rel_path, "load", exc.error_class,
-                                             scrub(exc.reason, ref.identifiers)))
-            if progress:
-                progress(1)
+    if n_workers > 1 and len(mine) > 1:
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ingest") as pool:
+            results = list(pool.map(one, mine))
+    else:
+        results = [one(s) for s in mine]
+    for item_rows, bad in results:
+        if bad is not None:
+            quarantine.append(bad)
             continue
         items_read += 1
-        modality = (item.modality or ref.modality or source.modality or "OT").upper()
-        organ = item.organ or source.organ or str(item.meta.get("body_part") or "").lower() or ""
-        disease = item.disease or source.disease or ""
-        is_volume = len(slices) > 0 and slices[0].slice_index >= 0
-        for sl in slices:
-            image_rel, image_sha = layout.put_blob(encode_png(sl.image), ".png")
-            values_rel = layout.put_blob(encode_values(sl.values), ".npy")[0] if sl.values is not None else None
-            mask_rel = None
-            if sl.label_map is not None and np.any(sl.label_map):
-                mask_rel = layout.put_blob(encode_label_png(sl.label_map), ".png")[0]
-            sample_id = hashlib.sha256(f"{s.item_key}|{sl.slice_index}".encode()).hexdigest()[:24]
-            h, w = sl.image.shape[:2]
-            rows.append(
-                {
-                    "sample_id": sample_id,
-                    "source": source.name,
-                    "item_key": s.item_key,
-                    "subject_key": s.subject_key,
-                    "study_key": s.study_key,
-                    "series_key": s.series_key,
-                    "volume_ref": s.item_key if is_volume else "",
-                    "rel_path": ref.rel_path,
-                    "slice_index": int(sl.slice_index),
-                    "n_slices": int(sl.n_slices),
-                    "axis": "axial" if is_volume else "none",
-                    "neighbour_slices": [int(i) for i in sl.neighbours],
-                    "modality": modality,
-                    "organ": organ,
-                    "disease": disease,
-                    "labels": [str(x) for x in item.labels],
-                    "caption_in": item.caption,
-                    "image_path": image_rel,
-                    "image_sha256": image_sha,
-                    "values_path": values_rel,
-                    "width": int(w),
-                    "height": int(h),
-                    "orig_width": int(sl.orig_size[1]),
-                    "orig_height": int(sl.orig_size[0]),
-                    "pixel_spacing": [_float(x) for x in sl.spacing],
-                    "slice_thickness": _float(item.slice_thickness),
-                    "col_toward": item.col_toward or "",
-                    "row_toward": item.row_toward or "",
-                    "window": sl.window_name,
-                    "window_center": _float(sl.window_center),
-                    "window_width": _float(sl.window_width),
-                    "phash": sl.phash,
-                    "gt_mask_path": mask_rel,
-                    "gt_label_names_json": _json({str(k): v for k, v in item.label_names.items()}) if mask_rel else None,
-                    "gt_boxes_json": _json(sl.boxes) if sl.boxes else None,
-                    "meta_json": _json(item.meta),
-                    "licence": source.licence,
-                    "split": split_of(s.subject_key),
-                    "shard": shard,
-                }
-            )
-        if progress:
-            progress(1)
+        rows.extend(item_rows)
     rows.sort(key=lambda r: (r["item_key"], r["slice_index"]))
     return ImagesResult(
         table=rows_to_table(rows, IMAGE_SCHEMA),
@@ -250,15 +208,79 @@ def build_images(
     )
 
 
+def _ingest_item(cfg: PipelineConfig, source: SourceSpec, shard: str, layout: DataLayout, reader, s: ScannedItem,
+                 context: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One item -> its image rows (blobs written), or a quarantine row."""
+    from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
+    from medtrinity_assets.preprocess.slices import item_to_slices
+
+    ref = s.ref
+    try:
+        item = _load(reader, source, s)
+        slices = item_to_slices(item, max_side=cfg.max_side, context_slices=context, organ=item.organ or source.organ)
+    except ReadError as exc:
+        return [], quarantine_row(source.name, ref.rel_path, "load", exc.error_class, scrub(exc.reason, ref.identifiers))
+    modality = (item.modality or ref.modality or source.modality or "OT").upper()
+    organ = item.organ or source.organ or str(item.meta.get("body_part") or "").lower() or ""
+    disease = item.disease or source.disease or ""
+    is_volume = len(slices) > 0 and slices[0].slice_index >= 0
+    rows = []
+    for sl in slices:
+        image_rel, image_sha = layout.put_blob(encode_png(sl.image), ".png")
+        values_rel = layout.put_blob(encode_values(sl.values), ".npy")[0] if sl.values is not None else None
+        mask_rel = None
+        if sl.label_map is not None and np.any(sl.label_map):
+            mask_rel = layout.put_blob(encode_label_png(sl.label_map), ".png")[0]
+        sample_id = hashlib.sha256(f"{s.item_key}|{sl.slice_index}".encode()).hexdigest()[:24]
+        h, w = sl.image.shape[:2]
+        rows.append(
+            {
+                "sample_id": sample_id,
+                "source": source.name,
+                "item_key": s.item_key,
+                "subject_key": s.subject_key,
+                "study_key": s.study_key,
+                "series_key": s.series_key,
+                "volume_ref": s.item_key if is_volume else "",
+                "rel_path": ref.rel_path,
+                "slice_index": int(sl.slice_index),
+                "n_slices": int(sl.n_slices),
+                "axis": "axial" if is_volume else "none",
+                "neighbour_slices": [int(i) for i in sl.neighbours],
+                "modality": modality,
+                "organ": organ,
+                "disease": disease,
+                "labels": [str(x) for x in item.labels],
+                "caption_in": item.caption,
+                "image_path": image_rel,
+                "image_sha256": image_sha,
+                "values_path": values_rel,
+                "width": int(w),
+                "height": int(h),
+                "orig_width": int(sl.orig_size[1]),
+                "orig_height": int(sl.orig_size[0]),
+                "pixel_spacing": [_float(x) for x in sl.spacing],
+                "slice_thickness": _float(item.slice_thickness),
+                "col_toward": item.col_toward or "",
+                "row_toward": item.row_toward or "",
+                "window": sl.window_name,
+                "window_center": _float(sl.window_center),
+                "window_width": _float(sl.window_width),
+                "phash": sl.phash,
+                "gt_mask_path": mask_rel,
+                "gt_label_names_json": _json({str(k): v for k, v in item.label_names.items()}) if mask_rel else None,
+                "gt_boxes_json": _json(sl.boxes) if sl.boxes else None,
+                "meta_json": _json(item.meta),
+                "licence": source.licence,
+                "split": split_of(s.subject_key),
+                "shard": shard,
+            }
+        )
+    return rows, None
+
+
 def count_by(table: pa.Table, column: str) -> dict[str, int]:
     if table.num_rows == 0 or column not in table.column_names:
         return {}
     return dict(sorted(Counter(str(v) for v in table.column(column).to_pylist()).items()))
 
-
-def is_nan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)
-
-
-def summarise_images(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
-    return dict(Counter(r["modality"] for r in rows))
