@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 import yaml
 
 from medtrinity_assets.formats.base import ItemRef, Quarantined
@@ -81,7 +80,7 @@ def _write_config(root: Path, src: Path) -> Path:
 
 
 def test_end_to_end_no_identifier_in_any_output_file(tmp_path):
-    ingest = pytest.importorskip("medtrinity_assets.ingest")
+    from medtrinity_assets import ingest
     from medtrinity_assets.config import load_config
     from medtrinity_assets.storage import DataLayout, write_table
 

@@ -49,8 +49,7 @@ def test_phantom_triplets_agree_with_ground_truth(phantom):
 
 def test_quality_scorer_finds_no_contradiction(phantom):
     """Cross-check with the quality stage's independent scorer, reading the triplet as stored."""
-    consistency = pytest.importorskip("medtrinity_assets.quality.consistency")
-    from medtrinity_assets.generation.records import STATUS_OK, GenerationResult  # noqa: F401
+    from medtrinity_assets.quality import consistency
     from medtrinity_assets.generation.run import triplet_row
 
     backend = GroundedBackend(seed=3)

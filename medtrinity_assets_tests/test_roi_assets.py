@@ -4,7 +4,6 @@ requests only those)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

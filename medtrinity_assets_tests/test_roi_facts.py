@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medtrinity_assets.roi import rle
-from medtrinity_assets.roi.build import RoiSettings, describe_image, describe_partition
+from medtrinity_assets.roi.build import RoiSettings, describe_partition
 from medtrinity_assets.roi.facts import ImageContext, Thresholds, describe
 from medtrinity_assets.storage import DataLayout
 from medtrinity_assets_tests.helpers_roi import (
