@@ -16,7 +16,6 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetKey,
     MetadataValue,
     PreviewWarning,
     asset_check,

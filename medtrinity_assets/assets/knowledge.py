@@ -234,7 +234,7 @@ def _corpus_stamp(path: Path) -> str:
         description="Adds corpora of the sources YAML as partitions; rebuilds a corpus when its files or the encoder change.")
 def knowledge_corpus_sensor(context: SensorEvaluationContext, pipeline: PipelineResource,
                             embedder: EmbedderResource) -> SensorResult:
-    cfg, layout = pipeline.config(), pipeline.layout()
+    cfg = pipeline.config()
     known = set(context.instance.get_dynamic_partitions(corpus_partitions.name))
     enc = embedder.encoder_id(pipeline)
     new = [c.name for c in cfg.corpora if c.name not in known]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
