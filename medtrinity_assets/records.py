@@ -13,7 +13,20 @@ Conventions shared by every table:
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pyarrow as pa
+
+
+def json_or_value(value: Any) -> Any:
+    """A ``*_json`` text column back to its object; anything else (or invalid JSON) unchanged."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 MANIFEST_SCHEMA = pa.schema(
     [

@@ -8,9 +8,10 @@ non-representative near-duplicates are dropped and counted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
+
+from medtrinity_assets.records import json_or_value
 
 ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")
 OK_STATUSES = ("ok", "success", "succeeded", "done")
@@ -62,18 +63,8 @@ class Selection:
         return dict(self.__dict__)
 
 
-def as_obj(value: Any) -> Any:
-    """JSON text columns back to objects; everything else unchanged."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _text(value: Any) -> str:
-    value = as_obj(value)
+    value = json_or_value(value)
     if value is None:
         return ""
     if isinstance(value, str):
@@ -86,7 +77,7 @@ def _text(value: Any) -> str:
 
 
 def _float_list(value: Any) -> list[float]:
-    value = as_obj(value)
+    value = json_or_value(value)
     if value is None:
         return []
     return [float(v) for v in value]
@@ -94,7 +85,7 @@ def _float_list(value: Any) -> list[float]:
 
 def normalise_rle(value: Any) -> dict[str, Any] | None:
     """COCO RLE as {"size": [h, w], "counts": str}; None when absent."""
-    value = as_obj(value)
+    value = json_or_value(value)
     if not isinstance(value, Mapping) or "counts" not in value or "size" not in value:
         return None
     counts = value["counts"]
@@ -111,7 +102,7 @@ def normalise_rle(value: Any) -> dict[str, Any] | None:
 def roi_record(roi: Mapping[str, Any]) -> dict[str, Any]:
     """One ROI with the columns every export carries (facts flattened to text)."""
     roi = dict(roi)
-    facts = as_obj(roi.get("facts"))
+    facts = json_or_value(roi.get("facts"))
     if isinstance(facts, Mapping):
         roi = {**facts, **{k: v for k, v in roi.items() if v is not None}}
     conf = roi.get("confidence")
@@ -138,14 +129,14 @@ def roi_record(roi: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _generator(value: Any) -> dict[str, str]:
-    value = as_obj(value)
+    value = json_or_value(value)
     if isinstance(value, Mapping):
         return {k: str(value.get(k) or "") for k in ("backend", "model", "version")}
     return {"backend": str(value or ""), "model": "", "version": ""}
 
 
 def _attributes(value: Any) -> dict[str, str]:
-    value = as_obj(value)
+    value = json_or_value(value)
     if not isinstance(value, Mapping):
         return {k: "" for k in ATTRIBUTE_FIELDS}
     return {k: _text(value.get(k)) for k in ATTRIBUTE_FIELDS}
@@ -191,9 +182,9 @@ def select_samples(
         except FileNotFoundError:
             sel.missing_image += 1
             continue
-        prov = as_obj(t.get("provenance"))
+        prov = json_or_value(t.get("provenance"))
         prov = prov if isinstance(prov, Mapping) else {}
-        labels = as_obj(img.get("labels")) or as_obj(prov.get("original_label")) or []
+        labels = json_or_value(img.get("labels")) or json_or_value(prov.get("original_label")) or []
         if isinstance(labels, str):
             labels = [labels]
         slice_index = img.get("slice_index")

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from medtrinity_assets.records import json_or_value
 from medtrinity_assets.quality import vocabulary as V
 
 ISSUE_KINDS = ("modality", "organ", "absent_organ", "absent_finding", "side", "size", "intensity", "roi_count")
@@ -444,15 +445,6 @@ def _flatten_text(value: Any) -> str:
 # ---- facts from table rows --------------------------------------------------------------------
 
 
-def _as_obj(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _first(d: Mapping[str, Any], *keys: str) -> Any:
     for k in keys:
         if k in d and d[k] is not None and d[k] != "":
@@ -463,14 +455,14 @@ def _first(d: Mapping[str, Any], *keys: str) -> Any:
 def roi_fact_from_row(roi: Mapping[str, Any]) -> RoiFact:
     """A ROI row (or the ROI struct embedded in a triplet), read defensively."""
     roi = dict(roi)
-    facts = _as_obj(roi.get("facts"))
+    facts = json_or_value(roi.get("facts"))
     if isinstance(facts, Mapping):  # facts may be nested under "facts"
         roi = {**facts, **{k: v for k, v in roi.items() if v is not None}}
     related: list[str] = []
-    rel = _as_obj(_first(roi, "relations", "relations_json"))
+    rel = json_or_value(_first(roi, "relations", "relations_json"))
     related.append(_flatten_text(rel) if rel is not None else "")
     organ = _first(roi, "organ", "region", "inside", "container", "contained_in", "touches")
-    organ_text = _flatten_text(_as_obj(organ)) if organ is not None else ""
+    organ_text = _flatten_text(json_or_value(organ)) if organ is not None else ""
     organs = [o for o, _ in _organ_mentions(organ_text)]
     return RoiFact(
         label=str(_first(roi, "label", "name") or ""),
@@ -484,19 +476,19 @@ def roi_fact_from_row(roi: Mapping[str, Any]) -> RoiFact:
 
 
 def prov_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    prov = _as_obj(row.get("provenance"))
+    prov = json_or_value(row.get("provenance"))
     return prov if isinstance(prov, Mapping) else {}
 
 
 def facts_from_row(row: Mapping[str, Any], rois: Iterable[Mapping[str, Any]] | None = None) -> Facts:
     """Facts of one triplet: its own structured columns, and its ROIs (embedded or given)."""
     if rois is None:
-        embedded = _as_obj(_first(row, "rois", "rois_json", "roi_facts"))
+        embedded = json_or_value(_first(row, "rois", "rois_json", "roi_facts"))
         rois = embedded if isinstance(embedded, list) else []
-    labels = _as_obj(_first(row, "labels") or _first(prov_of(row), "labels", "original_label")) or []
+    labels = json_or_value(_first(row, "labels") or _first(prov_of(row), "labels", "original_label")) or []
     if isinstance(labels, str):
         labels = [labels]
-    facts_obj = _as_obj(row.get("facts"))
+    facts_obj = json_or_value(row.get("facts"))
     base = facts_obj if isinstance(facts_obj, Mapping) else {}
     prov = prov_of(row)
     return Facts(
@@ -511,7 +503,7 @@ def facts_from_row(row: Mapping[str, Any], rois: Iterable[Mapping[str, Any]] | N
 def quoted_clauses(row: Mapping[str, Any]) -> list[str]:
     """Texts of the clauses a generator attributed to a retrieved passage (``clauses_json`` sources
     ``passage:...``); [] when the row does not trace its clauses."""
-    clauses = _as_obj(row.get("clauses_json") or row.get("clauses"))
+    clauses = json_or_value(row.get("clauses_json") or row.get("clauses"))
     if not isinstance(clauses, list):
         return []
     return [str(c.get("text") or "") for c in clauses
