@@ -190,3 +190,18 @@ def test_relation_between_two_findings_of_one_name_says_which():
     text = GroundedBackend(seed=0).compose(facts).description
     assert "18 mm" in text
     assert re.search(r"18 mm (away )?from the second lesion", text), text
+
+
+def test_source_caption_is_quoted_attributed_and_not_scored_as_a_claim():
+    from medtrinity_assets.generation.backends.grounded import QUOTED_CAPTION
+    from medtrinity_assets.quality.consistency import quoted_clauses
+
+    base = ct_liver_facts()
+    facts = dataclasses.replace(base, image=dataclasses.replace(base.image, caption_in="Contrast CT, lesion in the left lobe"))
+    res = GroundedBackend(seed=0).compose(facts)
+    assert '"Contrast CT, lesion in the left lobe."' in res.description
+    [clause] = [c for c in res.clauses if c["source"] == QUOTED_CAPTION]
+    assert clause["field"] == "organ"
+    assert clause["text"] in quoted_clauses({"clauses_json": res.clauses})
+    request = build_request(facts)
+    assert "Contrast CT, lesion in the left lobe" in request.user

@@ -162,6 +162,7 @@ def build_request(
     image_note = "attached (first image: as acquired; second image: ROIs outlined and numbered as below)" if image_png else "not attached (describe from the facts)"
     user = Template(template.user).safe_substitute(
         coarse_caption=cap.sentence,
+        source_caption=" ".join(facts.image.caption_in.split()) or "(none)",
         image_note=image_note,
         roi_count=str(len(rois)),
         roi_facts=roi_lines,

@@ -501,13 +501,13 @@ def facts_from_row(row: Mapping[str, Any], rois: Iterable[Mapping[str, Any]] | N
 
 
 def quoted_clauses(row: Mapping[str, Any]) -> list[str]:
-    """Texts of the clauses a generator attributed to a retrieved passage (``clauses_json`` sources
-    ``passage:...``); [] when the row does not trace its clauses."""
+    """Texts of the clauses a generator attributed to a retrieved passage or quoted from the source
+    (``clauses_json`` sources ``passage:...`` / ``quote:...``); [] when the row does not trace its clauses."""
     clauses = json_or_value(row.get("clauses_json") or row.get("clauses"))
     if not isinstance(clauses, list):
         return []
     return [str(c.get("text") or "") for c in clauses
-            if isinstance(c, Mapping) and str(c.get("source") or "").startswith("passage:")]
+            if isinstance(c, Mapping) and str(c.get("source") or "").startswith(("passage:", "quote:"))]
 
 
 @dataclass

@@ -33,6 +33,7 @@ _ID_RE = re.compile(r"[0-9a-f]{12,}")
 _UNNAMED_RE = re.compile(r"(?:label|class|value)\s*(\d+)", re.IGNORECASE)
 _GENERIC_WORDS = frozenset("""a an the of and or in on with without normal abnormal finding findings lesion lesions region regions
     image images scan slice label labelled class unknown other none no left right phantom""".split())
+QUOTED_CAPTION = "quote:image.caption_in"  # clause source of text quoted from the source's caption
 _MOD_PREFIX_RE = re.compile(r"^On ([A-Za-z][\w -]{0,20}):\s+(\S)")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
@@ -155,6 +156,10 @@ class Composer:
                 out.append((f"The imaged region includes the {_join(regions)}.", "rois.region"))
             else:
                 out.append(("The organ is not recorded in the image metadata.", "image.organ"))
+        caption = " ".join(facts.image.caption_in.split()).rstrip(".")
+        if caption:  # the source's own words, quoted and attributed, never restated as a measured fact
+            out.append((c.pick([f'The caption supplied with the source reads: "{caption}."',
+                                f'The source describes the image as: "{caption}."']), QUOTED_CAPTION))
         return out
 
     def _roi_name(self, roi: RoiFacts) -> str:
