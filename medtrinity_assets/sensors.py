@@ -46,7 +46,7 @@ from medtrinity_assets.jobs import (
     source_manifest_job,
     source_shard_job,
 )
-from medtrinity_assets.partitions import SHARDS, SOURCE, corpus_partitions, source_partitions, source_shard_key
+from medtrinity_assets.partitions import SHARDS, SOURCE, source_partitions, source_shard_key
 from medtrinity_assets.settings import active_config_path
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def targeted_rerun_sensor(
     jobs=[source_manifest_job],
     minimum_interval_seconds=30,
     default_status=_default_status(),
-    description="New entries in the sources YAML become partitions (source, corpus) and get their first run.",
+    description="New sources in the YAML become partitions and get their first run (corpora: knowledge_corpus_sensor).",
 )
 def source_sync_sensor(context: SensorEvaluationContext):
     try:
@@ -201,19 +201,13 @@ def source_sync_sensor(context: SensorEvaluationContext):
     except Exception as exc:
         return SkipReason(f"configuration unreadable, no partitions added: {exc}")
     have_sources = set(context.instance.get_dynamic_partitions(SOURCE))
-    have_corpora = set(context.instance.get_dynamic_partitions(corpus_partitions.name))
     new_sources = [s.name for s in cfg.sources if s.name not in have_sources]
-    new_corpora = [c.name for c in cfg.corpora if c.name not in have_corpora]
     gone = sorted(have_sources - {s.name for s in cfg.sources})
     if gone:  # kept: their outputs stay; deleting a partition is an operator's decision
         context.log.info(f"sources no longer in the YAML (partitions kept): {gone}")
-    if not new_sources and not new_corpora:
-        return SkipReason("every source and corpus of the YAML is already a partition")
-    requests = []
-    if new_sources:
-        requests.append(source_partitions.build_add_request(new_sources))
-    if new_corpora:
-        requests.append(corpus_partitions.build_add_request(new_corpora))
+    if not new_sources:  # corpora are the knowledge_corpus_sensor's (it also rebuilds changed ones)
+        return SkipReason("every source of the YAML is already a partition")
+    requests = [source_partitions.build_add_request(new_sources)]
     runs = [
         RunRequest(run_key=f"first|{name}", job_name=source_manifest_job.name, partition_key=name,
                    tags={"medtrinity/source": name, "medtrinity/trigger": "new_source"})
