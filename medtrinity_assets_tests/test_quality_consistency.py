@@ -113,3 +113,13 @@ def test_corrupted_copy_is_caught():
     score = score_rows(bad, rois)
     assert score.flagged == n_changed and set(score.per_triplet) == {
         r["sample_id"] for r, o in zip(bad, rows) if r["description"] != o["description"]}
+
+
+def test_a_quoted_source_caption_ending_in_a_closing_quote_is_not_read_as_a_claim():
+    facts = Facts(modality="CT", organ="abdomen")  # no ROI: no side is known
+    caption = 'The source describes the image as: "A hypodense lesion on the patient\'s left."'
+    description = f"This is a CT image. {caption} No region of interest is marked."
+    assert kinds(score_triplet(description, None, facts, quoted=[caption])) == []
+    # the same words as the generator's own claim are an invented location
+    own = "This is a CT image. A hypodense lesion lies on the patient's left. No region of interest is marked."
+    assert "side" in kinds(score_triplet(own, None, facts))

@@ -167,7 +167,11 @@ def _organ_mentions(text: str) -> list[tuple[str, int]]:
 
 def _sentences(text: str) -> list[str]:
     """Sentences and semicolon clauses: the unit a side/size/intensity word is read against."""
-    return [s for s in re.split(r"(?<=[.!?])\s+|\n+|;\s*", text) if s.strip()]
+    return [s for s in _SENTENCE_SPLIT.split(text) if s.strip()]
+
+
+# a sentence ends at . ! ? -- also when a closing quote or bracket follows it ('... left." No ROI')
+_SENTENCE_SPLIT = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+|\n+|;\s*")
 
 
 _IMAGE_SIDE = re.compile(
