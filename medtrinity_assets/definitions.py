@@ -24,7 +24,8 @@ def _collect(name: str) -> list:
     return out
 
 
-def _resources() -> dict:
+def all_resources() -> dict:
+    """Every resource the stages declare, keyed as the assets ask for them (also used by the CLI runner)."""
     res: dict = {"pipeline": default_pipeline_resource()}
     for mod in _ALL_MODULES:
         res.update(getattr(mod, "RESOURCES", {}))
@@ -37,5 +38,5 @@ defs = Definitions(
     jobs=_collect("JOBS"),
     schedules=_collect("SCHEDULES"),
     sensors=_collect("SENSORS"),
-    resources=_resources(),
+    resources=all_resources(),
 )

@@ -96,7 +96,7 @@ def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list
     defs = definitions.defs
     graph = defs.resolve_asset_graph()
     all_defs = list(defs.assets or []) + list(defs.asset_checks or [])
-    resources = definitions._resources()
+    resources = definitions.all_resources()
     wanted_stages = set(stages or [])
     keys: dict[str, tuple[str, set[str]]] = {}
     for key in graph.get_all_asset_keys():

@@ -91,7 +91,7 @@ def test_schedule_requests_only_its_sources_partitions(tmp_path, instance):
 
     schedules = build_source_schedules(load_config(path))
     repo = Definitions(assets=list(definitions.defs.assets), asset_checks=list(definitions.defs.asset_checks or []),
-                       schedules=schedules, resources=definitions._resources()).get_repository_def()
+                       schedules=schedules, resources=definitions.all_resources()).get_repository_def()
     sched = {s.name: s for s in schedules}["tiny_1_schedule"]
     when = dt.datetime(2026, 11, 30, 2, 1, tzinfo=dt.timezone.utc)
 
@@ -301,7 +301,7 @@ def test_every_sensor_and_schedule_of_the_code_location_evaluates(tiny_config, i
 
     defs = _defs()
     for sensor_def in defs.sensors or []:
-        result = evaluate(sensor_def, instance, defs, resources=definitions._resources())
+        result = evaluate(sensor_def, instance, defs, resources=definitions.all_resources())
         assert result.run_requests is not None or result.skip_message, sensor_def.name
     repo = defs.get_repository_def()
     for sched in importlib.reload(schedules).SCHEDULES:
