@@ -23,6 +23,11 @@ STAGES = {
 log = logging.getLogger(__name__)
 
 
+def stage_of(asset_name: str) -> str:
+    """The `--stages` name an asset belongs to; quality assets, exports and the card are 'exports'."""
+    return next((stage for stage, names in STAGES.items() if asset_name in names), "exports")
+
+
 def _pdef_kind(pdef) -> str:
     if pdef is None:
         return "none"
@@ -104,7 +109,7 @@ def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list
         if not node.is_materializable:
             continue
         name = key.to_user_string()
-        if wanted_stages and not any(name in STAGES.get(s, set()) for s in wanted_stages) and "exports" not in wanted_stages:
+        if wanted_stages and stage_of(name) not in wanted_stages:
             continue
         keys[name] = (_pdef_kind(node.partitions_def), {p.to_user_string() for p in node.parent_keys})
     keys = {k: (kind, ups & set(keys)) for k, (kind, ups) in keys.items()}

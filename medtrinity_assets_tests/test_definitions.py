@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from medtrinity_assets.runner import plan_steps
+from medtrinity_assets.runner import plan_steps, stage_of
 
 
 def test_definitions_validate_loadable():
@@ -47,3 +47,13 @@ def test_runner_batches_per_shard_work_after_global_steps():
             assert graph[k][1] <= done | set(group)
         done |= set(group)
     assert done == set(graph)
+
+
+def test_every_asset_belongs_to_one_cli_stage():
+    from medtrinity_assets.definitions import defs
+
+    names = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert stage_of("images") == "ingest" and stage_of("rois") == "rois" and stage_of("context") == "knowledge"
+    assert stage_of("triplets") == "triplets"
+    assert {stage_of(n) for n in names if n.startswith("export_")} == {"exports"}
+    assert stage_of("dataset_card") == "exports"
