@@ -16,7 +16,7 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,8 +28,6 @@ from medtrinity_assets.records import IMAGE_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_
 from medtrinity_assets.storage import DataLayout, rows_to_table
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -163,7 +161,6 @@ def build_images(
     layout: DataLayout,
     *,
     salt: str,
-    progress: Progress | None = None,
     workers: int | None = None,
 ) -> ImagesResult:
     """Decode, slice, window, resize and store the images of one (source, shard).
@@ -180,10 +177,7 @@ def build_images(
     n_workers = workers or int(cfg.section("ingest").get("workers") or default_workers())
 
     def one(s: ScannedItem) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        out = _ingest_item(cfg, source, shard, layout, reader, s, context)
-        if progress:
-            progress(1)
-        return out
+        return _ingest_item(cfg, source, shard, layout, reader, s, context)
 
     rows: list[dict[str, Any]] = []
     quarantine: list[dict[str, Any]] = []
