@@ -7,7 +7,7 @@ FIND_LINKS := $(shell test -d /opt/wheels && echo --find-links /opt/wheels)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test bench ui services clean
+.PHONY: install demo test test-fast lint bench ui services clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,10 +21,18 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/medtrinity demo
 
-## Install, start the services the tests need (PostgreSQL, Chromium; as root), run the tests.
-test: install
+## Install, lint, run the fast tier, start the services the slow tests need (PostgreSQL, Chromium; as root), run the rest.
+test: install lint test-fast
 	bash scripts/services.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m slow
+
+## The fast tier: every test not marked slow (under a minute on 2 cores).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+## The linter configuration in pyproject.toml ([tool.ruff]).
+lint: install
+	$(BIN)/ruff check .
 
 ## Ratio benchmarks (quick mode), written to benchmarks/RESULTS.md.
 bench: install

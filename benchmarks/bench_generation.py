@@ -23,7 +23,13 @@ from medtrinity_assets.generation.backends.grounded import GroundedBackend
 from medtrinity_assets.generation.backends.openai_compat import OpenAICompatBackend
 from medtrinity_assets.generation.prompt import build_request, load_template
 from medtrinity_assets.generation.run import generate_rows
-from medtrinity_assets_tests.helpers_generation import LoopbackChatServer, ct_liver_facts, mr_brain_facts, phantom_samples, tiny_png
+from medtrinity_assets_tests.support.generation import (
+    LoopbackChatServer,
+    ct_liver_facts,
+    mr_brain_facts,
+    phantom_samples,
+    tiny_png,
+)
 
 
 def _facts(n: int):

@@ -130,7 +130,7 @@ def _stage_times(cfg) -> dict[str, float]:
     from medtrinity_assets.formats.base import get_reader
     from medtrinity_assets.ingest import scan_source
     from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
-    from medtrinity_assets.preprocess.slices import item_to_slices
+    from medtrinity_assets.preprocess.item_images import item_to_slices
 
     acc = {"scan": 0.0, "load": 0.0, "item_to_slices": 0.0, "encode": 0.0}
     for src in cfg.sources:

@@ -26,7 +26,7 @@ import numpy as np
 def _inputs(tmp: Path, n_volumes: int):
     from medtrinity_assets.demo.phantom import make_phantom
     from medtrinity_assets.storage import DataLayout
-    from medtrinity_assets_tests.helpers_roi import image_rows, read_phantom
+    from medtrinity_assets_tests.support.roi import image_rows, read_phantom
 
     layout = DataLayout(tmp / "out")
     rows = []

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from medtrinity_assets.records import IMAGE_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
 from medtrinity_assets.storage import DataLayout
+from medtrinity_assets.tables import IMAGE_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
 
 # Views that exist even before anything was materialised (empty, with their columns).
 BASE_VIEWS: dict[str, pa.Schema] = {"images": IMAGE_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "manifest": MANIFEST_SCHEMA}

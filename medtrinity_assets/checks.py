@@ -22,13 +22,13 @@ from dagster import (
 )
 
 from medtrinity_assets.assets import exports as export_assets
+from medtrinity_assets.partitions import shard_partitions, source_shard_partitions, split_key
+from medtrinity_assets.resources import PipelineResource
 
 # Partitioned asset checks (one evaluation per source x shard, shown per partition in the UI) are a
 # Dagster "preview" feature in 1.13; we rely on them knowingly, so their notice is not repeated at
 # every import of the code location.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
-from medtrinity_assets.partitions import shard_partitions, source_shard_partitions, split_key
-from medtrinity_assets.resources import PipelineResource
 
 
 def _rows(pipeline: PipelineResource, table: str, partition_key: str, columns=None) -> list[dict[str, Any]]:
@@ -80,7 +80,7 @@ def _global_index(pipeline: PipelineResource) -> list[dict[str, Any]]:
 @asset_check(asset="images", partitions_def=source_shard_partitions, blocking=True,
              description="The images partition has every column of IMAGE_SCHEMA with the right types.")
 def images_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.records import IMAGE_SCHEMA
+    from medtrinity_assets.tables import IMAGE_SCHEMA
 
     return _schema_result(pipeline, "images", context.partition_key, IMAGE_SCHEMA)
 
@@ -148,7 +148,7 @@ def images_leakage(context: AssetCheckExecutionContext, pipeline: PipelineResour
 @asset_check(asset="rois", partitions_def=source_shard_partitions, blocking=True,
              description="The rois partition has every column of ROI_SCHEMA with the right types.")
 def rois_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.roi.records import ROI_SCHEMA
+    from medtrinity_assets.tables import ROI_SCHEMA
 
     return _schema_result(pipeline, "rois", context.partition_key, ROI_SCHEMA)
 
@@ -198,7 +198,7 @@ def _upstream_as_nothing(param: str):
              description="The context partition has the columns the generator reads (CONTEXT_SCHEMA).")
 @_upstream_as_nothing("sample_context")
 def context_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource, sample_context=None) -> AssetCheckResult:
-    from medtrinity_assets.knowledge.records import CONTEXT_SCHEMA
+    from medtrinity_assets.tables import CONTEXT_SCHEMA
 
     return _schema_result(pipeline, "context", context.partition_key, CONTEXT_SCHEMA)
 
@@ -217,7 +217,7 @@ def context_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineRes
 @asset_check(asset="triplets", partitions_def=source_shard_partitions, blocking=True,
              description="TRIPLET_SCHEMA columns; every ok triplet has a description, every failed one a reason.")
 def triplets_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.generation.records import TRIPLET_SCHEMA
+    from medtrinity_assets.tables import TRIPLET_SCHEMA
 
     res = _schema_result(pipeline, "triplets", context.partition_key, TRIPLET_SCHEMA)
     rows = _rows(pipeline, "triplets", context.partition_key, ["status", "description", "failure_reason"])

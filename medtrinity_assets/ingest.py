@@ -24,8 +24,8 @@ import pyarrow as pa
 from medtrinity_assets.config import PipelineConfig, SourceSpec
 from medtrinity_assets.deid import salted_key, scrub, split_of, stable_shard
 from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, get_reader
-from medtrinity_assets.records import IMAGE_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
 from medtrinity_assets.storage import DataLayout, rows_to_table
+from medtrinity_assets.tables import IMAGE_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _load(reader, source: SourceSpec, item: ScannedItem) -> ReadItem:
     except ReadError:
         raise
     except MemoryError:
-        raise ReadError("too_large", "decoding ran out of memory; split the file or raise the limits")
+        raise ReadError("too_large", "decoding ran out of memory; split the file or raise the limits") from None
     except Exception as exc:  # a reader bug or an unforeseen file: quarantine, keep the partition going
         raise ReadError("unreadable", f"{type(exc).__name__}: {exc}") from exc
 
@@ -206,7 +206,7 @@ def _ingest_item(cfg: PipelineConfig, source: SourceSpec, shard: str, layout: Da
                  context: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One item -> its image rows (blobs written), or a quarantine row."""
     from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
-    from medtrinity_assets.preprocess.slices import item_to_slices
+    from medtrinity_assets.preprocess.item_images import item_to_slices
 
     ref = s.ref
     try:

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medtrinity_assets_tests.helpers_ingest import write_small_sources
+import pytest
+
+from medtrinity_assets_tests.support.ingest import write_small_sources
 
 BIN = Path(sys.executable).parent / "medtrinity"
 
@@ -15,6 +17,7 @@ def _run(args, env, cwd):
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
 
 
+@pytest.mark.slow
 def test_run_ingest_on_unseen_folders_then_query_catalog(tmp_path):
     cfg = write_small_sources(tmp_path, n_volumes=1)
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "MEDTRINITY_CONFIG": str(cfg)}

@@ -20,8 +20,8 @@ def near_duplicates(context: AssetExecutionContext, pipeline: PipelineResource) 
     from medtrinity_assets.catalog import refresh_catalog
     from medtrinity_assets.export.shard_inputs import exclusions, image_index
     from medtrinity_assets.quality.leakage import load_eval_hashes
-    from medtrinity_assets.quality.records import DUPLICATE_SCHEMA, LEAK_SCHEMA
     from medtrinity_assets.storage import rows_to_table, write_table
+    from medtrinity_assets.tables import DUPLICATE_SCHEMA, LEAK_SCHEMA
 
     cfg = pipeline.config()
     layout = pipeline.layout()

@@ -28,9 +28,9 @@ from medtrinity_assets.executors import GPU_POOL, gpu_step_tags
 from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, config_versions, fingerprint
 from medtrinity_assets.partitions import source_shard_partitions, split_key
 from medtrinity_assets.resources import PipelineResource
-from medtrinity_assets.roi.records import ROI_SCHEMA
 from medtrinity_assets.roi.registry import RegistryError, ResolvedModel, current_versions, load_registry
 from medtrinity_assets.storage import DataLayout, read_table, rows_to_table, write_table
+from medtrinity_assets.tables import ROI_SCHEMA
 
 LESION_MODEL_DIR = "lesion_seg"
 

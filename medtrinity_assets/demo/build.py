@@ -27,8 +27,9 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -397,7 +398,7 @@ def _eval_hashes(dest: Path, n_phantoms: int) -> list[str]:
     ``item_to_slices`` with the demo's settings, so the leakage check must flag these two samples."""
     from medtrinity_assets.config import SourceSpec
     from medtrinity_assets.formats.base import ItemRef, get_reader
-    from medtrinity_assets.preprocess.slices import item_to_slices
+    from medtrinity_assets.preprocess.item_images import item_to_slices
 
     hashes: list[str] = []
     # 1) the retina photograph of the image-folder source

@@ -256,7 +256,7 @@ def make_phantom(seed: int, index: int, shape: tuple[int, int, int] = (48, 128, 
     noise = rng.standard_normal(shape, dtype=np.float32)
     noise = 0.5 * noise + 0.25 * (np.roll(noise, 1, axis=2) + np.roll(noise, 1, axis=1))
     noise *= NOISE_SD / float(np.sqrt(0.5**2 + 2 * 0.25**2))
-    for kind, centre, sphere, box, heterogeneous, radius in placed:
+    for kind, _centre, sphere, box, heterogeneous, _radius in placed:
         region = vol[box]
         region[sphere] = kind.hu
         if heterogeneous:
@@ -266,7 +266,7 @@ def make_phantom(seed: int, index: int, shape: tuple[int, int, int] = (48, 128, 
             region[sphere] += tex[sphere]
     vol += noise
 
-    for kind, centre, sphere, box, heterogeneous, radius in placed:
+    for kind, centre, _sphere, _box, heterogeneous, radius in placed:
         les_mask = lab == kind.label
         ring = ndimage.binary_dilation(les_mask, iterations=4) & ~ndimage.binary_dilation(les_mask, iterations=1)
         ring &= lab == kind.organ_label

@@ -9,9 +9,10 @@ Formats: ``hf`` (Hugging Face Parquet), ``llava`` (conversation JSON), ``webdata
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from medtrinity_assets.export.coco import write_coco
 from medtrinity_assets.export.hf_parquet import write_hf_parquet

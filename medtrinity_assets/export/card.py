@@ -8,9 +8,10 @@ folder; matplotlib is imported inside the function (Agg backend) so importing th
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow.parquet as pq
 

@@ -8,10 +8,11 @@ non-representative near-duplicates are dropped and counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-from medtrinity_assets.records import json_or_value
+from medtrinity_assets.tables import json_or_value
 
 ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")
 OK_STATUSES = ("ok", "success", "succeeded", "done")

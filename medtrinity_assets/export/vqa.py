@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from medtrinity_assets.export.llava import conversation, write_images
 from medtrinity_assets.export.samples import ExportSample

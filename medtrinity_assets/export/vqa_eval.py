@@ -19,9 +19,10 @@ import json
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 FORMATS = ("vqa_rad", "slake", "pathvqa", "medtrinity")
 _ARTICLES = {"a", "an", "the"}

@@ -20,9 +20,10 @@ the caller turns it into a quarantine row. A reader never lets one file fail the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Union
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class ReadItem:
         return bool(self.meta.get("rgb"))
 
 
-ScanResult = Union[ItemRef, Quarantined]
+ScanResult = ItemRef | Quarantined
 
 
 class Reader(Protocol):

@@ -13,8 +13,9 @@ shipped, can be checked on the geometry they declare (:func:`grid_from_seg`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset

@@ -16,8 +16,9 @@ top (rows toward Inferior). ``pixel_spacing: [row_mm, col_mm]`` may be given the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.deid import scrub

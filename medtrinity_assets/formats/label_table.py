@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from medtrinity_assets.deid import scrub
 from medtrinity_assets.formats.base import Quarantined, ReadError

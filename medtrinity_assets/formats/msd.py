@@ -10,8 +10,9 @@ quarantine reasons are the same; a multi-channel image keeps its first channel (
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.formats import safety

@@ -1,6 +1,6 @@
 """Description generation: facts (image, ROIs, knowledge) -> five MedTrinity attributes + one paragraph.
 
-- ``records``: the facts, requests, results and the ``triplets`` table schema;
+- ``records``: the facts, requests and results (the ``triplets`` schema is in ``medtrinity_assets.tables``);
 - ``inputs``: upstream table rows -> facts (read defensively);
 - ``coarse_caption``: metadata as one sentence + fields;
 - ``prompt`` (+ ``prompts/``): the versioned template, its answer schema, the ROI overlay;

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
+from medtrinity_assets.tables import ATTRIBUTES  # noqa: F401 (re-exported for the backends)
 
-ATTRIBUTES = ("modality", "organ", "roi_location", "texture", "relations")
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
@@ -125,49 +124,3 @@ class GenerationResult:
 
 def failed(sample_id: str, reason: str, **kw: Any) -> GenerationResult:
     return GenerationResult(sample_id=sample_id, status=STATUS_FAILED, reason=reason, **kw)
-
-
-ATTRIBUTES_TYPE = pa.struct([(name, pa.string()) for name in ATTRIBUTES])
-GENERATOR_TYPE = pa.struct([("backend", pa.string()), ("model", pa.string()), ("version", pa.string())])
-PROVENANCE_TYPE = pa.struct([
-    ("source", pa.string()),
-    ("volume_ref", pa.string()),
-    ("slice_index", pa.int32()),
-    ("original_label", pa.list_(pa.string())),  # the source's own labels, as ingested
-    ("licence", pa.string()),
-    ("split", pa.string()),
-])
-PASSAGE_REF_TYPE = pa.struct([("passage_id", pa.string()), ("corpus", pa.string()), ("score", pa.float64())])
-
-TRIPLET_SCHEMA = pa.schema(
-    [
-        ("sample_id", pa.string()),
-        ("source", pa.string()),
-        ("image_path", pa.string()),
-        ("image_sha256", pa.string()),
-        ("roi_ids", pa.list_(pa.string())),
-        ("rois_json", pa.string()),  # compact facts of the ROIs the description used
-        ("coarse_caption", pa.string()),
-        ("coarse_json", pa.string()),  # structured coarse-caption fields
-        ("passages", pa.list_(PASSAGE_REF_TYPE)),
-        ("description", pa.string()),  # null when status is failed: never a fabricated text
-        ("attributes", ATTRIBUTES_TYPE),
-        ("clauses_json", pa.string()),  # [{"field", "text", "source"}]: every clause traceable to a fact
-        ("generator", GENERATOR_TYPE),
-        ("generator_id", pa.string()),
-        ("prompt_sha256", pa.string()),
-        ("status", pa.string()),  # ok | failed
-        ("failure_reason", pa.string()),
-        ("prompt_tokens", pa.int32()),
-        ("completion_tokens", pa.int32()),
-        ("latency_s", pa.float64()),
-        ("cached", pa.bool_()),
-        # the image's facts the description is held to (quality checks read these)
-        ("modality", pa.string()),
-        ("organ", pa.string()),
-        ("disease", pa.string()),
-        ("labels", pa.list_(pa.string())),
-        ("provenance", PROVENANCE_TYPE),
-        ("shard", pa.string()),
-    ]
-)

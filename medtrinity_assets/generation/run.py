@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -18,8 +19,9 @@ from medtrinity_assets.generation.backends import Backend, generator_id, generat
 from medtrinity_assets.generation.coarse_caption import coarse_caption
 from medtrinity_assets.generation.inputs import compact_roi
 from medtrinity_assets.generation.prompt import PromptTemplate, build_request
-from medtrinity_assets.generation.records import TRIPLET_SCHEMA, GenerationResult, PromptRequest, SampleFacts, failed
+from medtrinity_assets.generation.records import GenerationResult, PromptRequest, SampleFacts, failed
 from medtrinity_assets.storage import rows_to_table
+from medtrinity_assets.tables import TRIPLET_SCHEMA
 
 
 @dataclass

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 from medtrinity_assets.knowledge.corpus import Document
 
@@ -122,7 +123,7 @@ def passage_batches(corpus: str, docs: Iterable[Document], tokenizer: Tokenizer,
     """``passages`` rows (PASSAGE_SCHEMA) of a stream of documents as Arrow tables of at most ``batch_rows``."""
     import pyarrow as pa
 
-    from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
+    from medtrinity_assets.tables import PASSAGE_SCHEMA
 
     def empty() -> dict[str, list]:
         return {f.name: [] for f in PASSAGE_SCHEMA}
@@ -154,7 +155,7 @@ def passages_table(corpus: str, docs: Iterable[Document], tokenizer: Tokenizer, 
     """All ``passages`` rows of a stream of documents in one table (small corpora, the CLI, tests)."""
     import pyarrow as pa
 
-    from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
+    from medtrinity_assets.tables import PASSAGE_SCHEMA
 
     batches = list(passage_batches(corpus, docs, tokenizer, chunk_tokens, overlap))
     return pa.concat_tables(batches) if batches else PASSAGE_SCHEMA.empty_table()

@@ -9,9 +9,9 @@ from typing import Any
 import pyarrow as pa
 
 from medtrinity_assets.knowledge.queries import build_queries, is_finding_query
-from medtrinity_assets.knowledge.records import CONTEXT_SCHEMA
 from medtrinity_assets.knowledge.retrieval import Hit, Retriever
 from medtrinity_assets.storage import rows_to_table
+from medtrinity_assets.tables import CONTEXT_SCHEMA
 
 ROI_COLUMNS = ("sample_id", "label", "kind", "status", "side", "region", "intensity", "texture", "margin", "shape")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CORE_REQUIRED = ("id", "title", "finding", "organ", "modalities", "appearance", "differential")
 MAX_EXAMPLES = 20

@@ -15,9 +15,10 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,7 +51,7 @@ class VectorIndex:
         self._pending: list[np.ndarray] = []  # IVF vectors held until there are enough to train
 
     @classmethod
-    def create(cls, dim: int, expected_count: int, settings: KnowledgeSettings, kind: str | None = None) -> "VectorIndex":
+    def create(cls, dim: int, expected_count: int, settings: KnowledgeSettings, kind: str | None = None) -> VectorIndex:
         import faiss
 
         kind = kind or choose_kind(expected_count, settings)
@@ -127,7 +128,7 @@ class VectorIndex:
         return faiss.serialize_index(self.index).tobytes()
 
     @classmethod
-    def from_file(cls, path: Path, kind: str, dim: int, params: dict[str, Any]) -> "VectorIndex":
+    def from_file(cls, path: Path, kind: str, dim: int, params: dict[str, Any]) -> VectorIndex:
         import faiss
 
         idx = faiss.read_index(str(path))
@@ -181,7 +182,7 @@ class CorpusIndex:
         atomic_write_text(folder / MANIFEST_FILE, json.dumps(asdict(self.manifest), indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, folder: Path) -> "CorpusIndex":
+    def load(cls, folder: Path) -> CorpusIndex:
         manifest = read_manifest(folder)
         vectors = VectorIndex.from_file(folder / INDEX_FILE, manifest.kind, manifest.dim, manifest.params)
         passages = pq.read_table(folder / PASSAGES_FILE)
@@ -193,7 +194,7 @@ class CorpusIndex:
         return cls(manifest, vectors, passages)
 
 
-def _digest_update(h: "hashlib._Hash", table: pa.Table) -> None:
+def _digest_update(h: hashlib._Hash, table: pa.Table) -> None:
     names = [c for c in ("passage_id", "title", "text", "meta_json") if c in table.column_names]
     for batch in table.select(names).to_batches(max_chunksize=8192):
         for values in zip(*(batch.column(i).to_pylist() for i in range(len(names)))):
@@ -222,7 +223,7 @@ def write_passages(path: Path, batches: Iterable[pa.Table]) -> tuple[int, str]:
     import os
     import tempfile
 
-    from medtrinity_assets.knowledge.records import PASSAGE_SCHEMA
+    from medtrinity_assets.tables import PASSAGE_SCHEMA
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

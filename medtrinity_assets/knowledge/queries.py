@@ -7,7 +7,8 @@ one embedding) per shard.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 MODALITY_WORDS = {
     "CT": "CT",

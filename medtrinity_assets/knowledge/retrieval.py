@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class Retriever:
         self.encoder = encoder
 
     @classmethod
-    def from_folder(cls, knowledge_root: Path, encoder: Any, corpora: Iterable[str] | None = None) -> "Retriever":
+    def from_folder(cls, knowledge_root: Path, encoder: Any, corpora: Iterable[str] | None = None) -> Retriever:
         wanted = set(corpora) if corpora is not None else None
         folders = [f for f in corpus_index_folders(knowledge_root) if wanted is None or f.name in wanted]
         return cls([CorpusIndex.load(f) for f in folders], encoder)

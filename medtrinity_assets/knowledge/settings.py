@@ -58,7 +58,7 @@ class KnowledgeSettings:
             )
 
     @classmethod
-    def from_section(cls, section: dict[str, Any] | None) -> "KnowledgeSettings":
+    def from_section(cls, section: dict[str, Any] | None) -> KnowledgeSettings:
         """Build from ``cfg.section('knowledge')``; ``corpora`` is the config's business, unknown keys are errors."""
         raw = {k: v for k, v in (section or {}).items() if k != "corpora"}
         known = {f.name for f in fields(cls)}

@@ -23,11 +23,12 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from medtrinity_assets.records import json_or_value
 from medtrinity_assets.quality import vocabulary as V
+from medtrinity_assets.tables import json_or_value
 
 ISSUE_KINDS = ("modality", "organ", "absent_organ", "absent_finding", "side", "size", "intensity", "roi_count")
 ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _SIDE = re.compile(r"\b(left|right)\b")
 _MODALITY = [(re.compile(r"computed tomography \(CT\)|computed tomography|\bCT\b"), "magnetic resonance imaging (MRI)"),

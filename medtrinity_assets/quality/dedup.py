@@ -10,8 +10,9 @@ duplicates of each other (neighbouring slices look alike by nature), so pairs sh
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from medtrinity_assets.quality.phash import HashIndex, parse_hash
 
@@ -120,7 +121,7 @@ def find_duplicates(
             leaders.append((r, h))
             members[k] = [(r, 0)]
     groups = []
-    for k, ms in members.items():
+    for ms in members.values():
         if len(ms) < 2:
             continue
         group = [DupMember(sample_id=str(m["sample_id"]), source=str(m.get("source") or ""),

@@ -55,10 +55,10 @@ def read_back(fmt: str, folder: Path) -> tuple[int, list[str]]:
                     problems.append(f"{tar_path.name}: sample {key} has {sorted(exts)}")
             n += len(parts)
     elif fmt == "coco":
-        from pycocotools.coco import COCO
-
         import contextlib
         import io
+
+        from pycocotools.coco import COCO
 
         with contextlib.redirect_stdout(io.StringIO()):  # COCO prints progress
             coco = COCO(str(folder / "annotations.json"))

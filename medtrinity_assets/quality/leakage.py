@@ -7,9 +7,10 @@ counted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from medtrinity_assets.quality.phash import HashIndex, parse_hash
 

@@ -8,7 +8,7 @@ every candidate pair; candidates are then confirmed with the real distance.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 
 def parse_hash(value: str) -> int:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from medtrinity_assets.deid import identifier_variants
 from medtrinity_assets.quality import vocabulary as V

@@ -9,8 +9,9 @@ not. The mean absolute difference of 32x32 grey thumbnails (0..1) decides, below
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -3,8 +3,9 @@ with their boxes. A wrong ROI here becomes a wrong location in every description
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

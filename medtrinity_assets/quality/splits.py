@@ -8,8 +8,9 @@ two splits, or an image whose split is not the one its subject key gives, is a v
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from medtrinity_assets.deid import split_of
 

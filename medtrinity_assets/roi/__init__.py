@@ -1,6 +1,6 @@
 """ROI stage, pure (no Dagster): images -> regions of interest with facts.
 
-- ``records``: the ``rois`` table schema.        - ``ground_truth``: label maps / boxes -> candidates.
+- (schema: ``medtrinity_assets.tables``)        - ``ground_truth``: label maps / boxes -> candidates.
 - ``registry``: models.yaml -> versions, digests. - ``expert``: load models safely, run them -> candidates.
 - ``anatomy``: built-in CT/grey anatomy expert.   - ``lesion_model``: train the built-in lesion U-Net.
 - ``components`` / ``rle``: components, COCO RLE. - ``facts``: geometry and intensities -> fields.

@@ -16,8 +16,9 @@ import io
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class RoiSettings:
     label_kinds: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, min_component_pixels: int, section: dict[str, Any]) -> "RoiSettings":
+    def from_config(cls, min_component_pixels: int, section: dict[str, Any]) -> RoiSettings:
         return cls(
             min_component_pixels=int(section.get("min_component_pixels", min_component_pixels)),
             thresholds=Thresholds.from_config(section.get("thresholds")),

@@ -9,8 +9,9 @@ the image grid. Torch and MONAI are imported inside functions: the Dagster layer
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -45,7 +45,7 @@ class Thresholds:
     adjacent_mm: float = 3.0  # gap up to which an organ is "adjacent" (pixels when the spacing is unknown)
 
     @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> "Thresholds":
+    def from_config(cls, raw: dict[str, Any] | None) -> Thresholds:
         if not raw:
             return cls()
         known = set(cls.__dataclass_fields__)

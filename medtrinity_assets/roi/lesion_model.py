@@ -41,7 +41,7 @@ class TrainSettings:
     threads: int = 2
 
     @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> "TrainSettings":
+    def from_config(cls, raw: dict[str, Any] | None) -> TrainSettings:
         raw = dict(raw or {})
         for key in ("train_indices", "eval_indices"):
             if isinstance(raw.get(key), dict):  # {start: a, stop: b}

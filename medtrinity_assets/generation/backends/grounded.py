@@ -191,7 +191,7 @@ class Composer:
             more = f"; the {NUMBER_WORDS.get(len(findings), len(findings))} largest are described" if total > len(findings) else ""
             out.append((c.pick([f"{_cap(n)} regions of interest are marked{more}.", f"There are {n} marked regions of interest{more}."]), "rois.count"))
         seen: set[str] = set()
-        for i, roi in enumerate(findings):
+        for _i, roi in enumerate(findings):
             name = self._roi_name(roi)
             size = SIZE_WORDS.get(roi.size_class, roi.size_class)
             sized = f"{size + ' ' if size else ''}{name}"

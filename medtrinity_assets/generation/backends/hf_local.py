@@ -65,7 +65,7 @@ class TransformersBackend:
         self.version = VERSION
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "TransformersBackend":
+    def from_settings(cls, settings: dict) -> TransformersBackend:
         if not settings.get("model_dir"):
             raise ValueError("generator.backend 'transformers' needs generator.model_dir (a saved Hugging Face model directory)")
         return cls(

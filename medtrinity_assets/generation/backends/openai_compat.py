@@ -101,7 +101,7 @@ class OpenAICompatBackend:
         self.last_stats: dict = {}
 
     @classmethod
-    def from_settings(cls, settings: dict, cache_dir: Path | None = None) -> "OpenAICompatBackend":
+    def from_settings(cls, settings: dict, cache_dir: Path | None = None) -> OpenAICompatBackend:
         for key in ("model", "base_url"):
             if not settings.get(key):
                 raise ValueError(f"generator.backend 'openai' needs generator.{key} in the sources YAML")

@@ -1,0 +1,124 @@
+"""The Dagster layer of the exports: a blocking check on a broken triplet shard stops the export of that
+shard (across runs, on a temp instance); a good shard exports, passes its integrity and PHI checks, and a
+tampered file fails them; the dataset card renders with its plots."""
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, MaterializeResult, asset, materialize
+
+from medtrinity_assets import checks
+from medtrinity_assets.assets.exports import dataset_card, export_coco, export_hf, export_vqa
+from medtrinity_assets.assets.quality import near_duplicates
+from medtrinity_assets.partitions import source_shard_key, source_shard_partitions
+from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.storage import DataLayout
+from medtrinity_assets_tests.support.quality import GOOD_DESCRIPTION, sample_set, triplet_row, write_config, write_partition
+
+SOURCES = ["src_a", "src_b"]
+
+
+def _stub_triplets(layout: DataLayout, corrupt: set[str]):
+    """Stands in for the generation stage: writes the partition's tables, corrupting some sources."""
+
+    @asset(name="triplets", partitions_def=source_shard_partitions)
+    def triplets(context) -> MaterializeResult:
+        source = context.partition_key.keys_by_dimension["source"]
+        shard = context.partition_key.keys_by_dimension["shard"]
+        images, rois, trips = sample_set(layout, source, shard, n=4, seed0=0 if source == "src_a" else 20)
+        if source in corrupt:  # wrong side and wrong modality in half of the descriptions
+            for i in (0, 1):
+                bad = GOOD_DESCRIPTION.replace("left", "right").replace("CT", "MRI")
+                trips[i] = triplet_row(images[i], [rois[i]], description=bad)
+        write_partition(layout, source, shard, images, rois, trips)
+        return MaterializeResult(metadata={"rows": len(trips)})
+
+    return triplets
+
+
+@pytest.fixture()
+def env(tmp_path: Path):
+    cfg_path = write_config(tmp_path, SOURCES, extra="quality:\n  max_contradiction_rate: 0.1\n")
+    (tmp_path / "dagster_home").mkdir()
+    instance = DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    instance.add_dynamic_partitions("source", SOURCES)
+    resources = {"pipeline": PipelineResource(config_path=str(cfg_path))}
+    yield instance, resources, DataLayout(tmp_path / "out")
+    instance.dispose()
+
+
+def _materialize_triplets(layout, instance, resources, corrupt: set[str]):
+    stub = _stub_triplets(layout, corrupt)
+    results = {}
+    for source in SOURCES:
+        res = materialize([stub, checks.triplets_schema, checks.triplets_consistency],
+                          partition_key=source_shard_key(source, "s00"), instance=instance, resources=resources,
+                          raise_on_error=False)
+        results[source] = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
+    return results
+
+
+@pytest.mark.slow
+def test_blocking_check_stops_the_export_of_a_broken_shard(env):
+    instance, resources, layout = env
+    checks_run = _materialize_triplets(layout, instance, resources, corrupt={"src_b"})
+    assert checks_run["src_a"] == {"triplets_schema": True, "triplets_consistency": True}
+    assert checks_run["src_b"]["triplets_consistency"] is False
+
+    res = materialize([export_hf], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "triplets_consistency on s00|src_b" in failure.event_specific_data.error.message
+    assert not (layout.exports / "hf" / "s00").exists()
+
+    # regenerate the broken shard: the check passes and the export goes through
+    checks_run = _materialize_triplets(layout, instance, resources, corrupt=set())
+    assert all(checks_run["src_b"].values())
+    res = materialize([export_hf, checks.export_hf_integrity, checks.export_hf_phi], partition_key="s00",
+                      instance=instance, resources=resources)
+    assert res.success
+    evals = {e.check_name: e for e in res.get_asset_check_evaluations()}
+    assert evals["export_hf_integrity"].passed and evals["export_hf_integrity"].metadata["samples_read_back"].value == 8
+    assert evals["export_hf_phi"].passed
+    meta = res.asset_materializations_for_node("export_hf")[0].metadata
+    assert meta["samples"].value == 8
+
+    # tampering with a sealed file is what the integrity check recomputes (domain test: test_quality_gates)
+    from medtrinity_assets.export.sha256sums import verify_sha256sums
+
+    victim = next((layout.exports / "hf" / "s00").glob("*.parquet"))
+    victim.write_bytes(victim.read_bytes() + b"x")
+    assert verify_sha256sums(layout.exports / "hf" / "s00").mismatched == [victim.name]
+
+
+def test_inline_gate_blocks_even_without_a_check_run(env):
+    instance, resources, layout = env
+    images, rois, trips = sample_set(layout, "src_a", "s00", n=4)
+    trips = [triplet_row(i, [r], description=GOOD_DESCRIPTION.replace("left", "right")) for i, r in zip(images, rois)]
+    write_partition(layout, "src_a", "s00", images, rois, trips)
+    res = materialize([export_coco], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
+    assert not res.success
+    assert not (layout.exports / "coco" / "s00").exists()
+
+
+@pytest.mark.slow
+def test_dataset_card_renders_with_plots(env):
+    instance, resources, layout = env
+    _materialize_triplets(layout, instance, resources, corrupt=set())
+    for a in (export_hf, export_vqa):
+        assert materialize([a], partition_key="s00", instance=instance, resources=resources).success
+    res = materialize([near_duplicates, dataset_card, checks.dataset_card_phi_scan, checks.dataset_card_exports_sealed],
+                      instance=instance, resources=resources)
+    assert res.success
+    dup_meta = res.asset_materializations_for_node("near_duplicates")[0].metadata
+    assert dup_meta["duplicate_groups"].value == 0 and dup_meta["images"].value == 8
+    assert (layout.root / "tables" / "near_duplicates" / "all.parquet").is_file()
+    card = (layout.card / "README.md").read_text()
+    assert "| src_a | image_folder | CC0-1.0 |" in card and "## Quality checks" in card
+    for plot in ("by_modality", "by_organ", "by_disease", "roi_size", "description_length", "contradiction_rate"):
+        assert (layout.card / f"{plot}.png").stat().st_size > 1000
+    meta = res.asset_materializations_for_node("dataset_card")[0].metadata
+    assert "data:image/png;base64" in meta["card"].value
+    assert meta["samples"].value == 8
+    assert all(e.passed for e in res.get_asset_check_evaluations())
+    assert (layout.exports / "hf" / "SHA256SUMS").is_file()

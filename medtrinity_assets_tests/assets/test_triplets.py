@@ -1,0 +1,182 @@
+"""The ``triplets`` asset on a temp Dagster instance, over upstream tables written in their real schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterInstance, MultiPartitionKey, materialize
+
+from medtrinity_assets.assets.triplets import GeneratorResource, triplets
+from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.storage import DataLayout, rows_to_table, write_table
+from medtrinity_assets.tables import CONTEXT_SCHEMA, IMAGE_SCHEMA, PASSAGE_SCHEMA, ROI_SCHEMA, TRIPLET_SCHEMA
+from medtrinity_assets_tests.support.generation import LoopbackChatServer, Reply, echo_answer, tiny_png, user_text
+
+PART = {"source": "phantom_ct", "shard": "s00"}
+KEY = MultiPartitionKey({"source": "phantom_ct", "shard": "s00"})
+
+
+def write_config(tmp: Path, name: str, generator: dict) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(
+        f"data_root: {tmp / 'out'}\nshards: 4\nsalt: test\n"
+        "sources:\n  - {name: phantom_ct, format: nifti, path: nowhere, modality: CT, organ: abdomen, licence: CC0-1.0}\n"
+        f"generator: {json.dumps(generator)}\n"
+    )
+    return path
+
+
+def write_upstream(layout: DataLayout) -> None:
+    images, rois, context = [], [], []
+    for i, side in enumerate(["left", "right", "left"]):
+        sid = f"sample{i}"
+        rel, sha = layout.put_blob(tiny_png(64, 64, 10 * i), ".png")
+        images.append({"sample_id": sid, "source": "phantom_ct", "volume_ref": "vol1", "slice_index": 10 + i, "axis": "axial",
+                       "modality": "CT", "organ": "abdomen", "disease": "", "labels": ["liver_tumour"], "image_path": rel,
+                       "image_sha256": sha, "width": 64, "height": 64, "window": "ct:abdomen(40/400)", "licence": "CC0-1.0",
+                       "split": "train", "shard": "s00", "subject_key": "k", "rel_path": "secret/path.nii.gz"})
+        rois.append({"sample_id": sid, "source": "phantom_ct", "shard": "s00", "roi_id": f"{sid}-r1", "label": "liver tumour",
+                     "kind": "finding", "origin": "ground_truth", "confidence": 1.0, "bbox": [0.2, 0.3, 0.3, 0.4],
+                     "area_fraction": 0.01, "side": side, "vertical_position": "upper", "ap_position": "unknown",
+                     "region": "liver", "size_class": "medium", "intensity": "hypodense", "contrast": -38.5, "contrast_unit": "HU",
+                     "texture": "heterogeneous", "shape": "round", "margin": "well_defined", "status": "ok",
+                     "relations_json": json.dumps({"inside": ["liver"], "overlaps": [], "adjacent": ["kidney"], "nearest_organ": "liver",
+                                                   "distance_to_organ_edge_mm": 4.0, "distance_unit": "mm"})})
+        rois.append({"sample_id": sid, "source": "phantom_ct", "shard": "s00", "roi_id": f"{sid}-a1", "label": "liver",
+                     "kind": "anatomy", "origin": "expert:anatomy@1", "status": "ok", "area_fraction": 0.1})
+        rois.append({"sample_id": sid, "source": "phantom_ct", "shard": "s00", "roi_id": "", "label": "lesion",
+                     "status": "error", "error": "model failed on this image"})
+        context.append({"sample_id": sid, "source": "phantom_ct", "shard": "s00", "query": "CT liver tumour",
+                        "passage_ids": ["core:liver_tumour#0"], "corpora": ["core"], "titles": ["Liver tumour"], "scores": [0.71],
+                        "encoder": "enc"})
+    write_table(layout.table_path("images", PART), rows_to_table(images, IMAGE_SCHEMA))
+    write_table(layout.table_path("rois", PART), rows_to_table(rois, ROI_SCHEMA))
+    write_table(layout.table_path("context", PART), rows_to_table(context, CONTEXT_SCHEMA))
+    passages = [{"corpus": "core", "passage_id": "core:liver_tumour#0", "doc_id": "liver_tumour", "chunk_index": 0,
+                 "title": "Liver tumour", "text": "Liver tumour: Primary and secondary liver tumours are common. On portal venous CT most "
+                 "metastases are hypodense with a heterogeneous centre. Some lesions are hyperdense in the arterial phase.", "n_tokens": 30}]
+    write_table(layout.table_path("passages", "core"), rows_to_table(passages, PASSAGE_SCHEMA))
+
+
+def run(config: Path, instance: DagsterInstance, generator: GeneratorResource | None = None):
+    result = materialize([triplets], partition_key=KEY, instance=instance,
+                         resources={"pipeline": PipelineResource(config_path=str(config)), "generator": generator or GeneratorResource()})
+    assert result.success
+    [mat] = result.asset_materializations_for_node("triplets")
+    return mat
+
+
+@pytest.fixture()
+def instance():
+    with DagsterInstance.ephemeral() as inst:
+        inst.add_dynamic_partitions("source", ["phantom_ct"])
+        yield inst
+
+
+def test_grounded_triplets_partition(tmp_path, instance):
+    cfg = write_config(tmp_path, "grounded", {"backend": "grounded", "seed": 0})
+    layout = DataLayout(tmp_path / "out")
+    write_upstream(layout)
+    mat = run(cfg, instance)
+    table = pq.read_table(layout.table_path("triplets", PART))
+    assert table.schema.equals(TRIPLET_SCHEMA)
+    rows = table.to_pylist()
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    r0 = rows[0]
+    assert "patient's left" in r0["attributes"]["roi_location"] and "medium-sized liver tumour" in r0["attributes"]["roi_location"]
+    assert "patient's right" in rows[1]["description"]
+    assert "heterogeneous" in r0["attributes"]["texture"] and "-38 HU" in r0["attributes"]["texture"]
+    assert "abuts the kidney" in r0["attributes"]["relations"] or "adjacent to the kidney" in r0["attributes"]["relations"]
+    assert r0["passages"] == [{"passage_id": "core:liver_tumour#0", "corpus": "core", "score": pytest.approx(0.71)}]
+    assert "hypodense with a heterogeneous centre" in r0["description"]  # knowledge sentence, text read from passages
+    assert r0["roi_ids"] == ["sample0-r1", "sample0-a1"]  # the error row carries no facts
+    assert r0["provenance"] == {"source": "phantom_ct", "volume_ref": "vol1", "slice_index": 10, "original_label": ["liver_tumour"],
+                                "licence": "CC0-1.0", "split": "train"}
+    assert "secret" not in json.dumps(rows, default=str)  # internal rel_path never travels
+    assert r0["coarse_caption"].startswith("A computed tomography (CT) axial slice of the abdomen")
+    md = mat.metadata
+    assert md["ok"].value == 3 and md["failed"].value == 0
+    assert md["generator_id"].value.startswith("grounded:")
+    assert md["input_versions"].data["prompt:description_v1"] == r0["prompt_sha256"][:16]
+    assert "config:generator" in md["input_versions"].data
+    assert "patient's" in md["samples_markdown"].value
+    first_version = mat.tags["dagster/data_version"]
+    again = run(cfg, instance)
+    assert again.tags["dagster/data_version"] == first_version  # deterministic rerun, same data version
+    other = run(cfg, instance, GeneratorResource(backend="grounded"))
+    assert other.tags["dagster/data_version"] == first_version
+
+
+@pytest.mark.slow
+def test_openai_backend_partition_failures_cache_and_identity(tmp_path, instance):
+    layout = DataLayout(tmp_path / "out")
+    write_upstream(layout)
+    grounded = run(write_config(tmp_path, "g", {"backend": "grounded"}), instance)
+
+    seen_images = []
+
+    def responder(body, attempt):
+        seen_images.append(sum(1 for p in body["messages"][1]["content"] if p["type"] == "image_url"))
+        if "+8" in user_text(body):  # sample2 (contrast +8 HU) is refused
+            return Reply(refusal="cannot comply")
+        return Reply(content=echo_answer(body))
+
+    # make sample2 distinguishable in the prompt: a different contrast value
+    rois = pq.read_table(layout.table_path("rois", PART)).to_pylist()
+    for r in rois:
+        if r["sample_id"] == "sample2" and r["kind"] == "finding":
+            r["contrast"], r["intensity"] = 8.0, "isodense"
+    write_table(layout.table_path("rois", PART), rows_to_table(rois, ROI_SCHEMA))
+    with LoopbackChatServer(responder) as server:
+        cfg = write_config(tmp_path, "o", {"backend": "openai", "model": "loop-vlm", "base_url": server.base_url,
+                                            "concurrency": 2, "backoff_s": 0.01})
+        mat = run(cfg, instance)
+        rows = pq.read_table(layout.table_path("triplets", PART)).to_pylist()
+        assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
+        assert rows[2]["failure_reason"].startswith("refused") and rows[2]["description"] is None and rows[2]["attributes"] is None
+        assert rows[0]["generator"] == {"backend": "openai", "model": "loop-vlm", "version": "openai-compat-1.0"}
+        assert mat.metadata["prompt_tokens"].value > 0 and mat.metadata["failed"].value == 1
+        assert mat.metadata["generator_id"].value != grounded.metadata["generator_id"].value
+        assert mat.tags["dagster/data_version"] != grounded.tags["dagster/data_version"]  # switching model -> new version
+        assert mat.metadata["input_versions"].data["config:generator"] != grounded.metadata["input_versions"].data["config:generator"]
+        # the ops sensor's view: the YAML now names the grounded generator again -> this partition is outdated
+        from medtrinity_assets.config import load_config
+        from medtrinity_assets.input_versions import outdated_names
+        from medtrinity_assets.sensors import generator_versions
+
+        now = generator_versions(load_config(write_config(tmp_path, "g2", {"backend": "grounded"})), instance)
+        assert outdated_names(mat.metadata["input_versions"].data, now) == ["config:generator"]
+        assert outdated_names(grounded.metadata["input_versions"].data, now) == []
+        n = len(server.requests)
+        assert n == 3 and seen_images == [2, 2, 2]  # the slice and its ROI overlay, read from the blob store
+        mat2 = run(cfg, instance)  # rerun: ok answers come from the cache, the failure is retried
+        assert len(server.requests) == n + 1
+        assert mat2.metadata["cached"].value == 2
+
+
+@pytest.mark.slow
+def test_a_broken_generator_leaves_the_previous_shard_intact(tmp_path, instance):
+    cfg = write_config(tmp_path, "grounded", {"backend": "grounded"})
+    layout = DataLayout(tmp_path / "out")
+    write_upstream(layout)
+    run(cfg, instance)
+    before = layout.table_path("triplets", PART).read_bytes()
+    result = materialize([triplets], partition_key=KEY, instance=instance, raise_on_error=False,
+                         resources={"pipeline": PipelineResource(config_path=str(cfg)),
+                                    "generator": GeneratorResource(backend="transformers", model_dir=str(tmp_path / "no_model"))})
+    assert not result.success
+    assert layout.table_path("triplets", PART).read_bytes() == before
+
+
+def test_unreachable_server_marks_every_sample_failed(tmp_path, instance):
+    layout = DataLayout(tmp_path / "out")
+    write_upstream(layout)
+    cfg = write_config(tmp_path, "down", {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
+                                           "max_retries": 1, "backoff_s": 0.01, "timeout_s": 2})
+    mat = run(cfg, instance)
+    rows = pq.read_table(layout.table_path("triplets", PART)).to_pylist()
+    assert {r["status"] for r in rows} == {"failed"} and all("connection error" in r["failure_reason"] for r in rows)
+    assert all(r["description"] is None for r in rows) and mat.metadata["failed"].value == 3

@@ -1,0 +1,125 @@
+"""The text–fact consistency scorer: contradictions are caught, faithful descriptions pass."""
+
+from __future__ import annotations
+
+from medtrinity_assets.quality.consistency import Facts, RoiFact, facts_from_row, score_rows, score_triplet
+from medtrinity_assets_tests.support.quality import GOOD_ATTRIBUTES, GOOD_DESCRIPTION, roi_row
+
+FACTS = Facts(
+    modality="CT", organ="abdomen", labels=("tumour",),
+    rois=[RoiFact(label="tumour", side="left", size_class="small", intensity="hypo", organ="kidney", role="finding"),
+          RoiFact(label="liver", side="right", size_class="large", intensity="iso", organ="liver", role="anatomy")],
+)
+
+
+def kinds(issues):
+    return sorted({i.kind for i in issues})
+
+
+def test_faithful_description_has_no_issue():
+    text = ("Axial CT of the abdomen. A small hypodense tumour sits in the left kidney; the liver, on the right, "
+            "is isodense. A single tumour is present. No fracture is seen.")
+    assert score_triplet(text, GOOD_ATTRIBUTES, FACTS) == []
+
+
+def test_wrong_side_is_caught():
+    text = GOOD_DESCRIPTION.replace("left kidney", "right kidney")
+    issues = score_triplet(text, None, FACTS)
+    assert kinds(issues) == ["side"]
+    assert issues[0].found == "right" and issues[0].expected == "left"
+
+
+def test_wrong_side_in_an_attribute_is_caught():
+    attrs = dict(GOOD_ATTRIBUTES, roi_location="right kidney")
+    issues = score_triplet(GOOD_DESCRIPTION, attrs, FACTS)
+    assert [(i.kind, i.where) for i in issues] == [("side", "attributes.roi_location")]
+
+
+def test_wrong_modality_is_caught():
+    issues = score_triplet(GOOD_DESCRIPTION.replace("Axial CT image", "Axial MRI image"), None, FACTS)
+    assert "modality" in kinds(issues)
+
+
+def test_breast_mri_described_as_brain_is_caught():
+    facts = Facts(modality="MR", organ="breast")
+    issues = score_triplet("T2-weighted MRI of the brain showing the cerebral hemispheres.", None, facts)
+    assert "organ" in kinds(issues) and "modality" not in kinds(issues)
+
+
+def test_size_intensity_count_and_absent_things():
+    text = "A large hyperdense tumour in the left kidney. Three lesions are seen. The spleen is normal."
+    assert kinds(score_triplet(text, None, FACTS)) == ["absent_organ", "intensity", "roi_count", "size"]
+    normal = Facts(modality="CT", organ="abdomen")
+    assert kinds(score_triplet("CT of the abdomen with a mass.", None, normal)) == ["absent_finding"]
+    assert score_triplet("CT of the abdomen without any mass.", None, normal) == []
+
+
+def test_side_without_known_orientation_is_an_invented_location():
+    facts = Facts(modality="CR", organ="chest", rois=[RoiFact(label="nodule", role="finding")])
+    issues = score_triplet("Chest radiograph with a nodule in the left lung.", None, facts)
+    assert kinds(issues) == ["side"] and issues[0].expected == "unknown"
+    # the image's own left/right is display, not anatomy
+    assert score_triplet("Chest radiograph with a nodule on the image's left.", None, facts) == []
+
+
+def test_rows_in_table_shape_and_shard_rate():
+    roi = roi_row("s1", "src")
+    good = {"sample_id": "s1", "modality": "CT", "organ": "abdomen", "labels": ["tumour"], "status": "ok",
+            "description": GOOD_DESCRIPTION, "attributes": GOOD_ATTRIBUTES}
+    bad = dict(good, sample_id="s2", description=GOOD_DESCRIPTION.replace("left", "right").replace("CT", "MRI"))
+    failed = dict(good, sample_id="s3", status="failed", description=None)
+    facts = facts_from_row(good, [roi])
+    assert facts.rois[0].side == "left" and facts.rois[0].organ == "kidney" and facts.rois[0].intensity == "hypo"
+    score = score_rows([good, bad, failed], {"s1": [roi], "s2": [roi]})
+    assert score.scored == 2 and score.flagged == 1 and score.contradiction_rate == 0.5
+    assert {i["kind"] for i in score.per_triplet["s2"]} == {"side", "modality"}
+    assert score.by_kind["side"] == 1
+
+
+def test_quoted_knowledge_is_not_read_as_a_claim_about_the_image():
+    quote = "Retrieved reference: most small nodules are benign; a focal lesion darker than the liver is hypodense."
+    text = "Axial CT of the abdomen. A large hyperdense tumour lies in the left kidney. " + quote
+    facts = Facts(modality="CT", organ="abdomen",
+                  rois=[RoiFact(label="tumour", side="left", size_class="large", intensity="hyper", organ="kidney",
+                                role="finding"),
+                        RoiFact(label="liver", side="right", size_class="large", intensity="hyper", role="anatomy")])
+    assert kinds(score_triplet(text, None, facts)) == ["intensity", "size"]
+    assert score_triplet(text, None, facts, quoted=[quote]) == []
+    # quoted knowledge may name other organs of the region, not another region
+    other = "Retrieved reference: renal cancer and colon metastases may calcify."
+    assert score_triplet(text + " " + other, None, facts, quoted=[quote, other]) == []
+    brain = "Retrieved reference: gliomas of the brain are infiltrative."
+    assert kinds(score_triplet(text + " " + brain, None, facts, quoted=[quote, brain])) == ["organ"]
+    row = {"sample_id": "x", "modality": "CT", "organ": "abdomen", "status": "ok", "description": text,
+           "clauses_json": f'[{{"field": "texture", "text": "{quote}", "source": "passage:core:p1"}}]'}
+    assert score_rows([row], {"x": [{"label": "tumour", "kind": "finding", "side": "left", "size_class": "large",
+                                     "intensity": "hyperdense", "region": "kidney"},
+                                    {"label": "liver", "kind": "anatomy", "side": "right", "size_class": "large",
+                                     "intensity": "hyperdense"}]}).flagged == 0
+
+
+def test_corrupted_copy_is_caught():
+    from medtrinity_assets.quality.corrupt import corrupt_rows
+
+    roi = roi_row("s", "src")
+    rows = [{"sample_id": f"s{i}", "modality": "CT", "organ": "abdomen", "status": "ok",
+             "description": GOOD_DESCRIPTION, "attributes": GOOD_ATTRIBUTES} for i in range(40)]
+    rois = {r["sample_id"]: [roi] for r in rows}
+    assert score_rows(rows, rois).contradiction_rate == 0.0
+    bad, changed = corrupt_rows(rows, share=0.5)
+    assert corrupt_rows(rows, share=0.5) == (bad, changed)  # deterministic
+    n_changed = sum(changed.values())
+    assert 10 <= n_changed <= 30 and all(changed.values())
+    score = score_rows(bad, rois)
+    assert score.flagged == n_changed and set(score.per_triplet) == {
+        r["sample_id"] for r, o in zip(bad, rows) if r["description"] != o["description"]}
+
+
+def test_a_quoted_source_caption_ending_in_a_closing_quote_is_not_read_as_a_claim():
+    facts = Facts(modality="CT", organ="abdomen")  # no ROI: no side is known
+    caption = 'The source describes the image as: "A hypodense lesion on the patient\'s left."'
+    description = f"This is a CT image. {caption} No region of interest is marked."
+    assert kinds(score_triplet(description, None, facts, quoted=[caption])) == []
+    # the same words as the generator's own claim are an invented location
+    own = "This is a CT image. A hypodense lesion lies on the patient's left. No region of interest is marked."
+    assert "side" in kinds(score_triplet(own, None, facts))

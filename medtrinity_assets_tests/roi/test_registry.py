@@ -1,0 +1,132 @@
+"""Model registry: digests, mismatches, missing files, safe loading of TorchScript and MONAI bundles."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medtrinity_assets.roi.expert import ModelLoadError, load_expert
+from medtrinity_assets.roi.registry import (
+    RegistryError,
+    builtin_digest,
+    current_versions,
+    load_registry,
+    sha256_file,
+    sha256_tree,
+    write_registration,
+)
+from medtrinity_assets_tests.support.roi import disk, tiny_bundle, tiny_torchscript
+
+
+def _registry(tmp: Path, body: str) -> Path:
+    p = tmp / "models.yaml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+def test_builtin_torchscript_and_digest_mismatch(tmp_path):
+    ts = tiny_torchscript(tmp_path / "seg.ts")
+    digest = sha256_file(ts)
+    reg = _registry(tmp_path, f"""
+        models:
+          - {{name: anatomy, kind: builtin, version: "1.0"}}
+          - {{name: good, kind: torchscript, path: seg.ts, version: "3", sha256: {digest}}}
+          - {{name: tampered, kind: torchscript, path: seg.ts, version: "3", sha256: {"f" * 64}}}
+          - {{name: unquoted, kind: torchscript, path: seg.ts, version: "3", sha256: {"1" * 64}}}
+          - {{name: gone, kind: torchscript, path: absent.ts, version: "1"}}
+          - {{name: odd, kind: pickle, path: seg.ts, version: "1"}}
+        """)
+    models = {m.name: m for m in load_registry(reg)}
+    assert models["anatomy"].ok and models["anatomy"].sha256 == builtin_digest("anatomy")
+    assert models["good"].ok and models["good"].sha256 == digest and models["good"].origin == "expert:good@3"
+    assert not models["tampered"].ok and "sha256 mismatch" in models["tampered"].error and "tampered" in models["tampered"].error
+    assert not models["unquoted"].ok and "quote the digest" in models["unquoted"].error
+    assert not models["gone"].ok and "not found" in models["gone"].error
+    assert not models["odd"].ok and "kind" in models["odd"].error
+    versions = current_versions(list(models.values()))
+    assert versions["model:good"] == f"3@{digest[:16]}" and versions["model:gone"].startswith("error:")
+
+
+def test_registry_file_errors_name_the_file(tmp_path):
+    with pytest.raises(RegistryError, match="not found"):
+        load_registry(tmp_path / "nope.yaml")
+    with pytest.raises(RegistryError, match="'models' list"):
+        load_registry(_registry(tmp_path, "models: 3\n"))
+    with pytest.raises(RegistryError, match="duplicate"):
+        load_registry(_registry(tmp_path, """
+            models:
+              - {name: a, kind: builtin, builtin: anatomy, version: "1"}
+              - {name: a, kind: builtin, builtin: anatomy, version: "2"}
+            """))
+
+
+def test_torchscript_expert_predicts_components(tmp_path):
+    tiny_torchscript(tmp_path / "seg.ts")
+    reg = _registry(tmp_path, """
+        models:
+          - name: bright
+            kind: torchscript
+            path: seg.ts
+            version: "1"
+            labels: {1: bright spot}
+            preprocess: {window: [0, 100]}
+        """)
+    (model,) = load_registry(reg)
+    values = np.zeros((64, 64), np.float32)
+    values[disk((64, 64), 20, 20, 6)] = 100.0
+    (cand,) = load_expert(model).predict(values, "CT")
+    assert cand.label == "bright spot" and cand.kind == "finding" and cand.origin == "expert:bright@1"
+    assert abs(int(cand.mask.sum()) - int(disk((64, 64), 20, 20, 6).sum())) <= 8 and 0.5 < cand.confidence <= 1.0
+
+
+def test_monai_bundle_loads_with_config_and_weights(tmp_path):
+    bundle = tiny_bundle(tmp_path / "tiny_bundle")
+    reg = _registry(tmp_path, """
+        models:
+          - {name: tiny, kind: monai_bundle, path: tiny_bundle, labels: {1: thing}}
+        """)
+    (model,) = load_registry(reg)
+    assert model.ok and model.version == "0.1.0" and model.sha256 == sha256_tree(bundle)
+    expert = load_expert(model)
+    prob = expert.probabilities(np.random.default_rng(0).normal(size=(40, 52)).astype(np.float32))
+    assert prob.shape == (2, 40, 52) and np.allclose(prob.sum(axis=0), 1.0, atol=1e-4)
+    # new weights -> new digest (a model update even under the same version)
+    import torch
+
+    state = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    state = {k: v + 0.01 for k, v in state.items()}
+    torch.save(state, bundle / "models" / "model.pt")
+    assert load_registry(reg)[0].sha256 != model.sha256
+
+
+def test_bundle_weights_holding_objects_are_refused(tmp_path):
+    """weights_only loading: a .pt that holds a pickled object (not tensors) fails with a clear error."""
+    import torch
+
+    bundle = tiny_bundle(tmp_path / "evil")
+    torch.save({"payload": Path("/etc/passwd")}, bundle / "models" / "model.pt")
+    (model,) = load_registry(_registry(tmp_path, "models:\n  - {name: evil, kind: monai_bundle, path: evil}\n"))
+    assert model.ok  # it resolves (a digest is just bytes) ...
+    with pytest.raises(ModelLoadError, match="cannot load"):
+        load_expert(model)  # ... but is never unpickled
+
+
+def test_registration_folder_and_tampering(tmp_path):
+    folder = tmp_path / "models" / "seg"
+    folder.mkdir(parents=True)
+    ts = tiny_torchscript(folder / "model-abc.ts")
+    write_registration(folder, ts.name, "abc", sha256_file(ts), labels={1: "lesion"},
+                       preprocess={"window": [0, 1]}, metrics={"dice": 0.5})
+    reg = _registry(tmp_path, 'models:\n  - {name: seg, kind: torchscript, path: "@models/seg"}\n')
+    (model,) = load_registry(reg, models_dir=tmp_path / "models")
+    assert model.ok and model.version == "abc" and model.labels == {1: "lesion"} and model.metrics == {"dice": 0.5}
+    (unset,) = load_registry(reg, models_dir=tmp_path / "elsewhere")
+    assert not unset.ok and "lesion_model" in unset.error
+    tiny_torchscript(ts, bias=2.0)  # weights replaced behind the registry's back
+    (changed,) = load_registry(reg, models_dir=tmp_path / "models")
+    assert not changed.ok and "differs from the registered" in changed.error
+    json.loads((folder / "registration.json").read_text())
