@@ -17,7 +17,6 @@ import hashlib
 import io
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +26,49 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+def temp_file_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new empty hidden file in ``path``'s folder, open for writing: (fd, path).
+
+    Created with mode 0o666 so the user's umask decides the final mode, like any other file:
+    ``tempfile.mkstemp`` creates 0600, and the rename into place would keep it (a colleague could
+    not read the dataset).
+    """
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: could not create a temporary file beside {path.name}")
+
+
+def temp_dir_beside(path: Path, suffix: str = ".staging") -> Path:
+    """A new empty hidden folder in ``path``'s folder, with the umask's mode (``mkdtemp`` forces 0700)."""
+    path = Path(path)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            tmp.mkdir(mode=0o777)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: could not create a temporary folder beside {path.name}")
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, mode: int | None = None) -> None:
     """Write to a temporary file in the same folder, (fsync,) then rename: readers never see half a file.
 
     ``durable=False`` skips the fsync: used for content-addressed blobs, whose size is checked
-    again before reuse, so a blob lost to a crash is simply written anew.
+    again before reuse, so a blob lost to a crash is simply written anew. The file gets the mode
+    the user's umask gives a new file, or ``mode`` (set before the rename, so it is never visible wider).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if durable:
@@ -138,8 +171,7 @@ class DataLayout:
         path = self.root / ".salt"
         if path.exists():
             return path.read_text().strip()
-        atomic_write_text(path, secrets.token_hex(32))
-        os.chmod(path, 0o600)
+        atomic_write_bytes(path, secrets.token_hex(32).encode(), mode=0o600)  # private whatever the umask
         return path.read_text().strip()
 
 

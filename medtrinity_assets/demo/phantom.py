@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from medtrinity_assets.storage import temp_file_beside
 
 LIVER, SPLEEN, KIDNEY, LUNG, BONE = 1, 2, 3, 4, 5
 LIVER_TUMOUR, LIVER_CYST, KIDNEY_CYST, LUNG_NODULE, SPLEEN_LESION, LIVER_HYPERDENSE = 10, 11, 12, 13, 14, 15
@@ -352,7 +353,7 @@ def _write_image(data: np.ndarray, affine: np.ndarray, path: Path, *, intent_lab
     if path.name.endswith(".gz"):
         raw = gzip.compress(raw, compresslevel=6, mtime=0)  # mtime=0: same bytes on every rebuild
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from medtrinity_assets.export.sha256sums import write_sha256sums
+from medtrinity_assets.storage import temp_dir_beside
 
 
 @contextlib.contextmanager
 def staged_dir(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".staging"))
+    tmp = temp_dir_beside(final)  # the umask's mode, like any other folder (mkdtemp would force 0700)
     try:
         yield tmp
         write_sha256sums(tmp)  # last file of the folder

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medtrinity_assets.knowledge.settings import KnowledgeSettings
-from medtrinity_assets.storage import atomic_write_bytes, atomic_write_text
+from medtrinity_assets.storage import atomic_write_bytes, atomic_write_text, temp_file_beside
 
 INDEX_FILE = "index.faiss"
 PASSAGES_FILE = "passages.parquet"
@@ -221,16 +221,15 @@ def file_digest(path: Path) -> str:
 def write_passages(path: Path, batches: Iterable[pa.Table]) -> tuple[int, str]:
     """Stream passage tables into one Parquet file (temporary file, then rename); returns (rows, digest)."""
     import os
-    import tempfile
 
     from medtrinity_assets.tables import PASSAGE_SCHEMA
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)  # the umask's mode (mkstemp's 0600 would survive the rename)
     os.close(fd)
     rows, h = 0, hashlib.sha256()
     try:
-        with pq.ParquetWriter(tmp, PASSAGE_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(str(tmp), PASSAGE_SCHEMA, compression="zstd") as writer:
             for table in batches:
                 writer.write_table(table)
                 _digest_update(h, table)
@@ -272,7 +271,6 @@ def build_index_folder(
     """Embed a passages Parquet file batch by batch into ``folder`` without holding the corpus in memory."""
     import os
     import shutil
-    import tempfile
 
     pfile = pq.ParquetFile(passages_path)
     count = pfile.metadata.num_rows
@@ -287,7 +285,7 @@ def build_index_folder(
                              params=vectors.params, passages_sha256=h.hexdigest(), chunking=dict(chunking or {}))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)  # incomplete until the new manifest is written
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".passages.", suffix=".tmp")
+    fd, tmp = temp_file_beside(folder / PASSAGES_FILE)
     os.close(fd)
     shutil.copyfile(passages_path, tmp)
     os.replace(tmp, folder / PASSAGES_FILE)
