@@ -1,7 +1,8 @@
 """Turning a language model's reply into attributes + paragraph, or a precise reason why it cannot be used.
 
 The reply must be one JSON object that validates against the prompt's schema and states nothing
-the facts contradict (see consistency.py). The reason is sent back once as a repair request
+the facts contradict, judged by the same scorer as the blocking quality gate
+(:mod:`medtrinity_assets.quality.consistency`). The reason is sent back once as a repair request
 (openai backend) and is stored on failed triplets.
 """
 
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 from jsonschema import Draft202012Validator
 
-from medtrinity_assets.generation.consistency import check_against_facts
-from medtrinity_assets.generation.records import ATTRIBUTES, SampleFacts
+from medtrinity_assets.generation.sample_facts import SampleFacts
+from medtrinity_assets.quality.consistency import score_triplet
+from medtrinity_assets.tables import ATTRIBUTES
 
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 REFUSAL_RE = re.compile(r"^\s*(i('| a)m sorry|i can(no|')t|i am unable|i'm unable|as an ai|i cannot)\b", re.IGNORECASE)
@@ -74,7 +76,7 @@ def parse_answer(text: str | None, schema: dict, facts: SampleFacts, check_facts
     attributes = {k: " ".join(str(obj[k]).split()) for k in ATTRIBUTES}
     description = " ".join(str(obj["description"]).split())
     if check_facts:
-        problems = check_against_facts(" ".join([description, *attributes.values()]), facts)
-        if problems:
-            return ParsedAnswer(False, "contradicts the facts: " + "; ".join(problems[:5]))
+        issues = score_triplet(description, attributes, facts.scorer_facts())
+        if issues:
+            return ParsedAnswer(False, "contradicts the facts: " + "; ".join(i.reason() for i in issues[:5]))
     return ParsedAnswer(True, attributes=attributes, description=description)

@@ -1,12 +1,11 @@
-"""Table rows (images, rois, context, passages) -> :class:`SampleFacts`, read defensively.
+"""Table rows (images, rois, context, passages) -> one :class:`SampleFacts` per image.
 
-The upstream tables belong to other stages and grow columns over time, so every column is optional
-here: a missing column reads as 'unknown', and unknown facts are simply not stated downstream.
+ROI rows are read back into the ROI stage's own record (:meth:`RoiFacts.from_row`); image columns
+that hold 'unknown' read as '', and unknown facts are simply not stated downstream.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -17,8 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from medtrinity_assets.generation.coarse_caption import humanise
-from medtrinity_assets.generation.records import ImageFacts, Passage, RoiFacts, SampleFacts
+from medtrinity_assets.generation.sample_facts import ImageFacts, Passage, SampleFacts
+from medtrinity_assets.roi.facts import RoiFacts
+from medtrinity_assets.vocabulary import humanise
 
 UNKNOWN = {"", "unknown", "none", "null", "nan"}
 
@@ -29,16 +29,6 @@ def _s(value: Any) -> str:
         return ""
     text = humanise(str(value)) if isinstance(value, str) else str(value)
     return "" if text.lower() in UNKNOWN else text
-
-
-def _f(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
 
 
 def image_facts(row: dict[str, Any]) -> ImageFacts:
@@ -59,79 +49,11 @@ def image_facts(row: dict[str, Any]) -> ImageFacts:
     )
 
 
-def relations_from_json(raw: Any) -> tuple[dict[str, Any], ...]:
-    """The ROI stage's relations JSON -> [{"type", "target", "distance_mm"?}].
-
-    Understands the ROI stage's dict form (inside / overlaps / adjacent / nearest_organ /
-    other_lesions) and an already-flat list of {type, target} dicts.
-    """
-    if raw is None or raw == "":
-        return ()
-    data = json.loads(raw) if isinstance(raw, str) else raw
-    if isinstance(data, list):
-        return tuple(d for d in data if isinstance(d, dict) and d.get("type") and d.get("target"))
-    if not isinstance(data, dict):
-        return ()
-    in_mm = data.get("distance_unit", "mm") == "mm"
-    out: list[dict[str, Any]] = []
-    for kind in ("inside", "overlaps", "adjacent"):
-        for target in data.get(kind) or []:
-            if target and target != "body":
-                out.append({"type": kind, "target": str(target)})
-    named = {r["target"] for r in out}
-    nearest = data.get("nearest_organ")
-    dist = _f(data.get("distance_to_organ_edge_mm"))
-    if nearest and nearest not in named and nearest != "body":
-        rel = {"type": "near", "target": str(nearest)}
-        if in_mm and dist is not None:
-            rel["distance_mm"] = dist
-        out.append(rel)
-    for other in data.get("other_lesions") or []:
-        target = other.get("roi_id") or other.get("label")
-        if target:
-            rel = {"type": "near", "target": str(target)}
-            d = _f(other.get("distance"))
-            if in_mm and d is not None:
-                rel["distance_mm"] = d
-            out.append(rel)
-    return tuple(out)
-
-
 def roi_facts(row: dict[str, Any]) -> RoiFacts | None:
-    """One ROI row -> facts; error rows (status != ok) carry no facts and give None."""
-    if str(row.get("status") or "ok") != "ok":
+    """One ROI row -> its facts; error rows (status != ok) carry no facts and give None."""
+    if row.get("status") != "ok":
         return None
-    bbox = row.get("bbox")
-    bbox_t = tuple(float(x) for x in bbox) if bbox is not None and len(bbox) == 4 else None
-    kind = str(row.get("kind") or "finding")
-    return RoiFacts(
-        roi_id=str(row.get("roi_id") or ""),
-        label=str(row.get("label") or ""),
-        origin=str(row.get("origin") or ""),
-        role="anatomy" if kind == "anatomy" else "finding",
-        bbox=bbox_t,  # type: ignore[arg-type]
-        area_fraction=_f(row.get("area_fraction")),
-        side=_s(row.get("side")),
-        vertical=_s(row.get("vertical_position") or row.get("vertical")),
-        ap_position=_s(row.get("ap_position")),
-        region=_s(row.get("region")),
-        size_class=_s(row.get("size_class")),
-        intensity=_s(row.get("intensity")),
-        intensity_contrast=_f(row.get("contrast")),
-        contrast_unit=str(row.get("contrast_unit") or ""),
-        texture=_s(row.get("texture")),
-        shape=_s(row.get("shape")),
-        margin=_s(row.get("margin")).replace(" ", "-"),
-        relations=relations_from_json(row.get("relations_json") or row.get("relations")),
-    )
-
-
-def compact_roi(r: RoiFacts) -> dict[str, Any]:
-    """The ROI facts stored on a triplet (no mask: that stays in the rois table)."""
-    d = {k: v for k, v in r.__dict__.items() if v not in ("", None, ())}
-    if r.relations:
-        d["relations"] = list(r.relations)
-    return d
+    return RoiFacts.from_row(row)
 
 
 def load_passages(layout_root: Path, ids_by_corpus: dict[str, set[str]]) -> dict[str, Passage]:

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from medtrinity_assets.generation.coarse_caption import coarse_caption, humanise
-from medtrinity_assets.generation.records import PromptRequest, RoiFacts, SampleFacts
+from medtrinity_assets.generation.coarse_caption import coarse_caption
+from medtrinity_assets.generation.results import PromptRequest
+from medtrinity_assets.generation.sample_facts import SampleFacts
+from medtrinity_assets.roi.facts import Relation, RoiFacts
+from medtrinity_assets.vocabulary import MARGIN_WORDS, humanise
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 DEFAULT_PROMPT = "description_v1"
@@ -77,42 +80,40 @@ def _fmt_pct(area_fraction: float | None) -> str:
 
 def roi_fact_line(index: int, roi: RoiFacts) -> str:
     """One ROI as a line of labelled facts; unknown facts are left out (never 'unknown left')."""
-    parts = [f"[{index}] {humanise(roi.label) or 'region'} ({roi.role}, origin {roi.origin})"]
+    parts = [f"[{index}] {humanise(roi.label) or 'region'} ({roi.kind}, origin {roi.origin})"]
     if roi.bbox:
         x0, y0, x1, y1 = roi.bbox
         parts.append(f"box x0={x0:.3f} y0={y0:.3f} x1={x1:.3f} y1={y1:.3f} (fractions of width/height)")
-    if roi.side:
+    if roi.side in ("left", "right", "midline"):
         parts.append(f"patient side: {roi.side}")
-    pos = ", ".join(p for p in (roi.vertical, roi.ap_position) if p)
+    pos = ", ".join(p for p in (roi.vertical_position, roi.ap_position) if p and p != "unknown")
     if pos:
         parts.append(f"position: {pos}")
     if roi.region:
         parts.append(f"region: {humanise(roi.region)}")
-    size = ", ".join(p for p in (roi.size_class, _fmt_pct(roi.area_fraction) and f"{_fmt_pct(roi.area_fraction)} of the image") if p)
+    size = ", ".join(p for p in (humanise(roi.size_class), _fmt_pct(roi.area_fraction) and f"{_fmt_pct(roi.area_fraction)} of the image") if p)
     if size:
         parts.append(f"size: {size}")
     if roi.intensity:
         unit = f" {roi.contrast_unit}" if roi.contrast_unit else ""
-        contrast = f" ({roi.intensity_contrast:+.1f}{unit} vs surroundings)" if roi.intensity_contrast is not None else ""
+        contrast = f" ({roi.contrast:+.1f}{unit} vs surroundings)" if roi.contrast is not None else ""
         parts.append(f"intensity: {roi.intensity}{contrast}")
-    for name, value in (("texture", roi.texture), ("shape", roi.shape), ("margin", roi.margin)):
+    for name, value in (("texture", roi.texture), ("shape", roi.shape), ("margin", MARGIN_WORDS.get(roi.margin, roi.margin))):
         if value:
             parts.append(f"{name}: {value}")
-    rels = [relation_phrase(rel) for rel in roi.relations]
+    rels = [relation_phrase(rel) for rel in roi.relations.statements()]
     rels = [r for r in rels if r]
     if rels:
         parts.append("relations: " + "; ".join(rels))
     return "- " + "; ".join(parts)
 
 
-def relation_phrase(rel: dict) -> str:
-    kind = str(rel.get("type") or rel.get("relation") or "").replace("_", " ").strip()
-    target = humanise(str(rel.get("target") or rel.get("other") or rel.get("label") or ""))
-    if not kind or not target:
+def relation_phrase(rel: Relation) -> str:
+    target = humanise(rel.target)
+    if not target:
         return ""
-    dist = rel.get("distance_mm")
-    tail = f" ({float(dist):.0f} mm)" if isinstance(dist, (int, float)) and kind not in ("inside", "overlaps") else ""
-    return f"{kind} {target}{tail}"
+    tail = f" ({rel.distance_mm:.0f} mm)" if rel.distance_mm is not None and rel.type not in ("inside", "overlaps") else ""
+    return f"{rel.type} {target}{tail}"
 
 
 def render_overlay(image_png: bytes, rois: tuple[RoiFacts, ...]) -> bytes:

@@ -17,9 +17,9 @@ import pyarrow as pa
 
 from medtrinity_assets.generation.backends import Backend, generator_id, generator_identity
 from medtrinity_assets.generation.coarse_caption import coarse_caption
-from medtrinity_assets.generation.inputs import compact_roi
 from medtrinity_assets.generation.prompt import PromptTemplate, build_request
-from medtrinity_assets.generation.records import GenerationResult, PromptRequest, SampleFacts, failed
+from medtrinity_assets.generation.results import GenerationResult, PromptRequest, failed
+from medtrinity_assets.generation.sample_facts import SampleFacts
 from medtrinity_assets.storage import rows_to_table
 from medtrinity_assets.tables import TRIPLET_SCHEMA
 
@@ -74,7 +74,7 @@ def triplet_row(
         "image_path": facts.image.image_path,
         "image_sha256": facts.image.image_sha256,
         "roi_ids": [r.roi_id for r in facts.rois],
-        "rois_json": json.dumps([compact_roi(r) for r in facts.rois], sort_keys=True),
+        "rois_json": json.dumps([r.compact() for r in facts.rois], sort_keys=True),
         "coarse_caption": cap.sentence,
         "coarse_json": json.dumps(cap.fields(), sort_keys=True),
         "passages": [{"passage_id": p.passage_id, "corpus": p.corpus, "score": float(p.score)} for p in facts.passages],

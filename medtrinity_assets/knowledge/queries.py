@@ -10,31 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-MODALITY_WORDS = {
-    "CT": "CT",
-    "MR": "MRI",
-    "CR": "radiograph X-ray",
-    "DX": "radiograph X-ray",
-    "US": "ultrasound",
-    "MG": "mammogram",
-    "XA": "angiography",
-    "PT": "PET",
-    "NM": "nuclear medicine scan",
-    "FUNDUS": "fundus photograph of the retina",
-    "OCT": "optical coherence tomography of the retina",
-    "HISTO": "histology tissue section",
-    "HISTOLOGY": "histology tissue section",
-    "HISTOPATHOLOGY": "histology tissue section",
-    "SM": "histology tissue section",  # DICOM slide microscopy
-    "OP": "fundus photograph of the retina",  # DICOM ophthalmic photography
-    "DERM": "dermoscopy of a skin lesion",
-    "DERMOSCOPY": "dermoscopy of a skin lesion",
-    "XR": "radiograph X-ray",
-    "MRI": "MRI",
-}
-# ROI labels that name anatomy rather than a finding (used when the ROI table has no 'kind' column)
-ANATOMY_WORDS = {"liver", "spleen", "kidney", "lung", "bone", "brain", "heart", "pancreas", "body", "vertebra",
-                 "aorta", "stomach", "bladder", "background"}
+from medtrinity_assets import vocabulary as V
+
 FACT_COLUMNS = ("intensity", "texture", "margin", "shape")
 NORMAL_PREFIX = "normal "  # queries of images without a finding start with it
 MAX_FINDINGS = 3  # queries per image; with top_k 5 each finding still gets at least one passage
@@ -48,8 +25,10 @@ def _clean(value: Any) -> str:
 
 
 def modality_words(code: Any) -> str:
+    """How the knowledge corpora name images of this modality ('CR' -> 'radiograph X-ray'); unknown codes as given."""
     code = _clean(code)
-    return MODALITY_WORDS.get(code.upper(), code)
+    m = V.modality(code)
+    return m.query if m else code
 
 
 def finding_rois(rois: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,9 +39,7 @@ def finding_rois(rois: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if roi.get("status") not in (None, "", "ok"):
             continue
         label = _clean(roi.get("label"))
-        kind = roi.get("kind")
-        is_anatomy = kind == "anatomy" if kind else label.lower() in ANATOMY_WORDS
-        if not label or is_anatomy or label.lower() in seen:
+        if not label or roi.get("kind") == "anatomy" or label.lower() in seen:
             continue
         seen.add(label.lower())
         out.append(roi)

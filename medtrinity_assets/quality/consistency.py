@@ -5,6 +5,11 @@ brain scan) or invent locations. Here the facts are data (image modality and org
 size class, intensity class, containing organ), so a description can be checked against them
 mechanically. The scorer reads text only; it never needs the language model that wrote it.
 
+One scorer for every judge: the generators' guard (a language model's answer is rejected, then repaired
+once; the grounded composer borrows only knowledge sentences that pass) and the blocking
+``triplets_consistency`` check read the same words (:mod:`medtrinity_assets.vocabulary`) and the same
+facts (the ROI stage's :class:`~medtrinity_assets.roi.facts.RoiFacts`), so they cannot disagree.
+
 Issue kinds:
 - ``modality``: a modality is named that is not the image's;
 - ``organ``: an organ of a body region that the image cannot show is named;
@@ -21,13 +26,13 @@ Sentence-level: when a sentence names ROI labels, side/size/intensity are compar
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from medtrinity_assets.quality import vocabulary as V
+from medtrinity_assets import vocabulary as V
+from medtrinity_assets.roi.facts import RoiFacts
 from medtrinity_assets.tables import json_or_value
 
 ISSUE_KINDS = ("modality", "organ", "absent_organ", "absent_finding", "side", "size", "intensity", "roi_count")
@@ -44,56 +49,72 @@ class Issue:
     def as_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "where": self.where, "found": self.found, "expected": self.expected}
 
+    def reason(self) -> str:
+        """One line for a person (and for a language model asked to repair its answer)."""
+        return f"{self.kind} '{self.found}' where the facts give {self.expected or 'nothing'} ({self.where})"
 
-@dataclass
-class RoiFact:
+
+@dataclass(frozen=True)
+class RoiClaims:
+    """What one ROI lets a text say, in the scorer's terms (classes, not the table's words)."""
+
     label: str = ""
     side: str = ""  # left | right | midline | bilateral | '' (unknown)
     size_class: str = ""  # small | medium | large | ''
     intensity: str = ""  # hyper | hypo | iso | ''
     organ: str = ""  # containing/touching organ (canonical) or ''
-    related: tuple[str, ...] = ()  # organs named in the ROI's relations
-    role: str = ""  # finding | anatomy ('' when the table does not say: decided from the label)
+    related: tuple[str, ...] = ()  # organs and findings its relations name
+    is_finding: bool = True
 
-    @property
-    def is_finding(self) -> bool:
-        if self.role:
-            return self.role == "finding"
-        return _is_finding_label(self.label)
+    @classmethod
+    def of(cls, roi: RoiFacts) -> RoiClaims:
+        organs = [o for o, _ in V.organ_mentions(V.humanise(roi.region))]
+        return cls(label=roi.label, side=normalise_side(roi.side), size_class=normalise_size(roi.size_class),
+                   intensity=normalise_intensity(roi.intensity), organ=organs[0] if organs else "",
+                   related=tuple(t for t in roi.relations.organs() if t), is_finding=roi.is_finding)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Facts:
+    """The facts one triplet is held to: the image's modality, organ, disease and labels, and its ROIs."""
+
     modality: str = ""  # code as in the tables (CT, MR, ...)
     organ: str = ""
     disease: str = ""
     labels: tuple[str, ...] = ()
-    rois: list[RoiFact] = field(default_factory=list)
+    rois: tuple[RoiFacts, ...] = ()
 
-    # ---- derived views -------------------------------------------------------------------
+    # ---- derived views (computed once per Facts) ----------------------------------------------------
+    @functools.cached_property
+    def claims(self) -> tuple[RoiClaims, ...]:
+        return tuple(RoiClaims.of(r) for r in self.rois)
+
     @property
     def modality_class(self) -> str:
-        return V.MODALITY_CODES.get((self.modality or "").strip().upper(), "")
+        return V.modality_class(self.modality)
 
     @functools.cached_property
     def _organs(self) -> frozenset[str]:
         out: set[str] = set()
         texts = [self.organ, self.disease, *self.labels]
-        for r in self.rois:
+        for r in self.claims:
             texts += [r.label, r.organ, *r.related]
         for t in texts:
-            out |= {o for o, _ in _organ_mentions(t or "")}
+            out |= {o for o, _ in V.organ_mentions(t or "")}
+        m = V.modality(self.modality)
+        if m and m.implies_organ:
+            out.add(m.implies_organ)
         return frozenset(out)
 
     def organs(self) -> set[str]:
-        """Every organ (canonical) that some fact names (computed once per Facts)."""
+        """Every organ (canonical) that some fact names."""
         return set(self._organs)
 
     def regions(self) -> set[str]:
         return {V.ORGAN_REGION[o] for o in self._organs if o in V.ORGAN_REGION}
 
-    def abnormal_rois(self) -> list[RoiFact]:
-        return [r for r in self.rois if r.is_finding]
+    def abnormal_rois(self) -> list[RoiClaims]:
+        return [r for r in self.claims if r.is_finding]
 
     def has_finding(self) -> bool:
         if self.abnormal_rois():
@@ -111,7 +132,7 @@ def _is_finding_label(label: str) -> bool:
         return False
     if _FINDING_RE.search(lab):
         return True
-    mentions = _organ_mentions(lab)
+    mentions = V.organ_mentions(lab)
     if mentions:
         # "liver" is anatomy; "liver tumour" was caught above; "left kidney" is anatomy
         return False
@@ -146,24 +167,8 @@ def _negated(text: str, start: int) -> bool:
     return any(_has_term(window, neg) for neg in V.NEGATIONS)
 
 
-def _alternation(terms) -> re.Pattern[str]:
-    """One pattern for many terms, longest first, on word boundaries."""
-    return re.compile(r"(?<![a-z0-9&])(" + "|".join(sorted(map(re.escape, terms), key=len, reverse=True))
-                      + r")(?![a-z0-9&])")
-
-
-_MODALITY_OF_TERM = {t: cls for cls, terms in V.MODALITY_TERMS.items() for t in terms}
-_MODALITY_RE = _alternation(_MODALITY_OF_TERM)
-_FINDING_RE = _alternation(V.FINDING_TERMS)
-_SIZE_RE = _alternation(V.SIZE_CLASS)
-_ORGAN_RE = re.compile(
-    r"(?<![a-z0-9&])(" + "|".join(sorted(map(re.escape, V.ORGAN_SYNONYMS), key=len, reverse=True)) + r")(?![a-z0-9&])"
-)
-
-
-def _organ_mentions(text: str) -> list[tuple[str, int]]:
-    """(canonical organ, position) of every organ word, in one pass over the text."""
-    return [(V.ORGAN_SYNONYMS[m.group(1)], m.start()) for m in _ORGAN_RE.finditer(text.lower())]
+_FINDING_RE = V.term_pattern(V.FINDING_TERMS)
+_SIZE_RE = V.term_pattern(V.SIZE_CLASS_OF_WORD)
 
 
 def _sentences(text: str) -> list[str]:
@@ -195,7 +200,7 @@ def _size_mentions(sentence: str) -> list[str]:
     low = sentence.lower()
     for exc in V.SIZE_EXCEPTIONS:
         low = low.replace(exc, " ")
-    return sorted({V.SIZE_CLASS[m.group(1)] for m in _SIZE_RE.finditer(low)})
+    return sorted({V.SIZE_CLASS_OF_WORD[m.group(1)] for m in _SIZE_RE.finditer(low)})
 
 
 _INTENSITY = re.compile(r"(?<![a-z])(hyper|hypo|iso)[- ]?(" + "|".join(V.INTENSITY_STEMS) + r")")
@@ -206,7 +211,7 @@ def _intensity_mentions(sentence: str) -> list[str]:
 
 
 _COUNT = re.compile(
-    r"(?<![a-z0-9])(\d+|" + "|".join(sorted(map(re.escape, V.NUMBER_WORDS), key=len, reverse=True))
+    r"(?<![a-z0-9])(\d+|" + "|".join(sorted(map(re.escape, V.COUNT_WORDS), key=len, reverse=True))
     + r"|multiple|several|numerous)\s+(?:[a-z-]+\s+){0,2}?("
     + "|".join(sorted(map(re.escape, V.COUNT_NOUNS), key=len, reverse=True)) + r")(?![a-z])"
 )
@@ -233,7 +238,7 @@ def normalise_size(value: Any) -> str:
     v = str(value or "").strip().lower().replace("_", " ")
     if v.startswith("very "):
         v = v[5:]
-    return V.SIZE_CLASS.get(v, v if v in ("small", "medium", "large") else "")
+    return V.SIZE_CLASS_OF_WORD.get(v, v if v in ("small", "medium", "large") else "")
 
 
 def normalise_intensity(value: Any) -> str:
@@ -247,32 +252,36 @@ def normalise_intensity(value: Any) -> str:
 # ---- the scorer -----------------------------------------------------------------------------
 
 
-def _relevant_rois(sentence: str, facts: Facts) -> list[RoiFact]:
-    """ROIs a sentence talks about: the findings it names, else the anatomy it names, else the ROIs in
-    an organ it names, else all of them."""
+def _relevant_rois(sentence: str, facts: Facts) -> list[RoiClaims]:
+    """ROIs a sentence talks about: the findings it names, else -- when it speaks of a finding ('a lesion
+    in the liver') -- the findings in the organs it names, else the anatomy it names, else the ROIs in an
+    organ it names, else all of them."""
     low = sentence.lower()
-    named = [r for r in facts.rois if r.label and _has_term(low, r.label.strip().lower().replace("_", " "))]
+    named = [r for r in facts.claims if r.label and _has_term(low, r.label.strip().lower().replace("_", " "))]
     if any(r.is_finding for r in named):  # a sentence about a finding describes the finding, not its organ
-        named = [r for r in named if r.is_finding]
+        return [r for r in named if r.is_finding]
+    organs = {o for o, _ in V.organ_mentions(low)}
+    if _FINDING_RE.search(low):
+        inside = [r for r in facts.claims if r.is_finding and r.organ and r.organ in organs]
+        if inside:
+            return inside
     if not named:
-        organs = {o for o, _ in _organ_mentions(low)}
-        named = [r for r in facts.rois if r.organ and r.organ in organs]
-    return named or list(facts.rois)
+        named = [r for r in facts.claims if r.organ and r.organ in organs]
+    return named or list(facts.claims)
 
 
 def _check_modality(text: str, where: str, facts: Facts) -> list[Issue]:
     fact_cls = facts.modality_class
     if not fact_cls:
         return []
-    allowed = {fact_cls} | set(V.MODALITY_COMPATIBLE.get(fact_cls, ()))
+    allowed = {fact_cls} | set(V.MODALITY_BY_CLASS[fact_cls].compatible)
     low = text.lower()
     issues, seen = [], set()
-    for m in _MODALITY_RE.finditer(low):
-        cls = _MODALITY_OF_TERM[m.group(1)]
-        if cls in allowed or cls in seen or _negated(low, m.start()):
+    for cls, term, pos in V.modality_mentions(low):
+        if cls in allowed or cls in seen or _negated(low, pos):
             continue
         seen.add(cls)
-        issues.append(Issue("modality", where, m.group(1), facts.modality))
+        issues.append(Issue("modality", where, term, facts.modality))
     return issues
 
 
@@ -282,23 +291,23 @@ def _check_organs(text: str, where: str, facts: Facts, region_only: bool = False
     if not fact_organs:
         return []  # nothing known about anatomy: nothing to contradict
     # ROIs that name anatomy (organ labels or containing organs) enumerate what the image shows
-    enumerated = any(r.organ or (r.label and not r.is_finding) for r in facts.rois)
+    enumerated = any(r.organ or (r.label and not r.is_finding) for r in facts.claims)
     near = set(fact_regions)
     for reg in fact_regions:
         near |= V.REGION_ADJACENT.get(reg, frozenset())
     issues: list[Issue] = []
     seen: set[str] = set()
     low = text.lower()
-    for organ, pos in _organ_mentions(low):
+    for organ, pos in V.organ_mentions(low):
         if organ in seen or organ in fact_organs or _negated(low, pos):
             continue
         seen.add(organ)
-        region = V.ORGAN_REGION.get(organ, "")
-        if organ == region and region in fact_regions:
+        regions = set(V.organ_regions(organ))
+        if organ in regions and organ in fact_regions:
             continue  # naming the region ("abdominal") of an organ that is in the facts
-        if region in fact_regions and not enumerated:
+        if regions & fact_regions and not enumerated:
             continue  # the facts name only the region: its organs are neither confirmed nor absent
-        if region and fact_regions and region not in near:
+        if regions and fact_regions and not regions & near:
             issues.append(Issue("organ", where, organ, facts.organ or ",".join(sorted(fact_organs))))
         elif not region_only:
             issues.append(Issue("absent_organ", where, organ, ",".join(sorted(fact_organs))))
@@ -353,9 +362,9 @@ def _check_sentence_facts(text: str, where: str, facts: Facts, quoted: tuple[str
 
 def _check_count(number: str, noun: str, facts: Facts) -> str:
     """'' when the count matches some count in the facts, else the counts the facts allow."""
-    counts = {len(facts.rois), len(facts.abnormal_rois())}
+    counts = {len(facts.claims), len(facts.abnormal_rois())}
     per_label: dict[str, int] = {}
-    for r in facts.rois:
+    for r in facts.claims:
         per_label[r.label] = per_label.get(r.label, 0) + 1
     counts |= set(per_label.values())
     if facts.rois:
@@ -363,7 +372,7 @@ def _check_count(number: str, noun: str, facts: Facts) -> str:
     if number in ("multiple", "several", "numerous"):
         ok = any(c >= 2 for c in counts)
     else:
-        n = int(number) if number.isdigit() else V.NUMBER_WORDS.get(number, -1)
+        n = int(number) if number.isdigit() else V.COUNT_WORDS.get(number, -1)
         if n == 1 and noun in ("region", "component", "focus", "finding") and facts.rois:
             return ""  # "one region" is used loosely for one of several
         ok = n in counts
@@ -406,7 +415,7 @@ def _split_quoted(text: str, quoted: tuple[str, ...]) -> tuple[str, str]:
     return own, " ".join(cited)
 
 
-def score_triplet(description: str, attributes: Mapping[str, Any] | str | None, facts: Facts,
+def score_triplet(description: str, attributes: Mapping[str, str | None] | None, facts: Facts,
                   quoted: Iterable[str] = ()) -> list[Issue]:
     """Issues of a description and its five attributes against the facts (deduplicated, stable order)."""
     quoted = tuple(_norm_ws(q) for q in quoted if q and q.strip())
@@ -423,85 +432,26 @@ def score_triplet(description: str, attributes: Mapping[str, Any] | str | None, 
     return out
 
 
-def attribute_texts(attributes: Mapping[str, Any] | str | None) -> dict[str, str]:
-    """The five attributes as plain text, whether stored as a struct, a dict of lists or JSON."""
-    if attributes is None:
-        return {}
-    if isinstance(attributes, str):
-        try:
-            attributes = json.loads(attributes)
-        except ValueError:
-            return {"text": attributes}
-    if not isinstance(attributes, Mapping):
-        return {}
-    return {k: _flatten_text(v) for k, v in attributes.items() if v is not None}
-
-
-def _flatten_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        return ". ".join(_flatten_text(v) for v in value.values() if v is not None)
-    if isinstance(value, (list, tuple)):
-        return ". ".join(_flatten_text(v) for v in value if v is not None)
-    return "" if value is None else str(value)
+def attribute_texts(attributes: Mapping[str, str | None] | None) -> dict[str, str]:
+    """The five attributes (the triplet's ``attributes`` struct) that hold text."""
+    return {k: v for k, v in (attributes or {}).items() if v}
 
 
 # ---- facts from table rows --------------------------------------------------------------------
 
 
-def _first(d: Mapping[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if k in d and d[k] is not None and d[k] != "":
-            return d[k]
-    return None
-
-
-def roi_fact_from_row(roi: Mapping[str, Any]) -> RoiFact:
-    """A ROI row (or the ROI struct embedded in a triplet), read defensively."""
-    roi = dict(roi)
-    facts = json_or_value(roi.get("facts"))
-    if isinstance(facts, Mapping):  # facts may be nested under "facts"
-        roi = {**facts, **{k: v for k, v in roi.items() if v is not None}}
-    related: list[str] = []
-    rel = json_or_value(_first(roi, "relations", "relations_json"))
-    related.append(_flatten_text(rel) if rel is not None else "")
-    organ = _first(roi, "organ", "region", "inside", "container", "contained_in", "touches")
-    organ_text = _flatten_text(json_or_value(organ)) if organ is not None else ""
-    organs = [o for o, _ in _organ_mentions(organ_text)]
-    return RoiFact(
-        label=str(_first(roi, "label", "name") or ""),
-        side=normalise_side(_first(roi, "side")),
-        size_class=normalise_size(_first(roi, "size_class", "size")),
-        intensity=normalise_intensity(_first(roi, "intensity", "intensity_class")),
-        organ=organs[0] if organs else "",
-        related=tuple(t for t in related if t),
-        role=str(_first(roi, "kind", "role") or "").strip().lower(),
-    )
-
-
-def prov_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    prov = json_or_value(row.get("provenance"))
-    return prov if isinstance(prov, Mapping) else {}
-
-
 def facts_from_row(row: Mapping[str, Any], rois: Iterable[Mapping[str, Any]] | None = None) -> Facts:
-    """Facts of one triplet: its own structured columns, and its ROIs (embedded or given)."""
+    """Facts of one triplet row (``TRIPLET_SCHEMA``): its image columns and its ROIs, given as ``rois``
+    table rows or, when ``rois`` is None, the compact copies the triplet keeps in ``rois_json``."""
     if rois is None:
-        embedded = json_or_value(_first(row, "rois", "rois_json", "roi_facts"))
+        embedded = json_or_value(row.get("rois_json"))
         rois = embedded if isinstance(embedded, list) else []
-    labels = json_or_value(_first(row, "labels") or _first(prov_of(row), "labels", "original_label")) or []
-    if isinstance(labels, str):
-        labels = [labels]
-    facts_obj = json_or_value(row.get("facts"))
-    base = facts_obj if isinstance(facts_obj, Mapping) else {}
-    prov = prov_of(row)
     return Facts(
-        modality=str(_first(row, "modality") or _first(base, "modality") or _first(prov, "modality") or ""),
-        organ=str(_first(row, "organ") or _first(base, "organ") or _first(prov, "organ") or ""),
-        disease=str(_first(row, "disease") or _first(base, "disease") or _first(prov, "disease") or ""),
-        labels=tuple(str(x) for x in labels if x is not None),
-        rois=[roi_fact_from_row(r) for r in rois if isinstance(r, Mapping)],
+        modality=str(row.get("modality") or ""),
+        organ=str(row.get("organ") or ""),
+        disease=str(row.get("disease") or ""),
+        labels=tuple(str(x) for x in row.get("labels") or () if x is not None),
+        rois=tuple(RoiFacts.from_row(r) for r in rois),
     )
 
 
@@ -535,8 +485,7 @@ def score_rows(rows: Iterable[Mapping[str, Any]], rois_by_sample: Mapping[str, l
     by_kind = {k: 0 for k in ISSUE_KINDS}
     scored = flagged = 0
     for row in rows:
-        status = str(row.get("status") or "ok").lower()
-        if status not in ("ok", "success", "succeeded", "done"):
+        if row.get("status") != "ok":
             continue
         sid = str(row.get("sample_id") or row.get("id") or scored)
         rois = rois_by_sample.get(sid) if rois_by_sample is not None else None

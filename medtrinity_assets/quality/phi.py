@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medtrinity_assets import vocabulary as V
 from medtrinity_assets.deid import identifier_variants
-from medtrinity_assets.quality import vocabulary as V
 
 MIN_IDENTIFIER_LEN = 4  # shorter values (e.g. "M", "12") match everywhere and identify nobody
 TEXT_SUFFIXES = {".txt", ".json", ".jsonl", ".md", ".csv", ".tsv", ".yaml", ".yml", ".html", ".xml", ""}

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -194,27 +193,24 @@ def describe_image(row: dict[str, Any], layout: DataLayout, mode: str, experts: 
                 rows.append(_error_row(row, c.origin, c.label, f"facts failed for component {i}: {type(exc).__name__}: {exc}"))
                 stats.errors += 1
                 continue
-            relations = facts.pop("relations")
-            rows.append({
-                "sample_id": row["sample_id"], "source": row.get("source"), "shard": row.get("shard"),
-                "roi_id": roi_id(row["sample_id"], c.origin, c.label, i), "label": c.label, "kind": c.kind,
-                "origin": c.origin, "confidence": _none_if_nan(c.confidence), "component": i,
-                "n_components": len(comps.masks), "mask_rle": rle.encode(m), "_relations": relations,
-                "status": "ok", "error": None, **{k: _none_if_nan(v) for k, v in facts.items()},
-            })
+            facts = replace(facts, roi_id=roi_id(row["sample_id"], c.origin, c.label, i), kind=c.kind, origin=c.origin,
+                            confidence=_none_if_nan(c.confidence), component=i, n_components=len(comps.masks))
+            rows.append({"sample_id": row["sample_id"], "source": row.get("source"), "shard": row.get("shard"),
+                         "mask_rle": rle.encode(m), "status": "ok", "error": None, "_facts": facts})
     # relations between the findings of one origin (other lesions, 'multiple lesions')
     by_origin: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        if r["status"] == "ok" and r["kind"] == "finding":
-            by_origin.setdefault(r["origin"], []).append(r)
+        if r["status"] == "ok" and r["_facts"].kind == "finding":
+            by_origin.setdefault(r["_facts"].origin, []).append(r)
     for group in by_origin.values():
-        for r, extra in zip(group, lesion_relations(group, ctx)):
-            r["_relations"].update(extra)
+        for r, related in zip(group, lesion_relations([r["_facts"] for r in group], ctx)):
+            r["_facts"] = related
     for r in rows:
-        if "_relations" in r:
-            r["relations_json"] = json.dumps(r.pop("_relations"), sort_keys=True)
-            stats.by_origin[r["origin"]] += 1
-            stats.by_label[r["label"]] += 1
+        if "_facts" in r:
+            facts = r.pop("_facts")
+            r.update(facts.to_row())
+            stats.by_origin[facts.origin] += 1
+            stats.by_label[facts.label] += 1
     if any(r["status"] == "ok" for r in rows):
         stats.images_with_rois += 1
     return rows

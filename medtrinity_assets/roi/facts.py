@@ -12,15 +12,197 @@ Conventions
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from medtrinity_assets.tables import ROI_SCHEMA
+
 SIDES = ("left", "right", "midline", "unknown")
 SIZE_CLASSES = ("small", "medium", "large", "very_large")
+
+
+# ---- the record ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OtherLesion:
+    """Another finding of the same image (same origin): its id, label, side and centroid distance."""
+
+    roi_id: str
+    label: str
+    side: str | None
+    distance: float  # centroid to centroid, in the relations' ``distance_unit``
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One statement a description may make about where a ROI lies relative to something else."""
+
+    type: str  # inside | overlaps | adjacent | near
+    target: str  # an organ name, or the roi_id of another finding
+    distance_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class Relations:
+    """How a ROI sits among the reference organs and the other findings (``relations_json`` in the table)."""
+
+    inside: tuple[str, ...] = ()  # organs holding at least half of it
+    overlaps: tuple[str, ...] = ()  # organs holding part of it
+    adjacent: tuple[str, ...] = ()  # organs within ``Thresholds.adjacent_mm`` of it
+    nearest_organ: str | None = None
+    distance_to_organ_edge_mm: float | None = None  # to the nearest organ's edge, in ``distance_unit``
+    distance_unit: str = "mm"  # mm | px (spacing unknown)
+    # findings only (None on anatomy ROIs): the other findings of the image, nearest first
+    other_lesions: tuple[OtherLesion, ...] | None = None
+    multiple_lesions: bool | None = None
+    n_lesions: int | None = None
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = {
+            "inside": list(self.inside), "overlaps": list(self.overlaps), "adjacent": list(self.adjacent),
+            "nearest_organ": self.nearest_organ, "distance_to_organ_edge_mm": self.distance_to_organ_edge_mm,
+            "distance_unit": self.distance_unit,
+        }
+        if self.other_lesions is not None:
+            d["other_lesions"] = [o.__dict__ for o in self.other_lesions]
+            d["multiple_lesions"] = self.multiple_lesions
+            d["n_lesions"] = self.n_lesions
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | Mapping[str, Any] | None) -> Relations:
+        if not raw:
+            return cls()
+        d = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        others = d.get("other_lesions")
+        return cls(
+            inside=tuple(d.get("inside") or ()), overlaps=tuple(d.get("overlaps") or ()),
+            adjacent=tuple(d.get("adjacent") or ()), nearest_organ=d.get("nearest_organ"),
+            distance_to_organ_edge_mm=d.get("distance_to_organ_edge_mm"), distance_unit=d.get("distance_unit") or "mm",
+            other_lesions=None if others is None else tuple(OtherLesion(**o) for o in others),
+            multiple_lesions=d.get("multiple_lesions"), n_lesions=d.get("n_lesions"),
+        )
+
+    def statements(self) -> tuple[Relation, ...]:
+        """What may be said: containing / overlapping / adjacent organs, the nearest other organ (with its
+        distance when in mm), the other findings (by roi_id, with their distance when in mm). The body
+        outline is a reference, never a relation worth stating."""
+        in_mm = self.distance_unit == "mm"
+        out = [Relation(kind, t) for kind, targets in (("inside", self.inside), ("overlaps", self.overlaps),
+                                                       ("adjacent", self.adjacent)) for t in targets if t and t != "body"]
+        named = {r.target for r in out}
+        if self.nearest_organ and self.nearest_organ not in named and self.nearest_organ != "body":
+            dist = self.distance_to_organ_edge_mm if in_mm else None
+            out.append(Relation("near", self.nearest_organ, dist))
+        for o in self.other_lesions or ():
+            out.append(Relation("near", o.roi_id or o.label, o.distance if in_mm else None))
+        return tuple(out)
+
+    def organs(self) -> tuple[str, ...]:
+        """Every organ or other finding's label these relations name."""
+        names = [*self.inside, *self.overlaps, *self.adjacent, *([self.nearest_organ] if self.nearest_organ else [])]
+        return tuple(names + [o.label for o in self.other_lesions or ()])
+
+
+@dataclass(frozen=True)
+class RoiFacts:
+    """The facts of one region of interest: one row of the ``rois`` table without its mask and bookkeeping.
+
+    :func:`describe` measures it, the ROI stage stores it (:meth:`to_row`), generation and the consistency
+    scorer read it back (:meth:`from_row`). Values are the table's codes (``very_large``, ``well_defined``,
+    ``unknown``); wording them is the vocabulary's job. Fields mirror ``ROI_SCHEMA`` (checked at import).
+    """
+
+    label: str = ""
+    kind: str = "finding"  # finding | anatomy (anatomy ROIs are reference regions, not abnormalities)
+    origin: str = ""  # ground_truth | expert:<name>@<version>
+    roi_id: str = ""
+    confidence: float | None = None
+    component: int | None = None
+    n_components: int | None = None
+    bbox: tuple[float, float, float, float] | None = None  # normalised x0, y0, x1, y1
+    area_pixels: int | None = None
+    area_fraction: float | None = None
+    area_mm2: float | None = None
+    centroid: tuple[float, float] | None = None  # normalised x, y
+    side: str = "unknown"  # left | right | midline | unknown (patient side)
+    vertical_position: str = ""  # upper | middle | lower; superior | middle | inferior when rows run head-foot
+    ap_position: str = "unknown"  # anterior | central | posterior | unknown
+    region: str = ""  # reference organ that contains or touches it; '' none
+    size_class: str = ""  # small | medium | large | very_large
+    equivalent_diameter_mm: float | None = None
+    intensity: str = ""  # hyper/hypo/isodense (CT), hyper/hypo/isointense (MR), brighter/darker/similar
+    contrast: float | None = None  # against the surrounding ring, in contrast_unit
+    contrast_unit: str = ""  # HU | z
+    mean_value: float | None = None
+    texture: str = ""  # homogeneous | heterogeneous
+    texture_score: float | None = None
+    glcm_homogeneity: float | None = None
+    shape: str = ""  # round | oval | lobulated | irregular
+    circularity: float | None = None
+    solidity: float | None = None
+    margin: str = ""  # well_defined | ill_defined
+    edge_sharpness: float | None = None
+    relations: Relations = field(default_factory=Relations)
+
+    @property
+    def is_finding(self) -> bool:
+        return self.kind != "anatomy"
+
+    def to_row(self) -> dict[str, Any]:
+        """The ``rois`` table columns this record fills (NaN stored as null)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "relations":
+                out["relations_json"] = v.to_json()
+            elif isinstance(v, tuple):
+                out[f.name] = list(v)
+            else:
+                out[f.name] = None if isinstance(v, float) and not math.isfinite(v) else v
+        return out
+
+    def compact(self) -> dict[str, Any]:
+        """:meth:`to_row` without empty values (what a triplet stores in ``rois_json``)."""
+        return {k: v for k, v in self.to_row().items() if v not in (None, "", [])}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RoiFacts:
+        """A ``rois`` table row (or a triplet's compact copy of one) back to the record."""
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "relations":
+                kw["relations"] = Relations.from_json(row.get("relations_json"))
+                continue
+            v = row.get(f.name)
+            if v is None:
+                continue
+            if f.name in ("bbox", "centroid"):
+                v = tuple(float(x) for x in v)
+            kw[f.name] = v
+        return cls(**kw)
+
+
+# columns of a ROI row that are not facts: where it belongs, its mask, and whether it could be measured
+ROW_ONLY_COLUMNS = ("sample_id", "source", "shard", "mask_rle", "status", "error")
+
+
+def _check_record_matches_schema() -> None:
+    record = {f.name for f in fields(RoiFacts)} - {"relations"} | {"relations_json"}
+    table = set(ROI_SCHEMA.names) - set(ROW_ONLY_COLUMNS)
+    if record != table:
+        raise RuntimeError(f"RoiFacts and ROI_SCHEMA disagree: only in the record {sorted(record - table)}, "
+                           f"only in the table {sorted(table - record)}")
+
+
+_check_record_matches_schema()
 
 
 @dataclass(frozen=True)
@@ -305,8 +487,9 @@ def shape_class(mask: np.ndarray, th: Thresholds, native_scale: float = 1.0) -> 
     return name, float(circularity), float(solidity)
 
 
-def organ_relations(mask: np.ndarray, ctx: ImageContext, own_label: str | None = None) -> dict[str, Any]:
-    """Which reference organs contain, overlap or lie next to the ROI, and the distance to the nearest edge."""
+def organ_relations(mask: np.ndarray, ctx: ImageContext, own_label: str | None = None) -> tuple[Relations, str]:
+    """Which reference organs contain, overlap or lie next to the ROI, the distance to the nearest edge, and
+    the region to name it by (the organ holding most of it, else the nearest adjacent one, else the body)."""
     th = ctx.thresholds
     area = int(mask.sum())
     inside, overlaps, adjacent = [], [], []
@@ -332,15 +515,12 @@ def organ_relations(mask: np.ndarray, ctx: ImageContext, own_label: str | None =
     in_body = bool(body is not None and (mask & body).sum() >= 0.5 * area)
     if not region and in_body and own_label != "body":
         region = "body"
-    return {
-        "inside": sorted(inside),
-        "overlaps": sorted(overlaps),
-        "adjacent": sorted(adjacent),
-        "nearest_organ": nearest,
-        "distance_to_organ_edge_mm": None if nearest is None else round(nearest_mm, 2),
-        "distance_unit": "mm" if ctx.has_spacing else "px",
-        "_region": region,
-    }
+    relations = Relations(
+        inside=tuple(sorted(inside)), overlaps=tuple(sorted(overlaps)), adjacent=tuple(sorted(adjacent)),
+        nearest_organ=nearest, distance_to_organ_edge_mm=None if nearest is None else round(nearest_mm, 2),
+        distance_unit="mm" if ctx.has_spacing else "px",
+    )
+    return relations, region
 
 
 def _robust_std(x: np.ndarray) -> float:
@@ -366,8 +546,8 @@ def _tissue_noise(mask: np.ndarray, win: tuple[slice, slice], ring_v: np.ndarray
     return ctx.noise
 
 
-def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, exclude: np.ndarray | None = None) -> dict[str, Any]:
-    """All facts of one ROI. ``exclude`` masks other findings out of the surrounding-tissue ring."""
+def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, exclude: np.ndarray | None = None) -> RoiFacts:
+    """All facts of one ROI (identity fields -- id, kind, origin -- are the caller's). ``exclude`` masks other findings out of the surrounding-tissue ring."""
     if mask.shape != ctx.shape:
         raise ValueError(f"mask shape {mask.shape} differs from the image's {ctx.shape}")
     mask = mask.astype(bool)
@@ -383,8 +563,7 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
     diameter = 2 * math.sqrt(area_mm2 / math.pi) if area_mm2 is not None else None
     area_fraction = area / float(h * w)
 
-    rel = organ_relations(mask, ctx, own_label=label)
-    region = rel.pop("_region")
+    rel, region = organ_relations(mask, ctx, own_label=label)
     s = max(ctx.native_scale, 1.0)
     radius_px = math.sqrt(area / math.pi)
     gap = max(1, round(s))
@@ -424,40 +603,38 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
     cnr = abs(diff) / noise
     margin = "well_defined" if sharpness >= th.margin_sharpness and cnr >= th.margin_min_cnr else "ill_defined"
 
-    return {
-        "bbox": [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h],
-        "area_pixels": area,
-        "area_fraction": area_fraction,
-        "area_mm2": area_mm2,
-        "centroid": [cx / w, cy / h],
-        "side": patient_side(cx, cy, ctx),
-        "vertical_position": vertical_position(cy, ctx),
-        "ap_position": ap_position(cx, cy, ctx),
-        "region": region,
-        "size_class": size_class(diameter, area_fraction, th),
-        "equivalent_diameter_mm": diameter,
-        "intensity": intensity,
-        "contrast": contrast,
-        "contrast_unit": unit,
-        "mean_value": mean_in,
-        "texture": texture,
-        "texture_score": texture_score,
-        "glcm_homogeneity": _glcm_homogeneity(v, mask),
-        "shape": shape,
-        "circularity": circularity,
-        "solidity": solidity,
-        "margin": margin,
-        "edge_sharpness": sharpness,
-        "relations": rel,
-    }
+    return RoiFacts(
+        label=label or "",
+        bbox=(xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h),
+        area_pixels=area,
+        area_fraction=area_fraction,
+        area_mm2=area_mm2,
+        centroid=(cx / w, cy / h),
+        side=patient_side(cx, cy, ctx),
+        vertical_position=vertical_position(cy, ctx),
+        ap_position=ap_position(cx, cy, ctx),
+        region=region,
+        size_class=size_class(diameter, area_fraction, th),
+        equivalent_diameter_mm=diameter,
+        intensity=intensity,
+        contrast=contrast,
+        contrast_unit=unit,
+        mean_value=mean_in,
+        texture=texture,
+        texture_score=texture_score,
+        glcm_homogeneity=_glcm_homogeneity(v, mask),
+        shape=shape,
+        circularity=circularity,
+        solidity=solidity,
+        margin=margin,
+        edge_sharpness=sharpness,
+        relations=rel,
+    )
 
 
-def lesion_relations(findings: list[dict[str, Any]], ctx: ImageContext) -> list[dict[str, Any]]:
-    """Relations between the findings of one image: the others' ids, labels, centroid distance, direction.
-
-    ``findings`` are dicts with ``roi_id``, ``label``, ``centroid`` (normalised) and ``side``; returns,
-    in the same order, the extra relation fields for each.
-    """
+def lesion_relations(findings: list[RoiFacts], ctx: ImageContext) -> list[RoiFacts]:
+    """The findings of one image (one origin) with their relations to each other filled in: the others'
+    ids, labels, sides and centroid distances (nearest first), 'multiple lesions' and their count."""
     h, w = ctx.shape
     row_mm, col_mm = ctx.pixel_mm
     out = []
@@ -466,10 +643,10 @@ def lesion_relations(findings: list[dict[str, Any]], ctx: ImageContext) -> list[
         for g in findings:
             if g is f:
                 continue
-            dx = (g["centroid"][0] - f["centroid"][0]) * w * col_mm
-            dy = (g["centroid"][1] - f["centroid"][1]) * h * row_mm
-            others.append({"roi_id": g["roi_id"], "label": g["label"], "side": g.get("side"),
-                           "distance": round(math.hypot(dx, dy), 2)})
-        others.sort(key=lambda o: o["distance"])
-        out.append({"other_lesions": others, "multiple_lesions": len(findings) > 1, "n_lesions": len(findings)})
+            dx = (g.centroid[0] - f.centroid[0]) * w * col_mm
+            dy = (g.centroid[1] - f.centroid[1]) * h * row_mm
+            others.append(OtherLesion(g.roi_id, g.label, g.side, round(math.hypot(dx, dy), 2)))
+        others.sort(key=lambda o: o.distance)
+        rel = replace(f.relations, other_lesions=tuple(others), multiple_lesions=len(findings) > 1, n_lesions=len(findings))
+        out.append(replace(f, relations=rel))
     return out

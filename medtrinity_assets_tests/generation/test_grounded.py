@@ -9,12 +9,19 @@ import pytest
 
 from medtrinity_assets.generation.backends.grounded import GroundedBackend
 from medtrinity_assets.generation.coarse_caption import coarse_caption
-from medtrinity_assets.generation.consistency import check_against_facts
 from medtrinity_assets.generation.prompt import build_request, load_template
-from medtrinity_assets.generation.records import ATTRIBUTES, ImageFacts, Passage, RoiFacts, SampleFacts
+from medtrinity_assets.generation.sample_facts import ImageFacts, Passage, SampleFacts
+from medtrinity_assets.quality.consistency import score_triplet
+from medtrinity_assets.roi.facts import OtherLesion, Relations, RoiFacts
+from medtrinity_assets.tables import ATTRIBUTES
 from medtrinity_assets_tests.support.generation import ct_liver_facts, mr_brain_facts, phantom_samples
 
 OPPOSITE = {"left": "right", "right": "left"}
+
+
+def check_against_facts(text, facts):
+    """The gate's verdict on a text about these facts (the generator's guard uses the same scorer)."""
+    return score_triplet(text, None, facts.scorer_facts())
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +90,7 @@ def test_knowledge_sentences_that_contradict_are_not_borrowed():
 
 def test_unknown_side_and_organ_produce_no_side_or_organ_words():
     facts = SampleFacts(ImageFacts("u1", source="x", modality="OT"),
-                        rois=(RoiFacts("r1", "lesion", side="", size_class="small", area_fraction=0.01, shape="oval"),))
+                        rois=(RoiFacts(roi_id="r1", label="lesion", size_class="small", area_fraction=0.01, shape="oval"),))
     for seed in range(10):
         text = GroundedBackend(seed=seed).compose(facts).description
         assert not re.search(r"\b(left|right|bilateral)\b", text, re.I)
@@ -125,7 +132,7 @@ def test_coarse_caption_and_prompt_carry_the_facts():
 def test_knowledge_about_another_organ_or_finding_is_not_borrowed():
     facts = SampleFacts(
         ImageFacts("k1", source="phantom_ct", modality="CT", organ="abdomen", labels=("liver_cyst", "kidney_cyst")),
-        rois=(RoiFacts("r1", "kidney cyst", side="right", region="kidney", size_class="small", intensity="hypodense"),),
+        rois=(RoiFacts(roi_id="r1", label="kidney cyst", side="right", region="kidney", size_class="small", intensity="hypodense"),),
         passages=(Passage("p1", 0.9, "core", "Simple liver cyst", "On CT: Sharply marginated round lesion of water density, homogeneous."),
                   Passage("p2", 0.8, "core", "Renal cyst", "On CT: Thin-walled lesion near water density, homogeneous and non-enhancing.")),
     )
@@ -138,11 +145,11 @@ def test_knowledge_about_another_organ_or_finding_is_not_borrowed():
 
 
 def test_distance_between_two_findings_is_stated_once():
-    a = RoiFacts("aaaa1111bbbb2222", "liver tumour", side="right", region="liver", area_fraction=0.02,
-                 relations=({"type": "inside", "target": "liver"}, {"type": "near", "target": "cccc3333dddd4444", "distance_mm": 39.3}))
-    b = RoiFacts("cccc3333dddd4444", "liver cyst", side="right", region="liver", area_fraction=0.01,
-                 relations=({"type": "near", "target": "aaaa1111bbbb2222", "distance_mm": 39.3},
-                            {"type": "near", "target": "eeee5555ffff6666", "distance_mm": 12.0}))  # unknown id: skipped
+    a = RoiFacts(roi_id="aaaa1111bbbb2222", label="liver tumour", side="right", region="liver", area_fraction=0.02,
+                 relations=Relations(inside=("liver",), other_lesions=(OtherLesion("cccc3333dddd4444", "liver cyst", "right", 39.3),)))
+    b = RoiFacts(roi_id="cccc3333dddd4444", label="liver cyst", side="right", region="liver", area_fraction=0.01,
+                 relations=Relations(other_lesions=(OtherLesion("aaaa1111bbbb2222", "liver tumour", "right", 39.3),
+                                                    OtherLesion("eeee5555ffff6666", "liver cyst", "right", 12.0))))  # unknown id: skipped
     res = GroundedBackend().compose(SampleFacts(ImageFacts("d1", modality="CT", organ="abdomen"), rois=(a, b)))
     rel = res.attributes["relations"]
     assert rel.count("39 mm") == 1 and "liver cyst" in rel and "eeee" not in rel and "12 mm" not in rel
@@ -151,7 +158,7 @@ def test_distance_between_two_findings_is_stated_once():
 def test_slice_without_findings_borrows_no_finding_knowledge():
     facts = SampleFacts(
         ImageFacts("n1", source="phantom_ct", modality="CT", organ="abdomen", labels=("liver_cyst",)),  # the volume's label
-        rois=(RoiFacts("a1", "liver", role="anatomy", area_fraction=0.1),),
+        rois=(RoiFacts(roi_id="a1", label="liver", kind="anatomy", area_fraction=0.1),),
         passages=(Passage("p1", 0.9, "core", "Simple liver cyst", "On CT: Sharply marginated round lesion of water density."),),
     )
     res = GroundedBackend().compose(facts)
@@ -184,7 +191,7 @@ def test_relation_between_two_findings_of_one_name_says_which():
     base = ct_liver_facts()
     lesion = dict(label="lesion", origin="expert:lesion_seg@x", side="right", region="liver", size_class="medium",
                   intensity="hypodense", area_fraction=0.006)
-    first = RoiFacts(roi_id="a", relations=({"type": "near", "target": "b", "distance_mm": 18.0},), **lesion)
+    first = RoiFacts(roi_id="a", relations=Relations(other_lesions=(OtherLesion("b", "lesion", "right", 18.0),)), **lesion)
     second = RoiFacts(roi_id="b", **{**lesion, "area_fraction": 0.004})
     facts = dataclasses.replace(base, rois=(first, second))
     text = GroundedBackend(seed=0).compose(facts).description

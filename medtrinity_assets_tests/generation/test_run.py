@@ -13,10 +13,10 @@ import re
 import pytest
 
 from medtrinity_assets.generation.backends.grounded import GroundedBackend
-from medtrinity_assets.generation.consistency import check_against_facts
 from medtrinity_assets.generation.inputs import assemble
 from medtrinity_assets.generation.prompt import load_template
 from medtrinity_assets.generation.run import generate_rows
+from medtrinity_assets.quality.consistency import score_triplet
 
 OPPOSITE = {"left": "right", "right": "left"}
 
@@ -58,7 +58,7 @@ def test_phantom_pipeline_triplets_match_truth(tmp_path):
         f = by_id[row["sample_id"]]
         a = row["attributes"]
         assert re.search(r"\bCT\b|computed tomography", a["modality"]) and "abdomen" in a["organ"]
-        assert check_against_facts(row["description"], f) == []
+        assert score_triplet(row["description"], row["attributes"], f.scorer_facts()) == []
         vol = truth[img["rel_path"].split("/")[-1]]
         z = img["slice_index"]
         clauses = json.loads(row["clauses_json"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from medtrinity_assets.quality.consistency import Facts, RoiFact, facts_from_row, score_rows, score_triplet
+from medtrinity_assets.quality.consistency import Facts, facts_from_row, score_rows, score_triplet
+from medtrinity_assets.roi.facts import RoiFacts
 from medtrinity_assets_tests.support.quality import GOOD_ATTRIBUTES, GOOD_DESCRIPTION, roi_row
 
 FACTS = Facts(
     modality="CT", organ="abdomen", labels=("tumour",),
-    rois=[RoiFact(label="tumour", side="left", size_class="small", intensity="hypo", organ="kidney", role="finding"),
-          RoiFact(label="liver", side="right", size_class="large", intensity="iso", organ="liver", role="anatomy")],
+    rois=(RoiFacts(label="tumour", side="left", size_class="small", intensity="hypodense", region="kidney"),
+          RoiFacts(label="liver", side="right", size_class="large", intensity="isodense", region="liver", kind="anatomy")),
 )
 
 
@@ -55,7 +56,7 @@ def test_size_intensity_count_and_absent_things():
 
 
 def test_side_without_known_orientation_is_an_invented_location():
-    facts = Facts(modality="CR", organ="chest", rois=[RoiFact(label="nodule", role="finding")])
+    facts = Facts(modality="CR", organ="chest", rois=(RoiFacts(label="nodule"),))
     issues = score_triplet("Chest radiograph with a nodule in the left lung.", None, facts)
     assert kinds(issues) == ["side"] and issues[0].expected == "unknown"
     # the image's own left/right is display, not anatomy
@@ -69,7 +70,8 @@ def test_rows_in_table_shape_and_shard_rate():
     bad = dict(good, sample_id="s2", description=GOOD_DESCRIPTION.replace("left", "right").replace("CT", "MRI"))
     failed = dict(good, sample_id="s3", status="failed", description=None)
     facts = facts_from_row(good, [roi])
-    assert facts.rois[0].side == "left" and facts.rois[0].organ == "kidney" and facts.rois[0].intensity == "hypo"
+    claims = facts.claims[0]
+    assert claims.side == "left" and claims.organ == "kidney" and claims.intensity == "hypo"
     score = score_rows([good, bad, failed], {"s1": [roi], "s2": [roi]})
     assert score.scored == 2 and score.flagged == 1 and score.contradiction_rate == 0.5
     assert {i["kind"] for i in score.per_triplet["s2"]} == {"side", "modality"}
@@ -80,9 +82,8 @@ def test_quoted_knowledge_is_not_read_as_a_claim_about_the_image():
     quote = "Retrieved reference: most small nodules are benign; a focal lesion darker than the liver is hypodense."
     text = "Axial CT of the abdomen. A large hyperdense tumour lies in the left kidney. " + quote
     facts = Facts(modality="CT", organ="abdomen",
-                  rois=[RoiFact(label="tumour", side="left", size_class="large", intensity="hyper", organ="kidney",
-                                role="finding"),
-                        RoiFact(label="liver", side="right", size_class="large", intensity="hyper", role="anatomy")])
+                  rois=(RoiFacts(label="tumour", side="left", size_class="large", intensity="hyperdense", region="kidney"),
+                        RoiFacts(label="liver", side="right", size_class="large", intensity="hyperdense", kind="anatomy")))
     assert kinds(score_triplet(text, None, facts)) == ["intensity", "size"]
     assert score_triplet(text, None, facts, quoted=[quote]) == []
     # quoted knowledge may name other organs of the region, not another region

@@ -134,11 +134,11 @@ def test_side_follows_patient_not_array_direction():
         m = lesion[:, ::-1] if flip else lesion
         b = body[:, ::-1] if flip else body
         ctx = ImageContext(v, "CT", (1.0, 1.0), toward, "P", {"body": b})
-        assert describe(m, ctx)["side"] == "left"
+        assert describe(m, ctx).side == "left"
     ctx = ImageContext(values, "CT", (1.0, 1.0), "", "", {"body": body})
-    assert describe(lesion, ctx)["side"] == "unknown"
+    assert describe(lesion, ctx).side == "unknown"
     mid = disk(shape, 60, 80, 6)
-    assert describe(mid, ImageContext(values, "CT", (1.0, 1.0), "L", "P", {"body": body}))["side"] == "midline"
+    assert describe(mid, ImageContext(values, "CT", (1.0, 1.0), "L", "P", {"body": body})).side == "midline"
 
 
 def test_shape_margin_and_mr_intensity_classes():
@@ -159,16 +159,35 @@ def test_shape_margin_and_mr_intensity_classes():
         soft = ndimage.gaussian_filter(np.where(m, 300.0, 200.0), 4) + rng.normal(0, 5, shape)
         ctx = ImageContext(sharp.astype(np.float32), "MR", (1.0, 1.0), "L", "P", {})
         d = describe(m, ctx)
-        assert d["shape"] == name, (name, d["circularity"], d["solidity"])
-        assert d["margin"] == "well_defined" and d["intensity"] == "hyperintense" and d["contrast_unit"] == "z"
-        assert describe(m, ImageContext(soft.astype(np.float32), "MR", (1.0, 1.0), "L", "P", {}))["margin"] == "ill_defined"
+        assert d.shape == name, (name, d.circularity, d.solidity)
+        assert d.margin == "well_defined" and d.intensity == "hyperintense" and d.contrast_unit == "z"
+        assert describe(m, ImageContext(soft.astype(np.float32), "MR", (1.0, 1.0), "L", "P", {})).margin == "ill_defined"
     dark = np.where(masks["round"], 100.0, 200.0) + rng.normal(0, 5, shape)
-    assert describe(masks["round"], ImageContext(dark.astype(np.float32), "US", (float("nan"),) * 2, "", "", {}))["intensity"] == "darker"
+    assert describe(masks["round"], ImageContext(dark.astype(np.float32), "US", (float("nan"),) * 2, "", "", {})).intensity == "darker"
     iso = 200.0 + rng.normal(0, 5, shape)
-    assert describe(masks["round"], ImageContext(iso.astype(np.float32), "MR", (1.0, 1.0), "", "", {}))["intensity"] == "isointense"
+    assert describe(masks["round"], ImageContext(iso.astype(np.float32), "MR", (1.0, 1.0), "", "", {})).intensity == "isointense"
 
 
 def test_thresholds_from_config_reject_unknown_keys():
     assert Thresholds.from_config({"ct_contrast_hu": 15}).ct_contrast_hu == 15
     with pytest.raises(ValueError, match="unknown key"):
         Thresholds.from_config({"ct_contrast": 15})
+
+
+def test_rows_read_back_into_the_same_record(described):
+    """A stored ROI row is the record plus its bookkeeping: reading it back and storing it again changes nothing."""
+    from dataclasses import fields
+
+    from medtrinity_assets.roi.facts import ROW_ONLY_COLUMNS, RoiFacts
+    from medtrinity_assets.tables import ROI_SCHEMA
+
+    _, _, rois, _ = described[(PHANTOMS[0], "LPS")]
+    ok = [r for r in rois if r["status"] == "ok"]
+    assert ok
+    for r in ok:
+        rec = RoiFacts.from_row(r)
+        assert rec.to_row() == {k: v for k, v in r.items() if k not in ROW_ONLY_COLUMNS}
+        assert RoiFacts.from_row(rec.compact()) == rec  # the copy a triplet keeps reads back the same
+    finding = next(RoiFacts.from_row(r) for r in ok if r["kind"] == "finding")
+    assert finding.relations.n_lesions >= 1 and finding.relations.inside
+    assert {f.name for f in fields(RoiFacts)} - {"relations"} == set(ROI_SCHEMA.names) - set(ROW_ONLY_COLUMNS) - {"relations_json"}

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from medtrinity_assets.generation.records import ImageFacts, Passage, RoiFacts, SampleFacts
+from medtrinity_assets.generation.sample_facts import ImageFacts, Passage, SampleFacts
+from medtrinity_assets.roi.facts import Relations, RoiFacts
 
 
 @dataclass
@@ -229,11 +230,12 @@ def ct_liver_facts(sample_id: str = "ct-1", side: str = "left", n_passages: int 
         image=ImageFacts(sample_id=sample_id, source="phantom_ct", modality="CT", organ="abdomen",
                          labels=("liver_metastasis",), axis="axial", window="ct:abdomen(40/400)"),
         rois=(
-            RoiFacts("r1", "liver_metastasis", side=side, vertical="upper", ap_position="anterior", region="liver",
-                     bbox=(0.55, 0.30, 0.65, 0.40), size_class="small", area_fraction=0.008, intensity="hypodense",
-                     intensity_contrast=-60.0, texture="homogeneous", shape="round", margin="well-defined",
-                     relations=({"type": "inside", "target": "liver"},)),
-            RoiFacts("a1", "liver", role="anatomy", area_fraction=0.12, bbox=(0.45, 0.2, 0.85, 0.6)),
+            RoiFacts(roi_id="r1", label="liver_metastasis", origin="ground_truth", side=side, vertical_position="upper",
+                     ap_position="anterior", region="liver", bbox=(0.55, 0.30, 0.65, 0.40), size_class="small",
+                     area_fraction=0.008, intensity="hypodense", contrast=-60.0, contrast_unit="HU",
+                     texture="homogeneous", shape="round", margin="well_defined", relations=Relations(inside=("liver",))),
+            RoiFacts(roi_id="a1", label="liver", kind="anatomy", origin="ground_truth", area_fraction=0.12,
+                     bbox=(0.45, 0.2, 0.85, 0.6)),
         ),
         passages=passages,
     )
@@ -242,8 +244,9 @@ def ct_liver_facts(sample_id: str = "ct-1", side: str = "left", n_passages: int 
 def mr_brain_facts(sample_id: str = "mr-1") -> SampleFacts:
     return SampleFacts(
         image=ImageFacts(sample_id=sample_id, source="brain_mr", modality="MR", organ="brain", labels=("glioma",)),
-        rois=(RoiFacts("r1", "glioma", side="right", region="brain", size_class="large", area_fraction=0.06,
-                       intensity="hyperintense", texture="heterogeneous", shape="irregular", margin="ill-defined"),),
+        rois=(RoiFacts(roi_id="r1", label="glioma", origin="ground_truth", side="right", region="brain", size_class="large",
+                       area_fraction=0.06, intensity="hyperintense", texture="heterogeneous", shape="irregular",
+                       margin="ill_defined"),),
     )
 
 
@@ -279,15 +282,15 @@ def phantom_samples(seed: int = 0, indices=range(6)) -> list[tuple[SampleFacts, 
                 rid = f"les{other['label']}"
                 ys, xs = np.nonzero(ph.label_map[z] == other["label"])
                 rois.append(RoiFacts(
-                    roi_id=rid, label=other["name"], role="finding", side=other["side"], region=other["organ"],
+                    roi_id=rid, label=other["name"], kind="finding", side=other["side"], region=other["organ"],
                     bbox=(xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h),
                     area_fraction=area / (h * w), size_class=other["size_class"], intensity=other["intensity"],
-                    intensity_contrast=other["contrast_hu"], contrast_unit="HU", texture=other["texture"],
-                    shape=other["shape"], relations=({"type": "inside", "target": other["organ"]},)))
+                    contrast=other["contrast_hu"], contrast_unit="HU", texture=other["texture"],
+                    shape=other["shape"], relations=Relations(inside=(other["organ"],))))
                 truth[rid] = other
             for value, organ in ORGAN_LABELS.items():
                 if np.any(ph.label_map[z] == value):
-                    rois.append(RoiFacts(roi_id=f"org{value}", label=organ, role="anatomy",
+                    rois.append(RoiFacts(roi_id=f"org{value}", label=organ, kind="anatomy",
                                          area_fraction=float(np.mean(ph.label_map[z] == value))))
             image = ImageFacts(sample_id=f"{ph.subject_id}_z{z:02d}", source="phantom_ct", modality="CT", organ="abdomen",
                                labels=tuple(sorted({t["name"].replace(" ", "_") for t in truth.values()})), axis="axial",

@@ -78,7 +78,9 @@ def roi_row(sample_id: str, source: str, label: str = "tumour", side: str = "lef
         "equivalent_diameter_mm": 11.0, "intensity": intensity, "contrast": -30.0, "contrast_unit": "HU",
         "mean_value": 10.0, "texture": "homogeneous", "texture_score": 1.0, "glcm_homogeneity": 0.5,
         "shape": "round", "circularity": 0.9, "solidity": 0.95, "margin": "well_defined", "edge_sharpness": 1.0,
-        "relations_json": json.dumps([{"type": "inside", "target": region}]), "status": "ok", "error": "",
+        "relations_json": json.dumps({"inside": [region], "overlaps": [], "adjacent": [], "nearest_organ": region,
+                                      "distance_to_organ_edge_mm": 2.0, "distance_unit": "mm"}),
+        "status": "ok", "error": "",
     }
 
 

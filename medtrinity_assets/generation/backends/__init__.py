@@ -33,7 +33,7 @@ import hashlib
 from pathlib import Path
 from typing import Protocol
 
-from medtrinity_assets.generation.records import GenerationResult, PromptRequest
+from medtrinity_assets.generation.results import GenerationResult, PromptRequest
 
 BACKENDS = ("grounded", "openai", "transformers")
 

@@ -13,26 +13,21 @@ import functools
 import hashlib
 import re
 
-from medtrinity_assets.generation.coarse_caption import SHOWN_CODES, canonical_modality, humanise, modality_names, needs_noun
-from medtrinity_assets.generation.consistency import Allowed, allowed_facts, contradictions, modalities_in, organs_in, sides_in
-from medtrinity_assets.generation.records import (
-    ATTRIBUTES,
-    STATUS_OK,
-    GenerationResult,
-    Passage,
-    PromptRequest,
-    RoiFacts,
-    SampleFacts,
-)
+from medtrinity_assets import vocabulary as V
+from medtrinity_assets.generation.results import STATUS_OK, GenerationResult, PromptRequest
+from medtrinity_assets.generation.sample_facts import Passage, SampleFacts
+from medtrinity_assets.quality.consistency import Facts, score_text
+from medtrinity_assets.roi.facts import RoiFacts
+from medtrinity_assets.tables import ATTRIBUTES
+from medtrinity_assets.vocabulary import article as _article
+from medtrinity_assets.vocabulary import humanise, join_words, modality_names, needs_noun, sides_in
 
 VERSION = "grounded-1.0"
 MAX_DESCRIBED = 3  # findings described one by one; the rest are counted
-NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+NUMBER_WORDS = V.NUMBER_WORDS
 _APPEARANCE_RE = re.compile(r"dens|intens|attenuat|echo|enhanc|margin|texture|homogen|heterogen|calcif|appear|well-defined|ill-defined|shape|round|oval|irregular|lobulat", re.IGNORECASE)
 _ID_RE = re.compile(r"[0-9a-f]{12,}")
 _UNNAMED_RE = re.compile(r"(?:label|class|value)\s*(\d+)", re.IGNORECASE)
-_GENERIC_WORDS = frozenset("""a an the of and or in on with without normal abnormal finding findings lesion lesions region regions
-    image images scan slice label labelled class unknown other none no left right phantom""".split())
 QUOTED_CAPTION = "quote:image.caption_in"  # clause source of text quoted from the source's caption
 _MOD_PREFIX_RE = re.compile(r"^On ([A-Za-z][\w -]{0,20}):\s+(\S)")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
@@ -62,29 +57,20 @@ class Chooser:
         return options[value % n]
 
 
-def _article(word: str) -> str:
-    first = (word.split() or [""])[0]
-    if first[:2].upper() == "X-":  # an X-ray
-        return "an"
-    if len(first) > 1 and first.replace("-", "").isupper():  # acronyms are read letter by letter: an MRI, a CT
-        return "an" if first[0] in "AEFHILMNORSX" else "a"
-    return "an" if first[:1].lower() in "aeiou" else "a"
-
-
-SIZE_WORDS = {"medium": "medium-sized", "very large": "very large", "very_large": "very large"}
-RELATIVE_INTENSITY = {"brighter": "brighter than", "darker": "darker than", "similar": "similar in intensity to"}
+SIZE_WORDS = V.SIZE_WORDS
+RELATIVE_INTENSITY = V.RELATIVE_INTENSITY_WORDS
 
 
 def _contrast_number(roi: RoiFacts, modality: str) -> str:
     """'-40 HU' (CT), '+2.1 SD' (z-scores), '' when unmeasured."""
     unit = roi.contrast_unit or ("HU" if modality.upper() == "CT" else "")
-    if roi.intensity_contrast is None:
+    if roi.contrast is None:
         return ""
     if unit.upper() == "HU":
-        return f"{roi.intensity_contrast:+.0f} HU"
+        return f"{roi.contrast:+.0f} HU"
     if unit.lower() == "z":
-        return f"{roi.intensity_contrast:+.1f} SD"
-    return f"{roi.intensity_contrast:+.1f}"
+        return f"{roi.contrast:+.1f} SD"
+    return f"{roi.contrast:+.1f}"
 
 
 def _intensity_phrase(roi: RoiFacts, modality: str) -> str:
@@ -96,10 +82,7 @@ def _intensity_phrase(roi: RoiFacts, modality: str) -> str:
     return f"{roi.intensity} ({number} relative to its surroundings)" if number else f"{roi.intensity} relative to the surrounding tissue"
 
 
-def _join(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
+_join = join_words
 
 
 def _cap(text: str) -> str:
@@ -124,11 +107,11 @@ class Composer:
     def modality(self, facts: SampleFacts, c: Chooser) -> list[tuple[str, str]]:
         img = facts.image
         long_name, short = modality_names(img.modality)
-        code = canonical_modality(img.modality)
+        code = V.shown_code(img.modality)
         view = "axial " if img.axis == "axial" else ""
         noun = "slice" if view else "image"
-        if code and long_name != "medical image":
-            options = [short, long_name] + ([f"{long_name} ({code})"] if code in SHOWN_CODES and needs_noun(long_name) else [])
+        if V.modality(img.modality) is not None:
+            options = [short, long_name] + ([f"{long_name} ({code})"] if code and needs_noun(long_name) else [])
             named = c.pick(options)
             if not needs_noun(named):
                 noun = ""
@@ -193,7 +176,7 @@ class Composer:
         seen: set[str] = set()
         for _i, roi in enumerate(findings):
             name = self._roi_name(roi)
-            size = SIZE_WORDS.get(roi.size_class, roi.size_class)
+            size = SIZE_WORDS.get(roi.size_class, humanise(roi.size_class))
             sized = f"{size + ' ' if size else ''}{name}"
             subject = f"another {sized}" if name in seen else f"{_article(sized)} {sized}"
             seen.add(name)
@@ -209,10 +192,10 @@ class Composer:
                 where.append(c.pick([f"within the {humanise(roi.region)}", f"in the {humanise(roi.region)}"]))
                 src.append("region")
             pos = []
-            if roi.vertical:
-                pos.append(f"the {roi.vertical} part of the image")
+            if roi.vertical_position:
+                pos.append(f"the {roi.vertical_position} part of the image")
                 src.append("vertical")
-            if roi.ap_position:
+            if roi.ap_position in ("anterior", "central", "posterior"):
                 ap = {"central": "centrally"}.get(roi.ap_position, roi.ap_position + "ly" if roi.ap_position.endswith("ior") else roi.ap_position)
                 src.append("ap_position")
             else:
@@ -233,7 +216,7 @@ class Composer:
             out.append((text.rstrip(", ") + ".", f"roi:{roi.roi_id}." + ",".join(src)))
         return out
 
-    def texture(self, facts: SampleFacts, findings: list[RoiFacts], allowed: Allowed, c: Chooser) -> list[tuple[str, str]]:
+    def texture(self, facts: SampleFacts, findings: list[RoiFacts], allowed: Facts, c: Chooser) -> list[tuple[str, str]]:
         out = []
         for i, roi in enumerate(findings):
             nouns, src = [], []
@@ -244,7 +227,7 @@ class Composer:
                 nouns.append(c.pick([f"{_article(roi.shape)} {roi.shape} shape", f"{_article(roi.shape)} {roi.shape} outline"]))
                 src.append("shape")
             if roi.margin:
-                nouns.append(f"{roi.margin} margins")
+                nouns.append(f"{V.MARGIN_WORDS.get(roi.margin, humanise(roi.margin))} margins")
                 src.append("margin")
             if not roi.intensity and not nouns:
                 continue
@@ -266,7 +249,7 @@ class Composer:
             out.append(("No region-level intensity or texture measurements are available.", "rois"))
         return out
 
-    def knowledge_sentence(self, facts: SampleFacts, allowed: Allowed) -> tuple[Passage, str] | None:
+    def knowledge_sentence(self, facts: SampleFacts, allowed: Facts) -> tuple[Passage, str] | None:
         """An appearance sentence from a top passage about this image's finding, that the facts do not contradict.
 
         A passage counts as about the finding when its title shares a content word with a finding's
@@ -275,17 +258,17 @@ class Composer:
         """
         if facts.findings:  # what this slice shows, not every label of its volume
             about = [r.label for r in facts.findings]
-            organs = set().union(*(organs_in(humanise(r.label)) | organs_in(humanise(r.region)) for r in facts.findings))
+            organs = set().union(*(V.organs_in(humanise(r.label)) | V.organs_in(humanise(r.region)) for r in facts.findings))
         elif facts.rois:  # ROIs were found but none is a finding: the volume's labels are not about this slice
             return None
         else:  # no ROI stage for this source: the image's own labels say what it shows
             about = [facts.image.disease, *facts.image.labels]
-            organs = set(allowed.organs)
+            organs = set(_fact_organs(facts))
         topics = _topic_words(" ".join(about))
         if not topics:
             return None
         for p in facts.passages[:3]:
-            if not (_topic_words(p.title) & topics) or not organs_in(p.title) <= organs:
+            if not (_topic_words(p.title) & topics) or not V.organs_in(p.title) <= organs:
                 continue  # a passage about another finding or another organ ('liver cyst' for a kidney cyst)
             s = _usable_sentence(p.text, allowed)
             if s:
@@ -298,9 +281,8 @@ class Composer:
         stated: set[frozenset[str]] = set()  # a distance between two findings is said once, not from both ends
         for i, roi in enumerate(findings):
             phrases = []
-            for rel in roi.relations:
-                kind = str(rel.get("type") or rel.get("relation") or "").lower().replace("_", " ")
-                raw_target = str(rel.get("target") or rel.get("other") or rel.get("label") or "")
+            for rel in roi.relations.statements():
+                kind, raw_target = rel.type, rel.target
                 if raw_target in names:
                     pair = frozenset((roi.roi_id, raw_target))
                     if pair in stated:
@@ -312,20 +294,17 @@ class Composer:
                 other = next((r for r in findings if r.roi_id == raw_target), None)
                 if other is not None and len(findings) > 1:  # 'the second lesion', not 'the lesion', when names repeat
                     target = self._refer(other, findings.index(other), findings, c)[len("The "):]
-                if not kind or not target:
+                if not target:
                     continue
-                dist = rel.get("distance_mm")
-                dist_s = f"{float(dist):.0f} mm" if isinstance(dist, (int, float)) else ""
-                if kind in ("inside", "within", "contained in", "in"):
+                dist_s = f"{rel.distance_mm:.0f} mm" if rel.distance_mm is not None else ""
+                if kind == "inside":
                     phrases.append(c.pick([f"lies within the {target}", f"is contained in the {target}"]))
-                elif kind in ("adjacent", "touches", "abuts", "adjacent to"):
+                elif kind == "adjacent":
                     phrases.append(c.pick([f"abuts the {target}", f"is adjacent to the {target}"]))
-                elif kind in ("overlaps", "overlap"):
+                elif kind == "overlaps":
                     phrases.append(f"overlaps the {target}")
-                elif kind in ("near", "distance", "apart"):
+                else:  # near
                     phrases.append(c.pick([f"is {dist_s} from the {target}", f"lies {dist_s} away from the {target}"]) if dist_s else f"is near the {target}")
-                else:
-                    phrases.append(f"is {kind} the {target}" + (f" ({dist_s})" if dist_s else ""))
             if phrases:
                 out.append((f"{self._refer(roi, i, findings, c)} {_join(phrases[:4])}.", f"roi:{roi.roi_id}.relations"))
         if not out:
@@ -339,7 +318,7 @@ class Composer:
 
     def compose(self, facts: SampleFacts) -> GenerationResult:
         c = Chooser(self.seed, facts.sample_id)
-        allowed = allowed_facts(facts)
+        allowed = facts.scorer_facts()
         findings = sorted(facts.findings, key=lambda r: -(r.area_fraction or 0.0))[:MAX_DESCRIBED]
         per_field = {
             "modality": self.modality(facts, c),
@@ -355,18 +334,22 @@ class Composer:
                                 attributes=attributes, clauses=clauses, attempts=1)
 
 
+def _fact_organs(facts: SampleFacts) -> frozenset[str]:
+    """Organs the image's facts name, a body region standing for the organs it shows."""
+    img = facts.image
+    m = V.modality(img.modality)
+    phrases = [img.organ, img.disease, *img.labels, *(r.label for r in facts.rois), *(r.region for r in facts.rois),
+               *(t for r in facts.rois for t in r.relations.organs()), m.implies_organ if m else ""]
+    return frozenset().union(*(V.organs_of_phrase(p) for p in phrases if p))
+
+
 @functools.lru_cache(maxsize=16384)
 def _content_words(text: str) -> frozenset[str]:
     words = set()
     for w in re.findall(r"[a-z]{3,}", (text or "").lower()):
-        if w not in _GENERIC_WORDS:
+        if w not in V.GENERIC_WORDS:
             words.add(w[:-1] if w.endswith("s") and len(w) > 4 else w)  # crude plural folding: cysts -> cyst
     return frozenset(words)
-
-
-SYNONYMS = {"tumor": "tumour", "neoplasm": "tumour", "carcinoma": "tumour", "metastasi": "tumour", "metastase": "tumour",
-            "mass": "tumour", "cancer": "tumour", "malignancy": "tumour", "hepatocellular": "tumour", "adenocarcinoma": "tumour",
-            "glioblastoma": "glioma", "haemorrhage": "hemorrhage", "bleed": "hemorrhage", "cystic": "cyst"}
 
 
 @functools.lru_cache(maxsize=16384)
@@ -374,22 +357,18 @@ def _topic_words(text: str) -> frozenset[str]:
     """What a finding or a passage is about, without organ and modality words ('liver cyst' -> {cyst})."""
     out = set()
     for w in _content_words(text):
-        if organs_in(w) or modalities_in(w):
+        if V.organs_in(w) or V.modalities_in(w):
             continue
-        out.add(SYNONYMS.get(w, w))
+        out.add(V.FINDING_SYNONYMS.get(w, w))
     return frozenset(out)
-
-
-CORPUS_MODALITY_WORDS = {"MR": "MRI", "FUNDUS": "fundus photographs", "HISTO": "histology", "HISTOLOGY": "histology",
-                         "DERM": "dermoscopy", "US": "ultrasound", "CR": "radiographs", "DX": "radiographs",
-                         "XR": "radiographs", "MG": "mammography", "PT": "PET"}
 
 
 def _tidy(sentence: str) -> str:
     """'On CT: Sharply marginated ...' -> 'On CT, sharply marginated ...' (the corpus's section style)."""
     def repl(m: re.Match) -> str:
         nxt = m.group(2)
-        where = CORPUS_MODALITY_WORDS.get(m.group(1).upper(), m.group(1))
+        mod = V.modality(m.group(1))
+        where = mod.on_name if mod else m.group(1)
         return f"On {where}, {nxt.lower() if nxt.isupper() and not m.string[m.end(2):m.end(2) + 1].isupper() else nxt}"
 
     return _MOD_PREFIX_RE.sub(repl, sentence, count=1)
@@ -400,10 +379,9 @@ def _sentences(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in _SENTENCE_RE.split(" ".join(text.split())) if 20 <= len(s.strip()) <= 300)
 
 
-@functools.lru_cache(maxsize=16384)
-def _usable_sentence(text: str, allowed: Allowed) -> str:
+def _usable_sentence(text: str, allowed: Facts) -> str:
     for s in _sentences(text):
-        if _APPEARANCE_RE.search(s) and not sides_in(s) and not contradictions(s, allowed):
+        if _APPEARANCE_RE.search(s) and not sides_in(s) and not score_text(s, "knowledge", allowed):
             s = _tidy(s)
             return s if s.endswith((".", "!", "?")) else s + "."
     return ""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from medtrinity_assets.generation.answer import parse_answer
 from medtrinity_assets.generation.prompt import load_template
-from medtrinity_assets.generation.records import STATUS_OK, GenerationResult, PromptRequest, failed
+from medtrinity_assets.generation.results import STATUS_OK, GenerationResult, PromptRequest, failed
 
 VERSION = "hf-local-1.0"
 

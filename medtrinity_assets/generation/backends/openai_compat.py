@@ -25,7 +25,7 @@ import httpx
 from medtrinity_assets.generation.answer import parse_answer
 from medtrinity_assets.generation.cache import ResponseCache, cache_key
 from medtrinity_assets.generation.prompt import load_template
-from medtrinity_assets.generation.records import STATUS_OK, GenerationResult, PromptRequest, failed
+from medtrinity_assets.generation.results import STATUS_OK, GenerationResult, PromptRequest, failed
 
 VERSION = "openai-compat-1.0"
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
