@@ -150,7 +150,7 @@ ORGANS: tuple[Organ, ...] = (
     Organ("chest", ("chest",), ("thorax", "thoracic")),
     Organ("oesophagus", ("chest",), ("esophagus", "oesophageal", "esophageal")),
     Organ("breast", ("breast",), ("breasts", "mammary")),
-    Organ("liver", ("abdomen",), ("hepatic",)),
+    Organ("liver", ("abdomen",), ("hepatic", "hepatocellular", "hepatobiliary", "intrahepatic")),
     Organ("kidney", ("abdomen",), ("kidneys", "renal")),
     Organ("spleen", ("abdomen",), ("splenic",)),
     Organ("pancreas", ("abdomen",), ("pancreatic",)),
@@ -223,7 +223,8 @@ NORMAL_LABELS: frozenset[str] = frozenset(
     {"body", "background", "normal", "bone", "air", "fat", "tissue", "soft tissue", "vessel", "vessels"}
 )
 # image-level labels that say "no finding" (a caption never reads them as a disease)
-NON_FINDING_LABELS: frozenset[str] = frozenset({"", "none", "normal", "unknown", "background", "no finding", "no_finding"})
+NON_FINDING_LABELS: frozenset[str] = frozenset({"", "none", "normal", "healthy", "unknown", "background", "no finding",
+                                                "no_finding"})
 # finding words that mean the same for choosing knowledge (a passage on "carcinoma" is about a "tumour")
 FINDING_SYNONYMS: dict[str, str] = {
     "tumor": "tumour", "neoplasm": "tumour", "carcinoma": "tumour", "metastasi": "tumour", "metastase": "tumour",

@@ -120,7 +120,7 @@ class Facts:
         if self.abnormal_rois():
             return True
         for t in (self.disease, *self.labels):
-            if t and _is_finding_label(t) and t.strip().lower() not in ("normal", "none", "healthy"):
+            if t and _is_finding_label(t) and t.strip().lower() not in V.NON_FINDING_LABELS:
                 return True
         return False
 
