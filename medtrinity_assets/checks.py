@@ -266,10 +266,10 @@ def triplets_consistency(context: AssetCheckExecutionContext, pipeline: Pipeline
 
 @functools.lru_cache(maxsize=4)
 def _identifiers(config_path: str, stamp: float) -> tuple[str, ...]:
-    from medtrinity_assets.config import load_config
+    from medtrinity_assets.config import read_config
     from medtrinity_assets.quality.phi import identifiers_for
 
-    return tuple(identifiers_for(load_config(config_path)))
+    return tuple(identifiers_for(read_config(config_path)))
 
 
 def identifiers(pipeline: PipelineResource) -> tuple[str, ...]:

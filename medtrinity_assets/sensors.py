@@ -37,7 +37,7 @@ from dagster import (
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from medtrinity_assets.config import PipelineConfig, load_config
+from medtrinity_assets.config import PipelineConfig, read_config
 from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, config_versions, fingerprint, outdated_names, parse_recorded
 from medtrinity_assets.jobs import (
     JOBS,
@@ -62,7 +62,7 @@ def _default_status() -> DefaultSensorStatus:
 
 def _fresh_config() -> PipelineConfig:
     """Read the YAML again on every tick (settings caches it per process; a sensor must see edits)."""
-    return load_config(active_config_path())
+    return read_config(active_config_path())
 
 
 # ---------------------------------------------------------------- reading what partitions recorded

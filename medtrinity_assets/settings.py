@@ -11,7 +11,7 @@ from medtrinity_assets.config import PipelineConfig, default_config_path, load_c
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str) -> PipelineConfig:
-    return load_config(path)
+    return load_config(path, check_files=False)  # the UI loads while a source folder is unmounted; ingest checks it
 
 
 def active_config_path() -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def _retriever(config: str | None, encoder_override: str, corpora: list[str] | None):
-    from medtrinity_assets.config import ConfigError, load_config
+    from medtrinity_assets.config import ConfigError, read_config
     from medtrinity_assets.knowledge.chunking import passages_table, tokenizer_for
     from medtrinity_assets.knowledge.corpus import bundled_core_path, read_corpus
     from medtrinity_assets.knowledge.embedding import load_encoder
@@ -25,7 +25,7 @@ def _retriever(config: str | None, encoder_override: str, corpora: list[str] | N
 
     cfg = None
     try:
-        cfg = load_config(config) if config else None
+        cfg = read_config(config) if config else None
     except ConfigError as exc:
         if Path(config).exists():
             raise

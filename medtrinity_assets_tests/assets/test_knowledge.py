@@ -39,7 +39,7 @@ def setup(tmp_path_factory):
     write_medrag_file(root / "medrag_small.jsonl", n=10, bad_lines=1)
     cfg = root / "sources.yaml"
     cfg.write_text(
-        "data_root: out\nshards: 4\nsources: []\n"
+        "data_root: out\nshards: 4\nsources:\n  - {name: demo, format: image_folder, path: images}\n"
         "knowledge:\n  top_k: 4\n  chunk_tokens: 160\n  overlap: 24\n  corpora:\n"
         f"    - {{name: core, format: core, path: {bundled_core_path()}}}\n"
         "    - {name: medrag_small, format: medrag, path: medrag_small.jsonl}\n"

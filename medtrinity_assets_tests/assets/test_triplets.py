@@ -143,11 +143,11 @@ def test_openai_backend_partition_failures_cache_and_identity(tmp_path, instance
         assert mat.tags["dagster/data_version"] != grounded.tags["dagster/data_version"]  # switching model -> new version
         assert mat.metadata["input_versions"].data["config:generator"] != grounded.metadata["input_versions"].data["config:generator"]
         # the ops sensor's view: the YAML now names the grounded generator again -> this partition is outdated
-        from medtrinity_assets.config import load_config
+        from medtrinity_assets.config import read_config
         from medtrinity_assets.input_versions import outdated_names
         from medtrinity_assets.sensors import generator_versions
 
-        now = generator_versions(load_config(write_config(tmp_path, "g2", {"backend": "grounded"})), instance)
+        now = generator_versions(read_config(write_config(tmp_path, "g2", {"backend": "grounded"})), instance)
         assert outdated_names(mat.metadata["input_versions"].data, now) == ["config:generator"]
         assert outdated_names(grounded.metadata["input_versions"].data, now) == []
         n = len(server.requests)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
+from pydantic import ValidationError
 
 from medtrinity_assets.formats import safety
 from medtrinity_assets.formats.base import ReadError, get_reader
@@ -81,8 +82,8 @@ def test_radiological_display_and_spacing_options(tmp_path):
     item = reader.load(src, refs[0])
     assert (item.col_toward, item.row_toward) == ("L", "I")
     assert item.spacing == (0.2, 0.2)
-    with pytest.raises(ReadError):
-        reader.load(source("c", "image_folder", tmp_path / "cxr", options={"display": "sideways"}), refs[0])
+    with pytest.raises(ValidationError, match="display"):  # a bad option stops at configuration, before any read
+        source("c", "image_folder", tmp_path / "cxr", options={"display": "sideways"})
 
 
 def test_bad_images_are_quarantined(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from medtrinity_assets.knowledge.chunking import (
     WhitespaceTokenizer,
@@ -22,7 +23,7 @@ from medtrinity_assets.knowledge.corpus import (
     split_markdown,
 )
 from medtrinity_assets.knowledge.embedding import resolve_encoder
-from medtrinity_assets.knowledge.settings import KnowledgeSettings, KnowledgeSettingsError
+from medtrinity_assets.knowledge.settings import KnowledgeSettings
 from medtrinity_assets.tables import PASSAGE_SCHEMA
 from medtrinity_assets_tests.support.knowledge import labelled_queries, write_medrag_file
 
@@ -163,11 +164,11 @@ def test_passages_table_schema(tmp_path):
 
 
 def test_settings_validation():
-    s = KnowledgeSettings.from_section({"corpora": [], "chunk_tokens": 100, "overlap": 10, "encoder": None})
+    s = KnowledgeSettings(chunk_tokens=100, overlap=10)
     assert s.chunk_tokens == 100 and s.encoder == ""
-    with pytest.raises(KnowledgeSettingsError, match="overlap"):
-        KnowledgeSettings.from_section({"chunk_tokens": 10, "overlap": 10})
-    with pytest.raises(KnowledgeSettingsError, match="unknown"):
-        KnowledgeSettings.from_section({"chunk_size": 10})
-    with pytest.raises(KnowledgeSettingsError, match="approximate"):
-        KnowledgeSettings.from_section({"approximate": "lsh"})
+    with pytest.raises(ValidationError, match="overlap"):
+        KnowledgeSettings(chunk_tokens=10, overlap=10)
+    with pytest.raises(ValidationError, match="chunk_size"):
+        KnowledgeSettings(chunk_size=10)
+    with pytest.raises(ValidationError, match="approximate"):
+        KnowledgeSettings(approximate="lsh")
