@@ -280,6 +280,20 @@ NEGATIONS: tuple[str, ...] = ("no", "without", "absence of", "absent", "not", "f
                               "rules out", "neither", "nor")
 SIDES = ("left", "right")
 
+# ---- pipeline language -----------------------------------------------------------------------------
+
+# words that describe how the dataset was made, never the image: no training target may hold them
+PIPELINE_TERMS: tuple[str, ...] = (
+    "marked", "unmarked", "outlined", "delineated", "annotated", "annotation", "annotations", "segmented",
+    "segmentation", "mask", "masks", "region of interest", "regions of interest", "roi", "rois",
+    "retrieved", "retrieval", "reference structure", "reference structures", "metadata", "not recorded",
+    "can be stated", "cannot be stated", "measurements are available", "measurements are not available",
+    "is not available", "are not available", "knowledge", "the source", "supplied with", "caption",
+    "labelled", "labeled", "label", "labels", "pipeline", "dataset", "overlay",
+)
+PIPELINE_RE = re.compile(r"(?<![A-Za-z])(" + "|".join(sorted(map(re.escape, PIPELINE_TERMS), key=len, reverse=True))
+                         + r")(?![A-Za-z])", re.IGNORECASE)
+
 # ---- words -----------------------------------------------------------------------------------------
 
 
