@@ -1,7 +1,7 @@
 """Arrow schemas of every table the pipeline writes, in pipeline order, and the JSON-column helper.
 
 One file answers "which columns does table X have": manifest, images and quarantine (ingest), rois
-(ROI stage), passages and context (knowledge), triplets (generation), near_duplicates and eval_leaks
+and image_facts (ROI stage), passages and context (knowledge), triplets (generation), near_duplicates and eval_leaks
 (quality). Pure pyarrow: every stage imports it, it imports nothing of the pipeline.
 
 Conventions shared by every table:
@@ -115,7 +115,8 @@ ROI_SCHEMA = pa.schema(
         ("label", pa.string()),
         ("kind", pa.string()),  # anatomy | finding
         ("origin", pa.string()),  # ground_truth | expert:<name>@<version>
-        ("confidence", pa.float64()),  # 1.0 for ground truth; mean probability for models
+        ("model_sha256", pa.string()),  # digest of the expert's weights (its code for built-ins); '' for ground truth
+        ("confidence", pa.float64()),  # 1.0 for ground truth; mean probability (models) or the registry's measured score (rules)
         ("component", pa.int32()),  # index of the connected component within (sample, origin, label)
         ("n_components", pa.int32()),
         ("bbox", pa.list_(pa.float64())),  # normalised [x0, y0, x1, y1]
@@ -149,6 +150,29 @@ ROI_SCHEMA = pa.schema(
 )
 
 ROI_KINDS = ("anatomy", "finding")
+
+# One row per image of a ``rois`` partition, written beside the rois table by the same stage: what the
+# image shows as a whole. ``text`` words it; the card reads coverage from it. ``body_region`` is one
+# of BODY_REGIONS or '' when no expert could tell and the metadata says nothing usable.
+BODY_REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "extremity")
+IMAGE_FACTS_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("source", pa.string()),
+        ("shard", pa.string()),
+        ("modality", pa.string()),  # the images row's modality (coverage is reported per modality)
+        ("body_region", pa.string()),  # head | neck | chest | abdomen | pelvis | extremity | '' (unknown)
+        ("body_region_origin", pa.string()),  # expert:<name>@<version> | metadata | '' (unknown)
+        ("body_region_detail", pa.string()),  # finer level when measured (e.g. 'lower chest'), else ''
+        ("organs", pa.list_(pa.string())),  # organ labels with >= 1 ROI on this image (not body/fat/air/field of view)
+        ("metadata_organ", pa.string()),  # the images row's organ (source config or header), '' when none
+        ("agrees_with_metadata", pa.bool_()),  # body_region vs metadata_organ's region; null when either is unknown
+        ("measurements_json", pa.string()),  # image-level measurements, e.g. {"cardiothoracic_ratio": 0.47}
+        ("experts", pa.list_(pa.string())),  # origins (expert:<name>@<version> | ground_truth) that produced ROIs or facts here
+        ("status", pa.string()),  # ok | no_expert (no model applies / roi: none) | error
+        ("error", pa.string()),  # why, for a person, when status != ok (and notes like 'not a chest radiograph')
+    ]
+)
 
 
 # ---- knowledge ----

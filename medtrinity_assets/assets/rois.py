@@ -30,7 +30,7 @@ from medtrinity_assets.partitions import source_shard_partitions, split_key
 from medtrinity_assets.resources import PipelineResource
 from medtrinity_assets.roi.registry import RegistryError, ResolvedModel, current_versions, load_registry
 from medtrinity_assets.storage import DataLayout, read_table, rows_to_table, write_table
-from medtrinity_assets.tables import ROI_SCHEMA
+from medtrinity_assets.tables import IMAGE_FACTS_SCHEMA, ROI_SCHEMA
 
 LESION_MODEL_DIR = "lesion_seg"
 
@@ -100,9 +100,9 @@ def expert_models(context: AssetExecutionContext, pipeline: PipelineResource) ->
     rows = [m.summary() for m in models]
     table = pa.Table.from_pylist(
         [{**r, "applies_to": json.dumps(r["applies_to"]), "labels": json.dumps(r["labels"]),
-          "metrics": json.dumps(r.get("metrics", {}))} for r in rows],
-        schema=pa.schema([(k, pa.string()) for k in ("name", "kind", "version", "sha256", "applies_to", "labels",
-                                                     "status", "error", "metrics")]),
+          "metrics": json.dumps(r.get("metrics", {})), "trusted": str(r["trusted"]).lower()} for r in rows],
+        schema=pa.schema([(k, pa.string()) for k in ("name", "kind", "version", "sha256", "scope", "trusted",
+                                                     "applies_to", "labels", "status", "error", "metrics")]),
     )
     write_table(layout.table_path("expert_models"), table)
     versions = current_versions(models)
@@ -121,11 +121,13 @@ def expert_models(context: AssetExecutionContext, pipeline: PipelineResource) ->
     deps=[AssetDep("images"), AssetDep(expert_models)],
     group_name="rois",
     kinds={"python", "parquet"},
-    description="One row per ROI (every connected component): origin, COCO RLE mask, box, and facts "
-    "(side, position, region, size, intensity, texture, shape, margin, relations). Error rows name what failed.",
+    description="One row per ROI (every connected component): origin, model digest, confidence, COCO RLE mask, box, "
+    "and facts (side, position, region, size, intensity, texture, shape, margin, relations); error rows name what "
+    "failed. Beside it, the image_facts table: one row per image with its body region, organs and measurements.",
 )
 def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> MaterializeResult:
-    from medtrinity_assets.roi.build import RoiSettings, counts_markdown, describe_partition
+    from medtrinity_assets.roi.build import RoiSettings, counts_markdown, roi_partition
+    from medtrinity_assets.roi.image_facts import coverage_by_modality
     from medtrinity_assets.roi.overlay import write_preview
 
     cfg = pipeline.config()
@@ -136,9 +138,11 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
     images = read_table(layout.table_path("images", part)).to_pylist()
     settings = RoiSettings.from_config(cfg.min_component_pixels, cfg.section("rois"))
     models = resolve_models(cfg, layout) if source.roi == "expert" else []
-    rows, stats = describe_partition(images, layout, source.roi, models, settings)
+    result = roi_partition(images, layout, source.roi, models, settings)
+    rows, stats = result.rois, result.stats
     table = rows_to_table(rows, ROI_SCHEMA)
     write_table(layout.table_path("rois", part), table)
+    write_table(layout.table_path("image_facts", part), rows_to_table(result.image_facts, IMAGE_FACTS_SCHEMA))
     try:
         from medtrinity_assets.catalog import refresh_catalog
 
@@ -162,6 +166,8 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
         "by_label": MetadataValue.json(dict(stats.by_label)),
         "counts": MetadataValue.md(counts_markdown(stats)),
         "models_used": MetadataValue.json(stats.models_used),
+        "body_regions": MetadataValue.json(dict(stats.by_region)),
+        "organ_coverage": MetadataValue.json(coverage_by_modality(result.image_facts)),
         INPUT_VERSIONS_KEY: MetadataValue.json(recorded),
         "dagster/row_count": table.num_rows,
     }

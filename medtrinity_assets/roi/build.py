@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from medtrinity_assets.roi import rle
+from medtrinity_assets.roi.builtin import ExpertInput
 from medtrinity_assets.roi.components import split_components
 from medtrinity_assets.roi.facts import ImageContext, Thresholds, describe, lesion_relations
 from medtrinity_assets.roi.ground_truth import Candidate, from_boxes, from_label_map, parse_boxes, parse_label_names
+from medtrinity_assets.roi.image_facts import ImageReadings, image_facts_row, region_from_ground_truth
 from medtrinity_assets.roi.registry import ResolvedModel
 from medtrinity_assets.storage import DataLayout
 
@@ -57,6 +59,16 @@ class PartitionStats:
     by_origin: Counter = field(default_factory=Counter)
     by_label: Counter = field(default_factory=Counter)
     models_used: dict[str, str] = field(default_factory=dict)  # model:<name> -> version@digest
+    by_region: Counter = field(default_factory=Counter)  # body region ('' unknown) -> images
+
+
+@dataclass
+class RoiPartition:
+    """What the ROI stage makes of one images partition: ROI rows, one image-facts row per image, counts."""
+
+    rois: list[dict[str, Any]]
+    image_facts: list[dict[str, Any]]
+    stats: PartitionStats
 
 
 def roi_id(sample_id: str, origin: str, label: str, component: int) -> str:
@@ -71,20 +83,31 @@ def _png_array(path) -> np.ndarray:
         return np.asarray(im)
 
 
-def load_values(row: dict[str, Any], layout: DataLayout) -> np.ndarray:
-    """The image's physical values (``values_path`` .npy) or its grey levels (PNG; RGB -> luminance)."""
+def load_image(row: dict[str, Any], layout: DataLayout) -> tuple[np.ndarray, np.ndarray | None]:
+    """(values, rgb): the physical values (``values_path`` .npy) or grey levels of the PNG (RGB -> luminance),
+    and the RGB pixels for colour images (None otherwise)."""
+    rgb = None
     if row.get("values_path"):
         values = np.load(layout.resolve(row["values_path"]), allow_pickle=False)
     else:
-        arr = _png_array(layout.resolve(row["image_path"])).astype(np.float32)
-        values = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if arr.ndim == 3 else arr
+        arr = _png_array(layout.resolve(row["image_path"]))
+        if arr.ndim == 3:
+            rgb = np.ascontiguousarray(arr[..., :3]).astype(np.uint8, copy=False)
+            values = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        else:
+            values = arr
     values = np.asarray(values, dtype=np.float32)
     if values.ndim != 2:
         raise ValueError(f"values of shape {values.shape}: expected one 2D slice")
     h, w = row.get("height"), row.get("width")
     if h and w and values.shape != (h, w):
         raise ValueError(f"values shape {values.shape} differs from the image's {h}x{w}")
-    return values
+    return values, rgb
+
+
+def load_values(row: dict[str, Any], layout: DataLayout) -> np.ndarray:
+    """The image's physical values or grey levels (see :func:`load_image`)."""
+    return load_image(row, layout)[0]
 
 
 def _spacing(row: dict[str, Any]) -> tuple[float, float]:
@@ -106,10 +129,21 @@ def _none_if_nan(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
+def expert_input(row: dict[str, Any], values: np.ndarray, rgb: np.ndarray | None) -> ExpertInput:
+    spacing = _spacing(row)
+    known = math.isfinite(spacing[0])
+    return ExpertInput(values, str(row.get("modality") or "").upper(), str(row.get("organ") or ""),
+                       float(np.mean(spacing)) if known else 1.0, known, row.get("col_toward") or "",
+                       row.get("row_toward") or "", rgb)
+
+
 def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts: list[tuple[ResolvedModel, Any]],
-                     settings: RoiSettings, layout: DataLayout) -> list[Candidate]:
-    """Ground-truth or expert candidates of one image (errors included as candidates)."""
+                     settings: RoiSettings, layout: DataLayout, readings: ImageReadings | None = None,
+                     rgb: np.ndarray | None = None) -> list[Candidate]:
+    """Ground-truth or expert candidates of one image (errors included as candidates); what each expert
+    said about the image as a whole goes to ``readings``."""
     shape = values.shape
+    readings = readings if readings is not None else ImageReadings()
     if mode == GROUND_TRUTH:
         out: list[Candidate] = []
         try:
@@ -121,12 +155,12 @@ def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts
             out.append(Candidate("", "finding", GROUND_TRUTH, None, error=f"ground truth unreadable: {exc}"))
         return out
     out = []
-    px_mm = float(np.nanmean(_spacing(row))) if math.isfinite(_spacing(row)[0]) else 1.0
     applicable = [(m, e) for m, e in experts if m.applies(row.get("modality"), row.get("organ"))]
     if not applicable:
         return [Candidate("", "finding", "expert", None, error=(
             f"no registered expert model applies to modality={row.get('modality')!r}, organ={row.get('organ')!r}; "
             "add one to models.yaml or mark the source roi: none"))]
+    inp = expert_input(row, values, rgb)
     for model, expert in applicable:
         if isinstance(expert, Exception) or not model.ok:
             reason = model.error if not model.ok else str(expert)
@@ -134,7 +168,9 @@ def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts
                                  error=f"model {model.name} unavailable: {reason}"))
             continue
         try:
-            out += expert.predict(values, row.get("modality") or "", px_mm, row.get("organ"))
+            reading = expert.read(inp)
+            out += expert.candidates(reading)
+            readings.add(model.origin, reading.region, reading.measurements, reading.note)
         except Exception as exc:  # one image that breaks one model: an error row, the rest goes on
             out.append(Candidate("", "finding", model.origin, None,
                                  error=f"model {model.name}@{model.version} failed on this image: {type(exc).__name__}: {exc}"))
@@ -144,15 +180,37 @@ def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts
 def describe_image(row: dict[str, Any], layout: DataLayout, mode: str, experts: list[tuple[ResolvedModel, Any]],
                    settings: RoiSettings, stats: PartitionStats | None = None) -> list[dict[str, Any]]:
     """All ROI rows (and error rows) of one image."""
+    return describe_image_with_facts(row, layout, mode, experts, settings, stats)[0]
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Holes filled inside the mask's bounding box (the same result as on the whole image, a fraction of the work)."""
+    from scipy import ndimage
+
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return mask
+    win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    out = mask.copy()
+    out[win] = ndimage.binary_fill_holes(mask[win])
+    return out
+
+
+def describe_image_with_facts(row: dict[str, Any], layout: DataLayout, mode: str, experts: list[tuple[ResolvedModel, Any]],
+                              settings: RoiSettings, stats: PartitionStats | None = None
+                              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """All ROI rows (and error rows) of one image, and its image-facts row."""
     stats = stats if stats is not None else PartitionStats()
     stats.images += 1
     origin_default = GROUND_TRUTH if mode == GROUND_TRUTH else "expert"
     try:
-        values = load_values(row, layout)
+        values, rgb = load_image(row, layout)
     except Exception as exc:
         stats.errors += 1
-        return [_error_row(row, origin_default, "", f"image unreadable for ROI extraction: {type(exc).__name__}: {exc}")]
-    candidates = image_candidates(row, values, mode, experts, settings, layout)
+        reason = f"image unreadable for ROI extraction: {type(exc).__name__}: {exc}"
+        return [_error_row(row, origin_default, "", reason)], image_facts_row(row, [], None, status="error", error=reason)
+    readings = ImageReadings()
+    candidates = image_candidates(row, values, mode, experts, settings, layout, readings, rgb)
 
     spacing = _spacing(row)
     references: dict[str, np.ndarray] = {}
@@ -160,16 +218,21 @@ def describe_image(row: dict[str, Any], layout: DataLayout, mode: str, experts: 
         if c.mask is not None and c.kind == "anatomy":
             references[c.label] = references[c.label] | c.mask if c.label in references else c.mask.copy()
     # label maps carve lesions out of their organ; as a reference region the organ includes what it encloses
-    from scipy import ndimage
-
-    references = {name: ndimage.binary_fill_holes(m) for name, m in references.items()}
+    references = {name: _fill_holes(m) for name, m in references.items()}
+    if "body" not in references and "field of view" in references:
+        references["body"] = references["field of view"]  # the frame positions are measured in
     if "body" not in references:
-        from medtrinity_assets.roi.anatomy import body_mask
+        from medtrinity_assets.roi.builtin.body import body_mask
 
         px = float(np.nanmean(spacing)) if math.isfinite(spacing[0]) else 1.0
         body = body_mask(values, row.get("modality") or "", px)
         if body.any():
             references["body"] = body
+    if mode == GROUND_TRUTH:
+        call = region_from_ground_truth([(c.label, c.mask) for c in candidates if c.mask is not None and c.kind == "anatomy"],
+                                        int(references["body"].sum()) if "body" in references else 0)
+        if call is not None:
+            readings.add(GROUND_TRUTH, call, {}, "")
     orig_w = row.get("orig_width") or 0
     ctx = ImageContext(values, row.get("modality") or "", spacing, row.get("col_toward") or "", row.get("row_toward") or "",
                        references, native_scale=(values.shape[1] / orig_w) if orig_w else 1.0, thresholds=settings.thresholds)
@@ -196,7 +259,8 @@ def describe_image(row: dict[str, Any], layout: DataLayout, mode: str, experts: 
             facts = replace(facts, roi_id=roi_id(row["sample_id"], c.origin, c.label, i), kind=c.kind, origin=c.origin,
                             confidence=_none_if_nan(c.confidence), component=i, n_components=len(comps.masks))
             rows.append({"sample_id": row["sample_id"], "source": row.get("source"), "shard": row.get("shard"),
-                         "mask_rle": rle.encode(m), "status": "ok", "error": None, "_facts": facts})
+                         "model_sha256": c.digest, "mask_rle": rle.encode(m), "status": "ok", "error": None,
+                         "_facts": facts})
     # relations between the findings of one origin (other lesions, 'multiple lesions')
     by_origin: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -213,19 +277,35 @@ def describe_image(row: dict[str, Any], layout: DataLayout, mode: str, experts: 
             stats.by_label[facts.label] += 1
     if any(r["status"] == "ok" for r in rows):
         stats.images_with_rois += 1
-    return rows
+    errors = [r["error"] for r in rows if r["status"] == "error"]
+    ok = any(r["status"] == "ok" for r in rows) or readings.experts
+    if mode != GROUND_TRUTH and not readings.experts and errors:
+        status = "no_expert" if all(e.startswith("no registered expert") for e in errors) else "error"
+    else:
+        status = "ok" if ok or not errors else "error"
+    facts_row = image_facts_row(row, rows, readings, status=status,
+                                error="; ".join(dict.fromkeys(errors)) if status != "ok" else None)
+    stats.by_region[facts_row["body_region"]] += 1
+    return rows, facts_row
 
 
-def describe_partition(image_rows: Iterable[dict[str, Any]], layout: DataLayout, mode: str,
-                       models: list[ResolvedModel], settings: RoiSettings) -> tuple[list[dict[str, Any]], PartitionStats]:
-    """ROI rows of a whole partition. Experts are loaded once, and only those some image needs."""
+def roi_partition(image_rows: Iterable[dict[str, Any]], layout: DataLayout, mode: str,
+                  models: list[ResolvedModel], settings: RoiSettings) -> RoiPartition:
+    """ROI rows and image-facts rows of a whole partition. Experts are loaded once, and only those some image needs.
+
+    ``mode`` none: no ROI rows; every image still gets an image-facts row (its region from the metadata)."""
     from medtrinity_assets.roi.expert import load_expert
 
     stats = PartitionStats()
     rows: list[dict[str, Any]] = []
-    if mode not in (GROUND_TRUTH, "expert"):
-        return rows, stats
+    facts: list[dict[str, Any]] = []
     image_rows = list(image_rows)
+    if mode not in (GROUND_TRUTH, "expert"):
+        for r in image_rows:
+            facts.append(image_facts_row(r, [], None, status="no_expert", error="the source is marked roi: none"))
+            stats.images += 1
+            stats.by_region[facts[-1]["body_region"]] += 1
+        return RoiPartition(rows, facts, stats)
     experts: list[tuple[ResolvedModel, Any]] = []
     if mode == "expert":
         for m in models:
@@ -237,8 +317,17 @@ def describe_partition(image_rows: Iterable[dict[str, Any]], layout: DataLayout,
             except Exception as exc:
                 experts.append((m, exc))
     for r in image_rows:
-        rows += describe_image(r, layout, mode, experts, settings, stats)
-    return rows, stats
+        roi_rows, facts_row = describe_image_with_facts(r, layout, mode, experts, settings, stats)
+        rows += roi_rows
+        facts.append(facts_row)
+    return RoiPartition(rows, facts, stats)
+
+
+def describe_partition(image_rows: Iterable[dict[str, Any]], layout: DataLayout, mode: str,
+                       models: list[ResolvedModel], settings: RoiSettings) -> tuple[list[dict[str, Any]], PartitionStats]:
+    """ROI rows of a whole partition (see :func:`roi_partition`, which also gives the image-facts rows)."""
+    result = roi_partition(image_rows, layout, mode, models, settings)
+    return result.rois, result.stats
 
 
 def counts_markdown(stats: PartitionStats) -> str:

@@ -1,20 +1,25 @@
 """Expert models turned into ROI candidates: load a resolved registry entry, run it on one image.
 
-An :class:`Expert` takes the image's physical values (HU for CT) and returns labelled masks. Torch
-models (TorchScript files, MONAI bundles) share one preprocessing path: intensity window (or
-percentile scaling), resize to the trained size, one forward pass, probabilities resized back to
-the image grid. Torch and MONAI are imported inside functions: the Dagster layer stays light.
+An :class:`Expert` reads one image (:class:`ExpertInput`: physical values, spacing, orientation,
+metadata organ) and returns a :class:`Reading`: labelled masks, the body region it measured, image
+measurements, and a note when it declined. Built-in experts are rules (:mod:`roi.builtin`); torch
+models (TorchScript files) share one preprocessing path: intensity window (or percentile scaling),
+resize to the trained size, one forward pass, probabilities resized back to the image grid. MONAI
+bundles run per volume (:mod:`roi.bundle`). Torch and MONAI are imported inside functions: the
+Dagster layer stays light.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medtrinity_assets.roi.builtin import ExpertInput, Reading
 from medtrinity_assets.roi.ground_truth import Candidate, label_kind
 from medtrinity_assets.roi.registry import ResolvedModel
 
@@ -24,22 +29,47 @@ class ModelLoadError(RuntimeError):
 
 
 class Expert:
-    """One loaded model; ``predict`` returns candidates with ``origin = expert:<name>@<version>``."""
+    """One loaded model; its candidates carry ``origin = expert:<name>@<version>``."""
 
     def __init__(self, model: ResolvedModel):
         self.model = model
 
-    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0, organ: str | None = None) -> list[Candidate]:
+    def read(self, inp: ExpertInput) -> Reading:
         raise NotImplementedError
 
+    def candidates(self, reading: Reading) -> list[Candidate]:
+        """The reading's masks as candidates: kind from the reading (else by name), confidence from the
+        reading (a per-image probability) or else the registry's measured per-label score (else NaN)."""
+        out = []
+        for name, mask in reading.masks.items():
+            if mask is None or not mask.any():
+                continue
+            kind = reading.kinds.get(name) or self.default_kind(name)
+            conf = reading.confidence.get(name, self.model.confidence.get(name, math.nan))
+            out.append(Candidate(name, kind, self.model.origin, mask, confidence=float(conf), digest=self.model.sha256))
+        return out
 
-class BuiltinAnatomy(Expert):
+    def default_kind(self, name: str) -> str:
+        return label_kind(name)
+
     def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0, organ: str | None = None) -> list[Candidate]:
-        from medtrinity_assets.roi.anatomy import segment
+        """Candidates for a bare value image (tests and tools; the ROI stage calls :meth:`read`)."""
+        inp = ExpertInput(np.asarray(values, np.float32), modality or "", organ or "", px_mm, True)
+        return self.candidates(self.read(inp))
 
-        regions = segment(values, modality, px_mm, organ)
-        # confidence: none: intensity rules have no calibrated probability
-        return [Candidate(name, "anatomy", self.model.origin, mask, confidence=float("nan")) for name, mask in regions.items()]
+
+class BuiltinExpert(Expert):
+    """A rule-based expert of :mod:`roi.builtin`; everything it outlines is anatomy (or a frame), never a finding."""
+
+    def __init__(self, model: ResolvedModel, module):
+        super().__init__(model)
+        self.module = module
+
+    def read(self, inp: ExpertInput) -> Reading:
+        return self.module.read(inp)
+
+    def default_kind(self, name: str) -> str:
+        return "anatomy"
 
 
 def scale_input(values: np.ndarray, preprocess: dict[str, Any]) -> np.ndarray:
@@ -86,10 +116,10 @@ class TorchSegmenter(Expert):
         prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
         return prob[0].numpy()
 
-    def predict(self, values: np.ndarray, modality: str, px_mm: float = 1.0, organ: str | None = None) -> list[Candidate]:
-        prob = self.probabilities(values)
+    def read(self, inp: ExpertInput) -> Reading:
+        prob = self.probabilities(inp.values)
         labels = self.model.labels or ({1: "lesion"} if prob.shape[0] == 1 else {c: f"class_{c}" for c in range(1, prob.shape[0])})
-        out = []
+        reading = Reading()
         if prob.shape[0] == 1:
             masks = {1: prob[0] >= self.model.threshold}
             probs = {1: prob[0]}
@@ -101,8 +131,9 @@ class TorchSegmenter(Expert):
             if channel not in labels or not mask.any():
                 continue
             name = labels[channel]
-            out.append(Candidate(name, label_kind(name), self.model.origin, mask, confidence=float(probs[channel][mask].mean())))
-        return out
+            reading.masks[name] = mask
+            reading.confidence[name] = float(probs[channel][mask].mean())  # mean probability inside the mask
+        return reading
 
 
 def _load_torchscript(model: ResolvedModel):
@@ -158,9 +189,9 @@ def load_expert(model: ResolvedModel) -> Expert:
         raise ModelLoadError(model.error or f"model {model.name} did not resolve")
     try:
         if model.kind == "builtin":
-            if model.builtin == "anatomy":
-                return BuiltinAnatomy(model)
-            raise ModelLoadError(f"unknown built-in {model.builtin!r}")
+            from medtrinity_assets.roi.registry import builtin_module
+
+            return BuiltinExpert(model, builtin_module(model.builtin or ""))
         if model.kind == "torchscript":
             return TorchSegmenter(model, _load_torchscript(model))
         if model.kind == "monai_bundle":

@@ -191,7 +191,7 @@ class RoiFacts:
 
 
 # columns of a ROI row that are not facts: where it belongs, its mask, and whether it could be measured
-ROW_ONLY_COLUMNS = ("sample_id", "source", "shard", "mask_rle", "status", "error")
+ROW_ONLY_COLUMNS = ("sample_id", "source", "shard", "model_sha256", "mask_rle", "status", "error")
 
 
 def _check_record_matches_schema() -> None:

@@ -57,6 +57,7 @@ class Candidate:
     mask: np.ndarray | None  # bool (H, W); None for an error
     confidence: float = 1.0
     error: str | None = None
+    digest: str = ""  # sha256 of the model that produced it ('' for ground truth)
 
 
 def from_label_map(

@@ -7,7 +7,7 @@ Entry fields::
     path: "@models/lesion_seg"  # file or folder, relative to the YAML; '@models/' = <data_root>/models
     version: "1.0"              # optional when the path holds a registration.json or a bundle metadata.json
     sha256: ...                 # optional: the expected digest; a mismatch is an error for this model
-    builtin: anatomy            # kind builtin: which one
+    builtin: ct_anatomy         # kind builtin: which one (roi.builtin; see BUILTINS)
     applies_to: {modalities: [CT], organs: [abdomen]}   # empty list / missing = any
     labels: {1: lesion}         # output channel -> name (torch models)
     preprocess: {window: [-250, 250], size: [128, 128]}  # input scaling the model was trained with
@@ -35,7 +35,10 @@ from typing import Any
 import yaml
 
 KINDS = ("builtin", "torchscript", "monai_bundle")
-BUILTINS = ("anatomy",)
+# built-in expert -> its module under roi.builtin (the module's rules are the model)
+BUILTINS = {"ct_anatomy": "ct"}
+# code every built-in shares: editing it changes every built-in's digest
+BUILTIN_SHARED = ("__init__", "grid")
 MODELS_PREFIX = "@models/"
 REGISTRATION = "registration.json"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
@@ -59,6 +62,9 @@ class ResolvedModel:
     preprocess: dict[str, Any] = field(default_factory=dict)
     threshold: float = 0.5
     metrics: dict[str, Any] = field(default_factory=dict)
+    scope: str = ""  # what the model is for, in a sentence (registry docs, the UI and the card show it)
+    confidence: dict[str, float] = field(default_factory=dict)  # label -> measured score used as ROI confidence
+    trusted: bool = False  # the operator vouches for code the model's config executes (MONAI bundles)
     error: str | None = None
 
     @property
@@ -91,6 +97,8 @@ class ResolvedModel:
             "sha256": self.sha256,
             "applies_to": {"modalities": list(self.modalities), "organs": list(self.organs)},
             "labels": {str(k): v for k, v in self.labels.items()},
+            "scope": self.scope,
+            "trusted": self.trusted,
             "status": "ok" if self.ok else "error",
             "error": self.error or "",
             **({"metrics": self.metrics} if self.metrics else {}),
@@ -114,12 +122,25 @@ def sha256_tree(folder: Path) -> str:
     return h.hexdigest()
 
 
-def builtin_digest(name: str) -> str:
-    """A built-in's 'weights' are its code: the digest of its module, so editing the rules is a model update."""
-    from medtrinity_assets.roi import anatomy
+def builtin_module(name: str):
+    """The module of a built-in expert (``roi.builtin.<module>``)."""
+    import importlib
 
-    modules = {"anatomy": anatomy}
-    return sha256_file(Path(modules[name].__file__))
+    if name not in BUILTINS:
+        raise ValueError(f"unknown built-in expert {name!r}; known: {', '.join(BUILTINS)}")
+    return importlib.import_module(f"medtrinity_assets.roi.builtin.{BUILTINS[name]}")
+
+
+def builtin_digest(name: str) -> str:
+    """A built-in's 'weights' are its code: the digest of its module and the helpers every built-in shares
+    (and the body-region words), so editing a rule is a model update."""
+    from medtrinity_assets.roi import body_region
+
+    folder = Path(builtin_module(name).__file__).parent
+    h = hashlib.sha256()
+    for path in [folder / f"{BUILTINS[name]}.py", *(folder / f"{m}.py" for m in BUILTIN_SHARED), Path(body_region.__file__)]:
+        h.update(path.name.encode() + b"\0" + sha256_file(path).encode())
+    return h.hexdigest()
 
 
 def _resolve_path(raw: str, yaml_dir: Path, models_dir: Path | None) -> Path:
@@ -152,6 +173,25 @@ def _labels(value: Any, where: str) -> dict[int, str]:
         raise ValueError(f"{where}: keys must be integer output channels, got {list(value)}") from None
 
 
+def _scores(value: Any, where: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping like {{lung: 0.93}}, got {value!r}")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= float(v) <= 1:
+            raise ValueError(f"{where}: {k!r} must be a score between 0 and 1, got {v!r}")
+        out[str(k)] = float(v)
+    return out
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
 def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None) -> ResolvedModel:
     """One YAML entry -> a ResolvedModel (``error`` set when the entry or its weights are unusable)."""
     where = f"{yaml_path}: models[{index}]"
@@ -173,6 +213,9 @@ def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None
             labels=_labels(raw.get("labels"), "field 'labels'"),
             preprocess=dict(raw.get("preprocess") or {}),
             threshold=float(raw.get("threshold", 0.5)),
+            scope=str(raw.get("scope") or ""),
+            confidence=_scores(raw.get("confidence"), "field 'confidence'"),
+            trusted=_bool(raw.get("trusted", False), "field 'trusted'"),
         )
     except (ValueError, TypeError) as exc:
         return ResolvedModel(name=name, kind=str(kind), version=str(raw.get("version") or ""), error=f"{where}: {exc}")
@@ -187,11 +230,12 @@ def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None
             which = raw.get("builtin", name)
             if which not in BUILTINS:
                 raise ValueError(f"field 'builtin': {which!r} is not one of {', '.join(BUILTINS)}")
+            common["builtin"] = which
             if not version:
                 raise ValueError("field 'version': required for a built-in model")
             digest = builtin_digest(which)
             _check_digest(expected, digest)
-            return ResolvedModel(version=version, sha256=digest, builtin=which, **common)
+            return ResolvedModel(version=version, sha256=digest, **common)
         if not isinstance(raw.get("path"), str):
             raise ValueError("field 'path': missing (weights file or model folder, relative to the YAML)")
         path = _resolve_path(raw["path"], yaml_path.parent, models_dir)

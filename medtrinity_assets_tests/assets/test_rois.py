@@ -17,10 +17,10 @@ from medtrinity_assets_tests.support.roi import phantom_partition, tiny_torchscr
 
 MODELS = """
 models:
-  - name: anatomy
+  - name: ct_anatomy
     kind: builtin
     version: "1.0"
-    applies_to: {{modalities: [CT, MR]}}
+    applies_to: {{modalities: [CT]}}
   - name: dense_seg
     kind: torchscript
     path: dense.ts
@@ -111,8 +111,12 @@ def test_rois_partitions_record_models_and_rows(world, monkeypatch):
     assert gt and {r["origin"] for r in gt} == {"ground_truth"} and all(r["status"] == "ok" for r in gt)
     exp = read_table(layout.table_path("rois", {"source": "exp_src", "shard": "s00"})).to_pylist()
     origins = {r["origin"] for r in exp}
-    assert "expert:dense_seg@1" in origins and "expert:anatomy@1.0" in origins
-    assert {r["label"] for r in exp if r["origin"] == "expert:anatomy@1.0"} >= {"body", "bone"}
+    assert "expert:dense_seg@1" in origins and "expert:ct_anatomy@1.0" in origins
+    assert {r["label"] for r in exp if r["origin"] == "expert:ct_anatomy@1.0"} >= {"body", "bone"}
+    facts = read_table(layout.table_path("image_facts", {"source": "exp_src", "shard": "s00"})).to_pylist()
+    images = read_table(layout.table_path("images", {"source": "exp_src", "shard": "s00"})).to_pylist()
+    assert sorted(f["sample_id"] for f in facts) == sorted(r["sample_id"] for r in images)
+    assert all(f["body_region"] in ("abdomen", "chest") and f["body_region_origin"] == "expert:ct_anatomy@1.0" for f in facts)
     pelvis = read_table(layout.table_path("rois", {"source": "pelvis_ct", "shard": "s00"})).to_pylist()
     errors = [r for r in pelvis if r["status"] == "error"]
     assert errors and all("missing_seg" in r["error"] and "not found" in r["error"] for r in errors)
@@ -120,8 +124,8 @@ def test_rois_partitions_record_models_and_rows(world, monkeypatch):
 
     recorded = {p: parse_recorded(_latest_metadata(instance, "rois", str(_key(*p)))[INPUT_VERSIONS_KEY]) for p in PARTS}
     assert not any(k.startswith("model:") for k in recorded[("gt_src", "s00")])
-    assert set(k for k in recorded[("exp_src", "s00")] if k.startswith("model:")) == {"model:anatomy", "model:dense_seg"}
-    assert set(k for k in recorded[("brain_ct", "s00")] if k.startswith("model:")) == {"model:anatomy"}
+    assert set(k for k in recorded[("exp_src", "s00")] if k.startswith("model:")) == {"model:ct_anatomy", "model:dense_seg"}
+    assert set(k for k in recorded[("brain_ct", "s00")] if k.startswith("model:")) == {"model:ct_anatomy"}
     md = _latest_metadata(instance, "rois", str(_key("exp_src", "s00")))
     assert Path(md["outlines"].value).is_file() and "dense focus" in md["counts"].value
     assert _sensor_partitions(instance) == "skip"  # everything up to date

@@ -173,15 +173,15 @@ def test_real_rtstruct_label_map_becomes_rois(tmp_path):
 
 def test_model_failing_on_one_image_costs_only_that_image(tmp_path):
     from medtrinity_assets.roi.build import PartitionStats, describe_image
+    from medtrinity_assets.roi.builtin import Reading
     from medtrinity_assets.roi.expert import Expert
-    from medtrinity_assets.roi.ground_truth import Candidate
     from medtrinity_assets.roi.registry import ResolvedModel
 
     class Flaky(Expert):
-        def predict(self, values, modality, px_mm=1.0, organ=None):
-            if values.max() > 100:
+        def read(self, inp):
+            if inp.values.max() > 100:
                 raise RuntimeError("NaN in the output")
-            return [Candidate("spot", "finding", self.model.origin, values > 50, confidence=0.9)]
+            return Reading(masks={"spot": inp.values > 50}, confidence={"spot": 0.9})
 
     model = ResolvedModel(name="flaky", kind="torchscript", version="2", sha256="ab" * 32)
     layout = DataLayout(tmp_path)

@@ -33,7 +33,7 @@ def test_builtin_torchscript_and_digest_mismatch(tmp_path):
     digest = sha256_file(ts)
     reg = _registry(tmp_path, f"""
         models:
-          - {{name: anatomy, kind: builtin, version: "1.0"}}
+          - {{name: ct_anatomy, kind: builtin, version: "1.0"}}
           - {{name: good, kind: torchscript, path: seg.ts, version: "3", sha256: {digest}}}
           - {{name: tampered, kind: torchscript, path: seg.ts, version: "3", sha256: {"f" * 64}}}
           - {{name: unquoted, kind: torchscript, path: seg.ts, version: "3", sha256: {"1" * 64}}}
@@ -41,7 +41,7 @@ def test_builtin_torchscript_and_digest_mismatch(tmp_path):
           - {{name: odd, kind: pickle, path: seg.ts, version: "1"}}
         """)
     models = {m.name: m for m in load_registry(reg)}
-    assert models["anatomy"].ok and models["anatomy"].sha256 == builtin_digest("anatomy")
+    assert models["ct_anatomy"].ok and models["ct_anatomy"].sha256 == builtin_digest("ct_anatomy")
     assert models["good"].ok and models["good"].sha256 == digest and models["good"].origin == "expert:good@3"
     assert not models["tampered"].ok and "sha256 mismatch" in models["tampered"].error and "tampered" in models["tampered"].error
     assert not models["unquoted"].ok and "quote the digest" in models["unquoted"].error
@@ -59,8 +59,8 @@ def test_registry_file_errors_name_the_file(tmp_path):
     with pytest.raises(RegistryError, match="duplicate"):
         load_registry(_registry(tmp_path, """
             models:
-              - {name: a, kind: builtin, builtin: anatomy, version: "1"}
-              - {name: a, kind: builtin, builtin: anatomy, version: "2"}
+              - {name: a, kind: builtin, builtin: ct_anatomy, version: "1"}
+              - {name: a, kind: builtin, builtin: ct_anatomy, version: "2"}
             """))
 
 

@@ -1,0 +1,31 @@
+"""The body (or imaged object) of any grey image: the frame every ROI's side and position are measured in.
+
+CT: the patient above -500 HU (:func:`ct.body_mask`). Other modalities: above Otsu's threshold,
+opened by ~3 mm, large parts kept, holes filled -- on the coarse grid, then brought back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from medtrinity_assets.roi.builtin.grid import Grid, disk, largest
+
+
+def body_mask(values: np.ndarray, modality: str, px_mm: float = 1.0) -> np.ndarray:
+    if (modality or "").upper() == "CT":
+        from medtrinity_assets.roi.builtin.ct import body_mask as ct_body
+
+        return ct_body(values, px_mm)
+    from skimage.filters import threshold_otsu
+
+    g = Grid.for_image(values.shape, px_mm)
+    v = g.down(values)
+    finite = v[np.isfinite(v)]
+    if finite.size == 0 or finite.min() == finite.max():
+        return np.zeros(values.shape, bool)
+    fg = v > threshold_otsu(finite)
+    fg = ndimage.binary_opening(fg, structure=disk(g.px(3.0)))
+    if not fg.any():
+        return np.zeros(values.shape, bool)
+    return g.up(ndimage.binary_fill_holes(largest(fg, keep_ratio=0.3)))
