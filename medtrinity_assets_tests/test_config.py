@@ -326,10 +326,14 @@ def test_models_file_entries_are_checked(tmp_path):
 
 
 def test_repository_models_file_is_valid():
-    from medtrinity_assets.config.models_file import read_models_file
+    from medtrinity_assets.config.models_file import ModelEntry, read_models_file
+    from medtrinity_assets.roi.registry import BUILTINS
 
-    names = [m.name for m in read_models_file(REPO / "data" / "models.yaml").models]
-    assert names == ["anatomy", "lesion_seg"]
+    entries = read_models_file(REPO / "data" / "models.yaml").models
+    assert [m.name for m in entries if m.kind == "builtin"] == [m.builtin for m in entries if m.kind == "builtin"]
+    assert {m.builtin for m in entries if m.kind == "builtin"} <= set(BUILTINS) and "lesion_seg" in {m.name for m in entries}
+    assert set(ModelEntry.model_fields["builtin"].annotation.__args__[0].__args__) == {"ct_anatomy", "chest_xray", "brain",
+                                                                                        "field_of_view"}
 
 
 def test_links_allow_list_is_given_to_every_source(tmp_path):

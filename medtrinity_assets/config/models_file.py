@@ -29,16 +29,28 @@ class ModelEntry(Settings):
     path: NonBlank | None = None  # file or folder, relative to the registry file; '@models/' = <data_root>/models
     version: Text | None = None
     sha256: Text | None = None  # quote it: YAML reads an all-digit digest as a number
-    builtin: Literal["anatomy"] | None = None
+    # the names of roi.registry.BUILTINS (a test keeps the two lists equal)
+    builtin: Literal["ct_anatomy", "chest_xray", "brain", "field_of_view"] | None = None
+    scope: Text | None = None  # what the model is for, in a sentence
+    confidence: dict[Text, float] = Field(default_factory=dict)  # label -> measured score in [0, 1]
+    trusted: bool = False  # monai_bundle: the operator vouches for the code its config executes
     applies_to: AppliesTo = Field(default_factory=AppliesTo)
     labels: dict[int, Text] = Field(default_factory=dict)  # output channel -> name
     preprocess: dict[str, Any] = Field(default_factory=dict)
     threshold: number_at_least(0) = 0.5
 
-    @field_validator("applies_to", "labels", "preprocess", mode="before")
+    @field_validator("applies_to", "labels", "preprocess", "confidence", mode="before")
     @classmethod
     def _empty(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("confidence")
+    @classmethod
+    def _scores(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise problem(f"scores must lie between 0 and 1, got {bad}")
+        return value
 
     @model_validator(mode="after")
     def _kind_needs(self) -> ModelEntry:
