@@ -60,7 +60,7 @@ def _non_empty(pipeline: PipelineResource, table: str, partition_key: str, expec
 
 @functools.lru_cache(maxsize=4)
 def _image_index(root: str, stamp: float) -> list[dict[str, Any]]:
-    from medtrinity_assets.export.shard_inputs import image_index
+    from medtrinity_assets.quality.near_duplicates import image_index
     from medtrinity_assets.storage import DataLayout
 
     return image_index(DataLayout(__import__("pathlib").Path(root)))
@@ -109,8 +109,8 @@ def images_split(context: AssetCheckExecutionContext, pipeline: PipelineResource
              description="Near-duplicates (perceptual hash within quality.dedup_hamming bits) of this partition's "
                          "images anywhere in the dataset; the exports keep one copy with every provenance.")
 def images_dedup(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.export.shard_inputs import exclusions
     from medtrinity_assets.quality.leakage import load_eval_hashes
+    from medtrinity_assets.quality.near_duplicates import compute as exclusions
 
     cfg = pipeline.config()
     mine = {str(r["sample_id"]) for r in _rows(pipeline, "images", context.partition_key, ["sample_id"])}
@@ -284,15 +284,15 @@ def _make_export_checks(fmt: str):
     key = export_assets.export_asset_key(fmt)
 
     @asset_check(asset=key, name=f"export_{fmt}_integrity", partitions_def=shard_partitions, blocking=True,
-                 description=f"The {fmt} shard's SHA256SUMS verifies and its files re-read with the format's reader.")
+                 description=f"The {fmt} shard part's SHA256SUMS verifies and its files re-read with the format's reader.")
     def _integrity(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-        from medtrinity_assets.export.build import export_dir
+        from medtrinity_assets.export.build import part_dir
         from medtrinity_assets.export.sha256sums import verify_sha256sums
-        from medtrinity_assets.quality.export_readers import read_back
+        from medtrinity_assets.quality.export_readers import read_back_part
 
-        folder = export_dir(pipeline.layout(), fmt, context.partition_key)
+        folder = part_dir(pipeline.layout(), fmt, context.partition_key)
         sums = verify_sha256sums(folder)
-        n, problems = read_back(fmt, folder) if sums.ok else (0, [])
+        n, problems = read_back_part(fmt, folder, pipeline.layout().root) if sums.ok else (0, [])
         return AssetCheckResult(
             passed=sums.ok and not problems,
             metadata={"files_verified": sums.verified, "files_listed": sums.listed,
@@ -305,10 +305,10 @@ def _make_export_checks(fmt: str):
                  description=f"No identifier found in the inputs appears in any file of the {fmt} shard "
                              "(reports counts and file names only).")
     def _phi(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-        from medtrinity_assets.export.build import export_dir
+        from medtrinity_assets.export.build import part_dir
         from medtrinity_assets.quality.phi import scan_tree
 
-        folder = export_dir(pipeline.layout(), fmt, context.partition_key)
+        folder = part_dir(pipeline.layout(), fmt, context.partition_key)
         rep = scan_tree(folder, identifiers(pipeline))
         return AssetCheckResult(
             passed=rep.ok and not rep.errors,
@@ -325,6 +325,39 @@ export_llava_integrity, export_llava_phi = _make_export_checks("llava")
 export_webdataset_integrity, export_webdataset_phi = _make_export_checks("webdataset")
 export_coco_integrity, export_coco_phi = _make_export_checks("coco")
 export_vqa_integrity, export_vqa_phi = _make_export_checks("vqa")
+
+
+# ---- dataset exports -----------------------------------------------------------------------------
+
+
+@asset_check(asset="dataset_exports", blocking=True,
+             description="Every split file of every format re-reads with its reader, every format folder's SHA256SUMS "
+                         "verifies, and no subject appears in two splits in any format (nor a record in another "
+                         "split's file).")
+def dataset_exports_splits_and_readers(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.export.build import FORMATS, dataset_dir
+    from medtrinity_assets.export.sha256sums import verify_sha256sums
+    from medtrinity_assets.quality.export_readers import check_export_splits, read_back_dataset, split_membership
+
+    layout = pipeline.layout()
+    per_format, problems, unsealed = {}, [], []
+    for fmt in FORMATS:
+        folder = dataset_dir(layout, fmt)
+        if not folder.is_dir():
+            continue
+        if not verify_sha256sums(folder).ok:
+            unsealed.append(fmt)
+        per_format[fmt], found = read_back_dataset(fmt, folder)
+        problems += [f"{fmt}: {p}" for p in found]
+    rep = check_export_splits(split_membership(layout.exports))
+    return AssetCheckResult(
+        passed=bool(per_format) and rep.ok and not problems and not unsealed,
+        metadata={"samples_per_split": MetadataValue.json(per_format),
+                  "subjects_spanning_splits": rep.subjects_spanning_splits,
+                  "records_in_wrong_split_file": MetadataValue.json(rep.records_in_wrong_file[:20]),
+                  "records_disagreeing_across_formats": MetadataValue.json(rep.records_disagreeing_across_formats[:20]),
+                  "reader_problems": MetadataValue.json(problems[:20]), "folders_not_verifying": MetadataValue.json(unsealed)},
+    )
 
 
 # ---- dataset card --------------------------------------------------------------------------------
@@ -345,14 +378,14 @@ def dataset_card_phi_scan(context: AssetCheckExecutionContext, pipeline: Pipelin
 
 
 @asset_check(asset="dataset_card", blocking=True,
-             description="Every export format folder's top-level SHA256SUMS verifies (shards unchanged since the card).")
+             description="Every export format folder's SHA256SUMS verifies (the hf folder's covers the card).")
 def dataset_card_exports_sealed(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.export.build import FORMATS, export_dir
+    from medtrinity_assets.export.build import FORMATS, dataset_dir
     from medtrinity_assets.export.sha256sums import verify_sha256sums
 
     results = {}
     for fmt in FORMATS:
-        folder = export_dir(pipeline.layout(), fmt)
+        folder = dataset_dir(pipeline.layout(), fmt)
         if folder.is_dir():
             rep = verify_sha256sums(folder)
             results[fmt] = "ok" if rep.ok else (rep.error or f"{len(rep.mismatched)} mismatched, "

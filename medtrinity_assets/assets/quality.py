@@ -1,7 +1,7 @@
 """Quality stage: ``near_duplicates`` — the dataset-wide duplicate groups and evaluation-set leaks as tables.
 
-The exports recompute the same (deterministic) exclusions per shard; this asset makes them visible in
-the catalog (views ``near_duplicates`` and ``eval_leaks``) and in the UI with their counts.
+Computed here once (``quality/near_duplicates.compute``); the exports and the dataset card read these
+tables back (``quality/near_duplicates.read``). Catalog views ``near_duplicates`` and ``eval_leaks``.
 """
 
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -18,24 +18,18 @@ from medtrinity_assets.resources import PipelineResource
 )
 def near_duplicates(context: AssetExecutionContext, pipeline: PipelineResource) -> MaterializeResult:
     from medtrinity_assets.catalog import refresh_catalog
-    from medtrinity_assets.export.shard_inputs import exclusions, image_index
+    from medtrinity_assets.quality import near_duplicates as nd
     from medtrinity_assets.quality.leakage import load_eval_hashes
     from medtrinity_assets.storage import rows_to_table, write_table
     from medtrinity_assets.tables import DUPLICATE_SCHEMA, LEAK_SCHEMA
 
     cfg = pipeline.config()
     layout = pipeline.layout()
-    index = image_index(layout, [s.name for s in cfg.sources])
-    excl = exclusions(index, load_eval_hashes(cfg.eval_hashes), cfg.section("quality"), root=layout.root)
-    dup_rows = [
-        {"group_id": g.group_id, "sample_id": m.sample_id, "source": m.source, "split": m.split,
-         "is_representative": m.sample_id == g.representative, "distance": m.distance,
-         "cross_source": g.cross_source, "cross_split": g.cross_split}
-        for g in excl.dedup.groups for m in g.members
-    ]
-    leak_rows = [{"sample_id": h.sample_id, "source": h.source, "distance": h.distance} for h in excl.leaks]
-    write_table(layout.table_path("near_duplicates"), rows_to_table(dup_rows, DUPLICATE_SCHEMA))
-    write_table(layout.table_path("eval_leaks"), rows_to_table(leak_rows, LEAK_SCHEMA))
+    index = nd.image_index(layout, [s.name for s in cfg.sources])
+    excl = nd.compute(index, load_eval_hashes(cfg.eval_hashes), cfg.section("quality"), root=layout.root)
+    dup_rows = excl.duplicate_rows()
+    write_table(layout.table_path(nd.DUPLICATES_TABLE), rows_to_table(dup_rows, DUPLICATE_SCHEMA))
+    write_table(layout.table_path(nd.LEAKS_TABLE), rows_to_table(excl.leak_rows(), LEAK_SCHEMA))
     refresh_catalog(layout)
     summary = excl.dedup.summary()
     examples = "\n".join(

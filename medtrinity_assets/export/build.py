@@ -1,47 +1,56 @@
-"""One export shard of one format, end to end: read the shard's tables, drop what must not ship,
-write the files into a staging folder, seal it with SHA256SUMS and swap it in.
+"""One shard of one export format (a *part*), and where parts and dataset folders live.
+
+A part is what the Dagster partition ``export_<format>[shard]`` writes: the shard's samples in that
+format, per split, sealed with ``SHA256SUMS`` in ``<data_root>/export_parts/<format>/<shard>/`` with a
+``part.json`` manifest (samples per split, the ROI labels used, the images the records point at).
+Parts are not the dataset: :mod:`medtrinity_assets.export.merge` turns them into the per-split files
+under ``<data_root>/exports/<format>/`` that users read. Dropping what must not ship (failed
+triplets, evaluation-set leaks, non-representative near-duplicates) happens here, from the
+``near_duplicates`` asset's tables.
 
 Formats: ``hf`` (Hugging Face Parquet), ``llava`` (conversation JSON), ``webdataset`` (tar shards),
-``coco`` (ROIs with RLE masks), ``vqa`` (caption-to-VQA pairs). Each lands in
-``<data_root>/exports/<format>/<shard>/`` with its own ``SHA256SUMS``.
+``coco`` (ROIs with RLE masks), ``vqa`` (question-answer pairs from the facts).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from medtrinity_assets.export.coco import write_coco
-from medtrinity_assets.export.hf_parquet import write_hf_parquet
-from medtrinity_assets.export.llava import write_llava
+from medtrinity_assets.export import coco, hf_parquet, llava, vqa, webdataset
+from medtrinity_assets.export.categories import labels_of
 from medtrinity_assets.export.samples import ExportSample, Selection, select_samples
-from medtrinity_assets.export.shard_inputs import Exclusions, exclusions, image_index, load_shard
+from medtrinity_assets.export.shard_inputs import load_shard
 from medtrinity_assets.export.staging import staged_dir
-from medtrinity_assets.export.vqa import write_vqa
-from medtrinity_assets.export.webdataset import write_webdataset
-from medtrinity_assets.quality.leakage import load_eval_hashes
-from medtrinity_assets.storage import DataLayout
+from medtrinity_assets.quality.near_duplicates import Exclusions
+from medtrinity_assets.storage import DataLayout, atomic_write_text
 
-WRITERS: dict[str, Callable[[list[ExportSample], Path, str], dict[str, int]]] = {
-    "hf": lambda s, d, shard: write_hf_parquet(s, d),
-    "llava": lambda s, d, shard: write_llava(s, d),
-    "webdataset": lambda s, d, shard: write_webdataset(s, d, prefix=shard),
-    "coco": lambda s, d, shard: write_coco(s, d),
-    "vqa": lambda s, d, shard: write_vqa(s, d),
+PART_WRITERS: dict[str, Callable[[list[ExportSample], Path, str], dict[str, int]]] = {
+    "hf": hf_parquet.write_part,
+    "llava": llava.write_part,
+    "webdataset": webdataset.write_part,
+    "coco": coco.write_part,
+    "vqa": vqa.write_part,
 }
-FORMATS = tuple(WRITERS)
+FORMATS = tuple(PART_WRITERS)
+EMBEDDED_IMAGES = frozenset({"hf", "webdataset"})  # the image bytes live inside the files
+PARTS_FOLDER = "export_parts"
+PART_MANIFEST = "part.json"
 
 
-def export_dir(layout: DataLayout, fmt: str, shard: str | None = None) -> Path:
-    base = layout.exports / fmt
-    return base / shard if shard else base
+def part_dir(layout: DataLayout, fmt: str, shard: str) -> Path:
+    return layout.root / PARTS_FOLDER / fmt / shard
+
+
+def dataset_dir(layout: DataLayout, fmt: str) -> Path:
+    return layout.exports / fmt
 
 
 @dataclass
-class ShardExport:
+class PartExport:
     fmt: str
     shard: str
     folder: Path
@@ -49,43 +58,64 @@ class ShardExport:
     files: dict[str, int]
     sources: list[str]
     seconds: float
-    leaked_total: int = 0
-    duplicate_groups_total: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_blob(layout: DataLayout, rel: str) -> bytes:
-    if not rel:
-        raise FileNotFoundError("image row has no image_path")
-    return layout.resolve(rel).read_bytes()
+def _blob_reader(layout: DataLayout, embed: bool) -> Callable[[str], bytes]:
+    """Bytes of an image blob for the formats that embed them; for the others only its presence
+    (they link the blob itself into the dataset folder)."""
+
+    def read(rel: str) -> bytes:
+        if not rel:
+            raise FileNotFoundError("image row has no image_path")
+        path = layout.resolve(rel)
+        if embed:
+            return path.read_bytes()
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        return b""
+
+    return read
 
 
-def prepare_shard(layout: DataLayout, shard: str, sources: Iterable[str], quality: dict[str, Any],
-                  eval_hashes: Path | None) -> tuple[list[ExportSample], Selection, Exclusions, list[str]]:
-    sources = list(sources)
-    excl = exclusions(image_index(layout, sources), load_eval_hashes(eval_hashes), quality, root=layout.root)
-    inputs = load_shard(layout, shard, sources)
+def shard_samples(layout: DataLayout, shard: str, sources: Iterable[str], excl: Exclusions,
+                  embed_images: bool = True) -> tuple[list[ExportSample], Selection, list[str]]:
+    """The shard's exportable samples (every source), and what was dropped and why."""
+    inputs = load_shard(layout, shard, list(sources))
     samples, sel = select_samples(
         inputs.triplets,
         inputs.images_by_id,
         inputs.rois_by_id,
-        read_image=lambda rel: _read_blob(layout, rel),
+        read_image=_blob_reader(layout, embed_images),
         leaked=excl.leaked,
         representative_of=excl.dedup.representative_of(),
         group_members=excl.group_members(),
+        image_facts_by_id=inputs.image_facts_by_id,
     )
-    return samples, sel, excl, inputs.sources
+    return samples, sel, inputs.sources
 
 
-def export_shard(layout: DataLayout, fmt: str, shard: str, sources: Iterable[str], quality: dict[str, Any],
-                 eval_hashes: Path | None) -> ShardExport:
-    if fmt not in WRITERS:
+def part_manifest(fmt: str, shard: str, samples: list[ExportSample]) -> dict:
+    splits: dict[str, int] = {}
+    for s in samples:
+        splits[s.split] = splits.get(s.split, 0) + 1
+    return {
+        "format": fmt,
+        "shard": shard,
+        "samples": dict(sorted(splits.items())),
+        "labels": dict(sorted(labels_of(r for s in samples for r in s.rois).items())),
+        "images": {} if fmt in EMBEDDED_IMAGES else {llava.image_ref(s): s.image_path for s in samples},
+    }
+
+
+def export_part(layout: DataLayout, fmt: str, shard: str, sources: Iterable[str], excl: Exclusions) -> PartExport:
+    """Write ``export_parts/<fmt>/<shard>/`` (staged, sealed, swapped in whole)."""
+    if fmt not in PART_WRITERS:
         raise ValueError(f"unknown export format {fmt!r}; known: {FORMATS}")
     t0 = time.perf_counter()
-    samples, sel, excl, present = prepare_shard(layout, shard, sources, quality, eval_hashes)
-    final = export_dir(layout, fmt, shard)
+    samples, sel, present = shard_samples(layout, shard, sources, excl, embed_images=fmt in EMBEDDED_IMAGES)
+    final = part_dir(layout, fmt, shard)
     with staged_dir(final) as tmp:
-        files = WRITERS[fmt](samples, tmp, shard)
-    return ShardExport(fmt=fmt, shard=shard, folder=final, selection=sel, files=files, sources=present,
-                       seconds=time.perf_counter() - t0, leaked_total=len(excl.leaks),
-                       duplicate_groups_total=len(excl.dedup.groups))
+        files = PART_WRITERS[fmt](samples, tmp, shard)
+        atomic_write_text(tmp / PART_MANIFEST, json.dumps(part_manifest(fmt, shard, samples), indent=1, sort_keys=True))
+    return PartExport(fmt=fmt, shard=shard, folder=final, selection=sel, files=files, sources=present,
+                      seconds=time.perf_counter() - t0)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from medtrinity_assets.quality.splits import SPLITS
 from medtrinity_assets.tables import json_or_value
 
 ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")
@@ -42,6 +43,10 @@ class ExportSample:
     generator: dict[str, str] = field(default_factory=dict)
     prompt_sha256: str = ""
     duplicates: list[dict[str, Any]] = field(default_factory=list)  # other members of its near-dup group
+    image_path: str = ""  # the content-addressed blob under data_root (exports link to it; never exported)
+    image_facts: dict[str, Any] = field(default_factory=dict)  # the image_facts row: body region, organs, measurements
+    annotated: bool = False  # a ground-truth annotation (label map or boxes) covers the image: absence is known
+    annotation_labels: list[str] = field(default_factory=list)  # every label that annotation could have shown
 
     @property
     def key(self) -> str:
@@ -59,6 +64,7 @@ class Selection:
     leaked: int = 0
     duplicates_folded: int = 0
     missing_image: int = 0
+    no_split: int = 0  # image row without a train/validation/test split (ingest assigns one per subject)
 
     def as_metadata(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -100,13 +106,22 @@ def normalise_rle(value: Any) -> dict[str, Any] | None:
     return {"size": [int(x) for x in value["size"]], "counts": str(counts)}
 
 
+def _float_or_none(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f else None  # NaN means unknown
+
+
 def roi_record(roi: Mapping[str, Any]) -> dict[str, Any]:
-    """One ROI with the columns every export carries (facts flattened to text)."""
+    """One ROI with the columns every export carries (facts flattened to text, measurements as numbers)."""
     roi = dict(roi)
     facts = json_or_value(roi.get("facts"))
     if isinstance(facts, Mapping):
         roi = {**facts, **{k: v for k, v in roi.items() if v is not None}}
     conf = roi.get("confidence")
+    relations = json_or_value(roi.get("relations_json") if roi.get("relations_json") is not None else roi.get("relations"))
     return {
         "roi_id": str(roi.get("roi_id") or ""),
         "label": str(roi.get("label") or ""),
@@ -126,6 +141,10 @@ def roi_record(roi: Mapping[str, Any]) -> dict[str, Any]:
         "region": _text(roi.get("region")),
         "shape": _text(roi.get("shape")),
         "margin": _text(roi.get("margin")),
+        "area_mm2": _float_or_none(roi.get("area_mm2")),
+        "diameter_mm": _float_or_none(roi.get("equivalent_diameter_mm", roi.get("diameter_mm"))),
+        "centroid": _float_list(roi.get("centroid")),
+        "relations": dict(relations) if isinstance(relations, Mapping) else {},
     }
 
 
@@ -143,6 +162,15 @@ def _attributes(value: Any) -> dict[str, str]:
     return {k: _text(value.get(k)) for k in ATTRIBUTE_FIELDS}
 
 
+def annotation_of(img: Mapping[str, Any]) -> tuple[bool, list[str]]:
+    """(annotated, labels): whether a ground-truth label map or box list covers the image, and the label
+    map's names (a box list names only what it holds, so its vocabulary is the source's)."""
+    names = json_or_value(img.get("gt_label_names_json"))
+    labels = sorted({str(v) for v in names.values()}) if isinstance(names, Mapping) else []
+    boxes = json_or_value(img.get("gt_boxes_json"))
+    return bool(img.get("gt_mask_path")) or isinstance(boxes, list), labels
+
+
 def select_samples(
     triplets: Iterable[Mapping[str, Any]],
     images_by_id: Mapping[str, Mapping[str, Any]],
@@ -151,6 +179,7 @@ def select_samples(
     leaked: set[str] = frozenset(),
     representative_of: Mapping[str, str] | None = None,
     group_members: Mapping[str, list[Mapping[str, Any]]] | None = None,
+    image_facts_by_id: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[ExportSample], Selection]:
     """The shard's exportable samples, in sample-id order, and what was dropped.
 
@@ -161,6 +190,7 @@ def select_samples(
     out = []
     representative_of = representative_of or {}
     group_members = group_members or {}
+    image_facts_by_id = image_facts_by_id or {}
     for t in sorted(triplets, key=lambda r: str(r.get("sample_id"))):
         sel.triplets += 1
         sid = str(t.get("sample_id"))
@@ -178,6 +208,9 @@ def select_samples(
         if img is None:
             sel.missing_image += 1
             continue
+        if str(img.get("split") or "") not in SPLITS:
+            sel.no_split += 1
+            continue
         try:
             data = read_image(str(img.get("image_path") or ""))
         except FileNotFoundError:
@@ -189,6 +222,7 @@ def select_samples(
         if isinstance(labels, str):
             labels = [labels]
         slice_index = img.get("slice_index")
+        annotated, annotation_labels = annotation_of(img)
         out.append(
             ExportSample(
                 id=sid,
@@ -213,6 +247,10 @@ def select_samples(
                 generator=_generator(t.get("generator")),
                 prompt_sha256=str(t.get("prompt_sha256") or ""),
                 duplicates=[dict(m) for m in group_members.get(sid, []) if str(m.get("sample_id")) != sid],
+                image_path=str(img.get("image_path") or ""),
+                image_facts=dict(image_facts_by_id.get(sid) or {}),
+                annotated=annotated,
+                annotation_labels=annotation_labels,
             )
         )
         sel.exported += 1

@@ -1,131 +1,609 @@
-"""Caption-to-VQA: question–answer pairs from a sample's facts, like the paper's VQA conversion step.
+"""Visual question answering from the facts: question–answer pairs worth training on, like the paper's
+caption-to-VQA step but read from the structured facts, never parsed back out of the prose.
 
-Questions are built from the structured facts (never parsed back out of the prose), so every answer
-is as true as the facts. Open questions ask for a value (modality, organ, side, size, texture);
-closed ones ask yes/no, with negatives drawn deterministically from other values so that "yes" is not
-always the answer. Question types follow VQA-RAD's coarse categories: modality, organ, side
-(position), presence, size, texture.
+Every answer is a fact of the image or of one of its regions (the ROI facts record and the per-image
+``image_facts`` row): its modality, body region, organs, findings and how many there are, a finding's
+side, containing organ, neighbours and distances, diameter in millimetres, intensity, texture, shape
+and margin. A question is only asked where the facts settle it: "no" to "is there a cyst?" needs a
+ground-truth annotation of the image that would have shown one; a count needs ground truth too; a
+size in millimetres needs the pixel spacing. A finding is named so that the name gives away neither
+the answer nor another finding of the image ("the lesion" rather than "the hyperdense liver lesion"
+when asking how it appears), and a question whose answer still appears in it is dropped.
+
+Closed yes/no questions come as *slots* with a "yes" and a "no" wording where the facts allow both;
+one is kept per slot when the parts are merged, so that yes and no are balanced exactly within every
+question type and split (:func:`balance`). Multiple-choice options are plausible distractors: other
+modalities of the same family, organs of the image or its body region, findings the annotation rules
+out. Every prompt carries LLaVA-1.5's answer-format instruction.
+
+Files: the part of a shard is ``candidates.jsonl`` (one sample per line); the dataset folder holds,
+per split, ``<split>.jsonl`` (one question per line: ``question_id``, ``image``, ``text`` = question +
+instruction, ``answer``, ``answer_type`` OPEN|CLOSED, ``question_type``, ... — LLaVA's question-file
+form, which ``vqa_eval`` scores) and ``<split>_llava.json`` (one multi-turn LLaVA record per image).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from medtrinity_assets.export.llava import conversation, write_images
+from medtrinity_assets import vocabulary as vocab
+from medtrinity_assets.export.llava import conversation, image_ref, write_json_list
 from medtrinity_assets.export.samples import ExportSample
+from medtrinity_assets.quality.splits import SPLITS
 from medtrinity_assets.storage import atomic_write_text
 
-MODALITY_NAMES = {
-    "CT": "CT", "MR": "MRI", "MRI": "MRI", "CR": "X-ray", "DX": "X-ray", "DR": "X-ray", "XR": "X-ray",
-    "US": "ultrasound", "MG": "mammography", "PT": "PET", "NM": "nuclear medicine", "FUNDUS": "fundus photograph",
-    "HISTO": "histopathology", "SM": "histopathology", "DERM": "dermoscopy", "XA": "angiography",
-}
-NEGATIVE_MODALITIES = ("CT", "MRI", "X-ray", "ultrasound", "histopathology")
-NEGATIVE_ORGANS = ("brain", "chest", "abdomen", "pelvis", "breast", "knee")
-QUESTION_TYPES = ("modality", "organ", "side", "presence", "size", "texture")
-SIZE_WORDS = {"small": "small", "medium": "medium", "large": "large", "very_large": "very large"}
-MAX_FINDINGS = 3
+SHORT_ANSWER = "Answer the question using a single word or phrase."  # LLaVA-1.5's short-answer instruction
+MULTIPLE_CHOICE = "Answer with the option's letter from the given choices directly."  # LLaVA-1.5's for options
+QUESTION_TYPES = (
+    "modality", "body_region", "anatomy", "presence", "counting", "position", "organ_location", "relation",
+    "size", "size_comparison", "intensity", "texture", "shape", "margin", "measurement", "multiple_choice",
+)
+CANDIDATES_FILE = "candidates.jsonl"
+MAX_FINDINGS = 3  # findings asked about per image (the largest first)
+MAX_CHOICE = 2  # multiple-choice questions per image
+SIZE_STEPS_MM = (5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150)
+SIZE_MARGIN = 1.3  # a threshold at least 30 % away from the measured diameter: no borderline answers
+COMPARISON_RATIO = 1.25  # two findings are compared only when one is clearly larger
+MIN_DIFFERENCE_MM = 2.0
+MAX_COUNT = 10
+# modality families: a distractor comes from the image's own family (a CT is confused with an MRI, not a slide)
+RADIOLOGY = ("CT", "MR", "XR", "US", "PET", "MG")
+PHOTOGRAPHIC = ("HISTO", "FUNDUS", "DERM", "ENDO")
+TRUNK_REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "limb")
+REGION_OF_BODY_REGION = {"extremity": "limb", "brain": "head"}  # image_facts' spellings -> vocabulary regions
+REGION_PHRASE = {"limb": "a limb"}
+INTENSITY_OPPOSITE = {"hyper": "hypo", "hypo": "hyper", "iso": "hyper", "brighter": "darker", "darker": "brighter",
+                      "similar": "brighter"}
+SHAPE_OPPOSITE = {"round": "irregular", "oval": "irregular", "lobulated": "round", "irregular": "round"}
+TEXTURE_OPPOSITE = {"homogeneous": "heterogeneous", "heterogeneous": "homogeneous"}
+MARGIN_OPPOSITE = {"well_defined": "ill_defined", "ill_defined": "well_defined"}
+NOT_ORGANS = frozenset({"body", "bone", "air", "fat", "background", "tissue", "soft tissue"})
+_STOP = frozenset({"a", "an", "the", "of", "in", "on", "is", "are", "this", "image", "to", "and", "or", "than", "mm"})
+
+
+# ---- the facts a question reads --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class QA:
-    qid: str
-    sample_id: str
-    question: str
-    answer: str
-    answer_type: str  # OPEN | CLOSED (VQA-RAD's spelling)
-    question_type: str
+class Finding:
+    """One region's facts as the questions read them."""
 
-    def as_dict(self, image: str) -> dict:
-        return {"qid": self.qid, "image": image, "sample_id": self.sample_id, "question": self.question,
-                "answer": self.answer, "answer_type": self.answer_type, "question_type": self.question_type}
+    label: str
+    kind: str  # finding | anatomy
+    origin: str
+    side: str = ""
+    diameter_mm: float | None = None
+    intensity: str = ""
+    texture: str = ""
+    shape: str = ""
+    margin: str = ""
+    inside: tuple[str, ...] = ()
+    overlaps: tuple[str, ...] = ()
+    adjacent: tuple[str, ...] = ()
+    nearest_organ: str = ""
+    in_mm: bool = False  # relation distances are in mm (the spacing is known)
+    others: tuple[tuple[str, float], ...] = ()  # (label, centroid distance) of the image's other findings
+    area: float = 0.0
+
+    @property
+    def ground_truth(self) -> bool:
+        return self.origin == "ground_truth"
+
+    @classmethod
+    def from_roi(cls, r: Mapping[str, Any]) -> Finding:
+        rel = r.get("relations") or {}
+        return cls(
+            label=vocab.humanise(r.get("label")), kind=str(r.get("kind") or "finding"), origin=str(r.get("origin") or ""),
+            side=str(r.get("side") or ""), diameter_mm=r.get("diameter_mm"),
+            intensity=str(r.get("intensity") or ""), texture=str(r.get("texture") or ""),
+            shape=str(r.get("shape") or ""), margin=str(r.get("margin") or ""),
+            inside=tuple(x for x in rel.get("inside") or () if x != "body"),
+            overlaps=tuple(x for x in rel.get("overlaps") or () if x != "body"),
+            adjacent=tuple(x for x in rel.get("adjacent") or () if x != "body"),
+            nearest_organ=str(rel.get("nearest_organ") or "") if rel.get("nearest_organ") != "body" else "",
+            in_mm=rel.get("distance_unit") == "mm",
+            others=tuple((vocab.humanise(o.get("label")), float(o.get("distance") or 0.0))
+                         for o in rel.get("other_lesions") or ()),
+            area=float(r.get("area_fraction") or 0.0),
+        )
 
 
-def _pick(options: Iterable[str], exclude: set[str], seed: str) -> str | None:
-    opts = [o for o in options if o.lower() not in exclude]
-    if not opts:
-        return None
-    return opts[int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16) % len(opts)]
+@dataclass
+class ImageContext:
+    """What the questions of one image may use besides its regions."""
+
+    known_labels: frozenset[str] = frozenset()  # labels the image's ground-truth annotation would have shown
+    label_kinds: Mapping[str, str] = field(default_factory=dict)  # label -> finding | anatomy (of the source)
 
 
-def _label(text: str) -> str:
-    return text.replace("_", " ").strip()
+# ---- words ---------------------------------------------------------------------------------------------
 
 
-def qa_pairs(s: ExportSample, other_findings: Iterable[str] = ()) -> list[QA]:
-    """Every QA pair the sample's facts support."""
-    out: list[QA] = []
+def _hash(*parts: str) -> int:
+    return int(hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12], 16)
 
-    def add(question: str, answer: str, kind: str, qtype: str) -> None:
-        out.append(QA(f"{s.id}-q{len(out):02d}", s.id, question, answer, kind, qtype))
 
-    modality = MODALITY_NAMES.get(s.modality.upper(), "") if s.modality else ""
-    if modality:
-        add("What imaging modality was used to acquire this image?", modality, "OPEN", "modality")
-        add(f"Is this a {modality} image?", "yes", "CLOSED", "modality")
-        neg = _pick(NEGATIVE_MODALITIES, {modality.lower()}, s.id + "m")
-        if neg:
-            add(f"Is this a {neg} image?", "no", "CLOSED", "modality")
-    organ = _label(s.organ)
-    if organ:
-        add("Which organ or body region is shown in this image?", organ, "OPEN", "organ")
-        add(f"Does this image show the {organ}?", "yes", "CLOSED", "organ")
-        neg = _pick(NEGATIVE_ORGANS, {organ.lower()}, s.id + "o")
-        if neg:
-            add(f"Does this image show the {neg}?", "no", "CLOSED", "organ")
-    findings = [r for r in s.rois if (r.get("kind") or "finding") == "finding" and r.get("label")]
-    seen: set[str] = set()
-    for r in findings:
-        label = _label(r["label"])
-        if label in seen or len(seen) >= MAX_FINDINGS:
-            continue
-        seen.add(label)
-        add(f"Is there a {label} in this image?", "yes", "CLOSED", "presence")
-        side = r.get("side") or ""
-        if side in ("left", "right"):
-            add(f"On which side of the patient is the {label}?", side, "OPEN", "side")
-            asked = _pick(("left", "right"), set(), s.id + label + "s")
-            add(f"Is the {label} on the patient's {asked} side?", "yes" if asked == side else "no", "CLOSED", "side")
-        size = SIZE_WORDS.get(r.get("size_class") or "", "")
-        if size:
-            add(f"How large is the {label}?", size, "OPEN", "size")
-            add(f"Is the {label} large?", "yes" if "large" in size else "no", "CLOSED", "size")
-        texture = r.get("texture") or ""
-        if texture in ("homogeneous", "heterogeneous"):
-            add(f"What is the texture of the {label}?", texture, "OPEN", "texture")
-            add(f"Is the {label} heterogeneous?", "yes" if texture == "heterogeneous" else "no", "CLOSED", "texture")
-        intensity = (r.get("intensity") or "").replace("_", " ")
-        if intensity:
-            add(f"How does the {label} appear compared with the surrounding tissue?", intensity, "OPEN", "texture")
-    # absence: only where the ROIs are ground truth (a model's silence is not proof of absence)
-    if s.rois and all(r.get("origin") == "ground_truth" for r in s.rois):
-        absent = _pick(sorted({_label(f) for f in other_findings}), {x.lower() for x in seen}, s.id + "p")
-        if absent:
-            add(f"Is there a {absent} in this image?", "no", "CLOSED", "presence")
+def _pick(options: Sequence[str], *seed: str) -> str:
+    return options[_hash(*seed) % len(options)]
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", str(text).lower())
+
+
+def answer_in_question(question: str, answer: str) -> bool:
+    """True when every content word of the answer already appears in the question."""
+    words = [t for t in tokens(answer) if t not in _STOP]
+    return bool(words) and set(words) <= set(tokens(question))
+
+
+def plural(noun_phrase: str) -> str:
+    head, _, last = noun_phrase.rpartition(" ")
+    if re.search(r"(s|x|z|ch|sh)$", last):
+        last += "es"
+    elif re.search(r"[^aeiou]y$", last):
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return f"{head} {last}".strip()
+
+
+def _organ_words(label: str) -> set[str]:
+    return {t for t in tokens(label) if t in vocab.ORGAN_SYNONYMS}
+
+
+def _intensity_word(label: str) -> bool:
+    return any(t.startswith(vocab.INTENSITY_PREFIXES) and t.endswith(vocab.INTENSITY_STEMS) for t in tokens(label))
+
+
+def _reductions(label: str) -> list[str]:
+    """Ways to name a finding, most specific first: the label, without organ words, without intensity
+    words, its last word."""
+    words = label.split()
+    no_organ = [w for w in words if w.lower() not in vocab.ORGAN_SYNONYMS]
+    plain = [w for w in no_organ if not _intensity_word(w)]
+    out = []
+    for cand in (words, no_organ, plain, words[-1:]):
+        phrase = " ".join(cand)
+        if phrase and phrase not in out:
+            out.append(phrase)
     return out
 
 
-def write_vqa(samples: list[ExportSample], folder: Path) -> dict[str, int]:
-    """``vqa_pairs.jsonl`` (flat, for the evaluation harness), ``vqa_llava.json`` (multi-turn LLaVA
-    instruction data, one record per image) and the images."""
-    folder = Path(folder)
-    write_images(samples, folder)
-    all_findings = sorted({r["label"] for s in samples for r in s.rois
-                           if (r.get("kind") or "finding") == "finding" and r.get("label")})
-    flat, llava = [], []
-    counts = {t: 0 for t in QUESTION_TYPES}
+def refer(f: Finding, findings: Sequence[Finding], avoid: Iterable[str] = ()) -> str:
+    """The most specific name of ``f`` that contains none of ``avoid`` and names no other finding of the
+    image; '' when there is none."""
+    avoid_words = {t for a in avoid for t in tokens(a) if t not in _STOP}
+    others = [g for g in findings if g is not f]
+    for name in _reductions(f.label):
+        if avoid_words & set(tokens(name)):
+            continue
+        if any(name in _reductions(g.label) for g in others):
+            continue
+        return name
+    return ""
+
+
+def _intensity_family(value: str) -> tuple[str, str]:
+    """'hypodense' -> ('hypo', 'dense'); 'brighter' -> ('brighter', '')."""
+    for prefix in vocab.INTENSITY_PREFIXES:
+        if value.startswith(prefix):
+            return prefix, value[len(prefix):]
+    return value, ""
+
+
+def _intensity_phrase(value: str) -> str:
+    """How a question says an intensity relative to the surrounding tissue."""
+    if value in vocab.RELATIVE_INTENSITY_WORDS:
+        return vocab.RELATIVE_INTENSITY_WORDS[value]
+    return f"{value} to"
+
+
+def _region_of(s: ExportSample) -> str:
+    """The body region the facts give: the image_facts row's when it agrees with (or there is no)
+    metadata, else the metadata organ's region; '' when neither says."""
+    facts = s.image_facts or {}
+    region = str(facts.get("body_region") or "")
+    region = REGION_OF_BODY_REGION.get(region, region)
+    if region in vocab.REGIONS and facts.get("agrees_with_metadata") is not False:
+        return region
+    if facts.get("agrees_with_metadata") is False:
+        return ""  # the expert and the metadata disagree: ask nothing rather than guess
+    organ = vocab.ORGAN_SYNONYMS.get(vocab.humanise(s.organ).lower(), "")
+    region = organ if organ in vocab.REGIONS else vocab.ORGAN_REGION.get(organ, "")
+    return REGION_OF_BODY_REGION.get(region, region)
+
+
+def _region_phrase(region: str) -> str:
+    return REGION_PHRASE.get(region, f"the {region}")
+
+
+def _modality_name(m: vocab.Modality) -> str:
+    """'an MRI image', 'a fundus photograph'."""
+    name = m.qa_name
+    return vocab.with_article(f"{name} image" if vocab.needs_noun(name) else name)
+
+
+# ---- candidates ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidates:
+    """One image's questions before balancing: open/choice items as they are, yes/no slots with their wordings."""
+
+    sample_id: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def open(self, qtype: str, question: str, answer: str) -> None:
+        if answer and not answer_in_question(question, answer):
+            self.items.append({"type": qtype, "kind": "open", "question": question, "answer": answer})
+
+    def yes_no(self, qtype: str, yes: str | None, no: str | None) -> None:
+        if yes or no:
+            self.items.append({"type": qtype, "kind": "yes_no", "yes": yes, "no": no})
+
+    def choice(self, qtype: str, question: str, correct: str, distractors: Sequence[str], *seed: str) -> None:
+        """Options A-D: the correct one at a position chosen by hash (uniform over the dataset)."""
+        opts = [d for d in dict.fromkeys(distractors) if d and d != correct][:3]
+        if len(opts) < 2:
+            return
+        pos = _hash(self.sample_id, qtype, *seed) % (len(opts) + 1)
+        opts.insert(pos, correct)
+        letters = "ABCD"
+        lines = "\n".join(f"{letters[i]}. {o}" for i, o in enumerate(opts))
+        self.items.append({"type": qtype, "kind": "choice", "question": f"{question}\n{lines}",
+                           "answer": letters[pos], "answer_text": correct})
+
+
+def _modality_questions(c: Candidates, s: ExportSample) -> None:
+    m = vocab.modality(s.modality)
+    if m is None:
+        return
+    sid = s.id
+    c.open("modality", _pick(("What imaging modality was used to acquire this image?",
+                              "Which imaging technique produced this image?",
+                              "What type of imaging is shown here?",
+                              "With which modality was this image obtained?"), sid, "mo"), m.qa_name)
+    family = RADIOLOGY if m.code in RADIOLOGY else PHOTOGRAPHIC if m.code in PHOTOGRAPHIC else ()
+    others = [vocab.MODALITY_BY_CLASS[k] for k in family if k != m.code and k in vocab.MODALITY_BY_CLASS]
+    if not others:
+        return
+    other = others[_hash(sid, "mn") % len(others)]
+    c.yes_no("modality", f"Is this {_modality_name(m)}?", f"Is this {_modality_name(other)}?")
+    ordered = sorted(others, key=lambda o: _hash(sid, "mch", o.code))
+    c.choice("multiple_choice", "Which imaging modality was used for this image?", m.qa_name,
+             [o.qa_name for o in ordered], "modality")
+
+
+def _region_questions(c: Candidates, s: ExportSample) -> None:
+    region = _region_of(s)
+    if not region:
+        return
+    sid = s.id
+    c.open("body_region", _pick(("Which part of the body is shown in this image?",
+                                 "Which body region does this image show?",
+                                 "What anatomical region is imaged here?"), sid, "br"), region)
+    far = [r for r in TRUNK_REGIONS if r != region and r not in vocab.REGION_ADJACENT.get(region, ())]
+    if far:
+        other = far[_hash(sid, "brn") % len(far)]
+        c.yes_no("body_region", f"Is this an image of {_region_phrase(region)}?", f"Is this an image of {_region_phrase(other)}?")
+        c.choice("multiple_choice", "Which body region is shown in this image?", region,
+                 sorted(far, key=lambda r: _hash(sid, "brc", r)), "region")
+
+
+def _organs_seen(s: ExportSample, findings: Sequence[Finding]) -> list[str]:
+    names = {f.label for f in findings if f.kind == "anatomy"}
+    names |= {vocab.humanise(o) for o in (s.image_facts or {}).get("organs") or ()}
+    return sorted(n for n in names if n in vocab.ORGAN_BY_NAME and n not in NOT_ORGANS)
+
+
+def _anatomy_questions(c: Candidates, s: ExportSample, findings: Sequence[Finding], ctx: ImageContext) -> None:
+    seen = _organs_seen(s, findings)
+    sid = s.id
+    if len(seen) >= 2:
+        c.open("anatomy", _pick(("Which organs can be seen in this image?", "Which organs are visible here?"), sid, "an"),
+               vocab.join_words(seen))
+    absent = sorted(lab for lab in ctx.known_labels
+                    if ctx.label_kinds.get(lab) == "anatomy" and lab not in seen and lab in vocab.ORGAN_BY_NAME
+                    and lab not in NOT_ORGANS)
+    for n, organ in enumerate(sorted(seen, key=lambda o: _hash(sid, "ao", o))[:2]):
+        no = absent[(_hash(sid, "aa", str(n))) % len(absent)] if absent else None
+        template = _pick(("Is the {} visible in this image?", "Can the {} be seen in this image?"), sid, "at", str(n))
+        c.yes_no("anatomy", template.format(organ), template.format(no) if no else None)
+        if no:
+            absent.remove(no)
+
+
+def _finding_questions(c: Candidates, s: ExportSample, findings: Sequence[Finding], ctx: ImageContext) -> None:
+    sid = s.id
+    lesions = [f for f in findings if f.kind == "finding" and f.label]
+    labels = sorted({f.label for f in lesions})
+    annotated_gt = bool(ctx.known_labels) and all(f.ground_truth for f in lesions)
+    absent = sorted(lab for lab in ctx.known_labels if ctx.label_kinds.get(lab, "finding") == "finding"
+                    and lab not in labels)
+    # presence
+    for n, label in enumerate(sorted(labels, key=lambda lab: _hash(sid, "pr", lab))[:MAX_FINDINGS]):
+        template = _pick(("Is there {} in this image?", "Does this image show {}?", "Can {} be seen in this image?"),
+                         sid, "pt", label)
+        no = absent[_hash(sid, "pa", str(n)) % len(absent)] if annotated_gt and absent else None
+        c.yes_no("presence", template.format(vocab.with_article(label)),
+                 template.format(vocab.with_article(no)) if no else None)
+    if annotated_gt and absent and not labels:
+        no = absent[_hash(sid, "p0") % len(absent)]
+        c.yes_no("presence", None, f"Is there {vocab.with_article(no)} in this image?")
+    if annotated_gt and len(absent) >= 2 and labels:
+        correct = labels[_hash(sid, "pmc") % len(labels)]
+        c.choice("multiple_choice", "Which of these findings can be seen in this image?", correct,
+                 sorted(absent, key=lambda lab: _hash(sid, "pmd", lab)), "presence")
+    # counting (ground truth only: a model's silence is no proof of absence)
+    if annotated_gt:
+        counts = Counter(f.label for f in lesions)
+        for label, n in sorted(counts.items()):
+            if n <= MAX_COUNT:
+                c.open("counting", f"How many {plural(label)} are visible in this image?", str(n))
+        total = len(lesions)
+        if total <= MAX_COUNT and (total or absent):
+            c.open("counting", _pick(("How many lesions are visible in this image?",
+                                      "How many abnormal findings does this image show?"), sid, "ct"), str(total))
+    # per finding: the largest few
+    organs_here = set(_organs_seen(s, findings))
+    for f in sorted(lesions, key=lambda f: (-f.area, f.label))[:MAX_FINDINGS]:
+        if sum(1 for g in lesions if g.label == f.label) > 1:
+            continue  # two findings with one name: "the cyst" would not say which
+        _one_finding(c, sid, f, lesions, organs_here)
+    _comparisons(c, sid, lesions)
+
+
+def _one_finding(c: Candidates, sid: str, f: Finding, lesions: Sequence[Finding], organs_here: set[str]) -> None:
+    key = f.label
+    name = refer(f, lesions)
+    if not name:
+        return
+    # position (patient side)
+    if f.side in vocab.SIDES:
+        c.open("position", _pick(("On which side of the patient is the {}?", "Which side of the body is the {} on?"),
+                                 sid, "po", key).format(name), f.side)
+        other = "left" if f.side == "right" else "right"
+        c.yes_no("position", f"Is the {name} on the patient's {f.side} side?", f"Is the {name} on the patient's {other} side?")
+    # which organ contains it
+    if len(f.inside) == 1 and f.inside[0] in vocab.ORGAN_BY_NAME:
+        organ = f.inside[0]
+        ref = refer(f, lesions, avoid=[organ])
+        if ref:
+            c.open("organ_location", _pick(("Which organ contains the {}?", "In which organ is the {} located?"),
+                                           sid, "ol", key).format(ref), organ)
+            elsewhere = sorted(o for o in organs_here if o != organ and o not in f.overlaps and o not in f.adjacent)
+            no = elsewhere[_hash(sid, "oln", key) % len(elsewhere)] if elsewhere else None
+            c.yes_no("organ_location", f"Is the {ref} located in the {organ}?", f"Is the {ref} located in the {no}?" if no else None)
+            region = vocab.ORGAN_REGION.get(organ, "")
+            pool = sorted(o for o in (organs_here | set(vocab.organs_of_region(region)) if region else organs_here)
+                          if o != organ and o not in NOT_ORGANS and o not in vocab.REGIONS and o not in f.overlaps)
+            c.choice("multiple_choice", f"Which organ contains the {ref}?", organ,
+                     sorted(pool, key=lambda o: _hash(sid, "olc", key, o)), "organ", key)
+    # neighbours
+    if f.adjacent:
+        organ = f.adjacent[_hash(sid, "ad", key) % len(f.adjacent)]
+        ref = refer(f, lesions, avoid=[organ])
+        if ref:
+            far = sorted(o for o in organs_here if o not in f.adjacent and o not in f.inside and o not in f.overlaps)
+            no = far[_hash(sid, "adn", key) % len(far)] if far else None
+            c.yes_no("relation", f"Does the {ref} lie next to the {organ}?", f"Does the {ref} lie next to the {no}?" if no else None)
+    elif not f.inside and not f.overlaps and f.nearest_organ and f.nearest_organ in vocab.ORGAN_BY_NAME:
+        ref = refer(f, lesions, avoid=[f.nearest_organ])
+        if ref:
+            c.open("relation", f"Which organ is closest to the {ref}?", f.nearest_organ)
+    # size in millimetres
+    d = f.diameter_mm
+    if d and d > 0:
+        c.open("size", _pick(("What is the approximate diameter of the {}?", "About how wide is the {}?"),
+                             sid, "sz", key).format(name), f"{round(d):d} mm")
+        below = [t for t in SIZE_STEPS_MM if t * SIZE_MARGIN <= d]
+        above = [t for t in SIZE_STEPS_MM if t >= d * SIZE_MARGIN]
+        yes = f"Is the {name} larger than {below[-1]} mm in diameter?" if below else None
+        no = f"Is the {name} larger than {above[0]} mm in diameter?" if above else None
+        c.yes_no("size", yes, no)
+    # appearance (named without an intensity word: "the hyperdense lesion" would answer its own question)
+    plain = refer(f, lesions, avoid=[f.intensity])
+    if f.intensity and plain and not _intensity_word(plain):
+        c.open("intensity", _pick(("How does the {} appear compared with the surrounding tissue?",
+                                   "What is the intensity of the {} relative to its surroundings?"), sid, "in", key)
+               .format(plain), f.intensity)
+        prefix, stem = _intensity_family(f.intensity)
+        opposite = INTENSITY_OPPOSITE.get(prefix, "")
+        if opposite:
+            other = opposite + stem
+            c.yes_no("intensity", f"Is the {plain} {_intensity_phrase(f.intensity)} the surrounding tissue?",
+                     f"Is the {plain} {_intensity_phrase(other)} the surrounding tissue?")
+    if f.texture in TEXTURE_OPPOSITE:
+        c.open("texture", _pick(("What is the texture of the {}?", "How would you describe the internal texture of the {}?"),
+                                sid, "tx", key).format(name), f.texture)
+        c.yes_no("texture", f"Does the {name} have a {f.texture} texture?",
+                 f"Does the {name} have a {TEXTURE_OPPOSITE[f.texture]} texture?")
+    if f.shape in SHAPE_OPPOSITE:
+        c.open("shape", _pick(("What is the shape of the {}?", "How is the {} shaped?"), sid, "sh", key).format(name), f.shape)
+        c.yes_no("shape", f"Is the {name} {f.shape} in shape?", f"Is the {name} {SHAPE_OPPOSITE[f.shape]} in shape?")
+    if f.margin in MARGIN_OPPOSITE:
+        words = vocab.MARGIN_WORDS[f.margin]
+        c.open("margin", f"How are the margins of the {name}?", words.replace("-", " "))
+        c.yes_no("margin", f"Does the {name} have {words} margins?",
+                 f"Does the {name} have {vocab.MARGIN_WORDS[MARGIN_OPPOSITE[f.margin]]} margins?")
+
+
+def _comparisons(c: Candidates, sid: str, lesions: Sequence[Finding]) -> None:
+    """Size comparison in mm and distance between findings with distinct names."""
+    unique = [f for f in lesions if sum(1 for g in lesions if g.label == f.label) == 1]
+    pairs = [(a, b) for i, a in enumerate(unique) for b in unique[i + 1:]]
+    for a, b in sorted(pairs, key=lambda p: _hash(sid, "cmp", p[0].label, p[1].label))[:2]:
+        na, nb = refer(a, lesions), refer(b, lesions)
+        if not (na and nb):
+            continue
+        if a.diameter_mm and b.diameter_mm:
+            big, small = (a, b) if a.diameter_mm >= b.diameter_mm else (b, a)
+            nbig, nsmall = (na, nb) if big is a else (nb, na)
+            if big.diameter_mm >= COMPARISON_RATIO * small.diameter_mm:
+                c.yes_no("size_comparison", f"Is the {nbig} larger than the {nsmall}?", f"Is the {nsmall} larger than the {nbig}?")
+                diff = big.diameter_mm - small.diameter_mm
+                if diff >= MIN_DIFFERENCE_MM:
+                    c.open("size_comparison", f"By how many millimetres does the diameter of the {nbig} exceed that of "
+                                              f"the {nsmall}?", f"{round(diff):d} mm")
+        if a.in_mm:
+            dist = next((d for label, d in a.others if label == b.label), None)
+            if dist:
+                c.open("relation", f"How far apart are the {na} and the {nb}?", f"{round(dist):d} mm")
+
+
+def _measurement_questions(c: Candidates, s: ExportSample) -> None:
+    raw = (s.image_facts or {}).get("measurements_json") or {}
+    measurements = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    ctr = measurements.get("cardiothoracic_ratio")
+    if isinstance(ctr, (int, float)) and 0 < ctr < 1:
+        c.open("measurement", "What is the cardiothoracic ratio on this radiograph?", f"{ctr:.2f}")
+
+
+def candidates(s: ExportSample, ctx: ImageContext | None = None) -> Candidates:
+    """Every question the sample's facts support, closed ones as yes/no slots."""
+    ctx = ctx or ImageContext()
+    findings = [Finding.from_roi(r) for r in s.rois if r.get("label")]
+    c = Candidates(s.id)
+    _modality_questions(c, s)
+    _region_questions(c, s)
+    _anatomy_questions(c, s, findings, ctx)
+    _finding_questions(c, s, findings, ctx)
+    _measurement_questions(c, s)
+    choices = [i for i in c.items if i["kind"] == "choice"]
+    for extra in sorted(choices, key=lambda i: _hash(s.id, "mcx", i["question"]))[MAX_CHOICE:]:
+        c.items.remove(extra)
+    return c
+
+
+def image_contexts(samples: Sequence[ExportSample]) -> dict[str, ImageContext]:
+    """Per sample: the labels its ground-truth annotation covers (the label map's names, else every
+    ground-truth label its source uses in this shard) and the kind of each label."""
+    kinds: dict[str, dict[str, str]] = defaultdict(dict)
     for s in samples:
-        image = f"images/{s.key}.png"
-        pairs = qa_pairs(s, all_findings)
-        for qa in pairs:
-            flat.append(json.dumps(qa.as_dict(image), ensure_ascii=False))
-            counts[qa.question_type] += 1
-        if pairs:
-            llava.append(conversation(s.id, image, [(qa.question, qa.answer) for qa in pairs]))
-    atomic_write_text(folder / "vqa_pairs.jsonl", "\n".join(flat) + ("\n" if flat else ""))
-    atomic_write_text(folder / "vqa_llava.json", json.dumps(llava, indent=1, ensure_ascii=False))
-    return {"pairs": len(flat), "images": len(llava), **{f"type_{k}": v for k, v in counts.items()}}
+        for r in s.rois:
+            if r.get("origin") == "ground_truth" and r.get("label"):
+                kinds[s.source].setdefault(vocab.humanise(r["label"]), str(r.get("kind") or "finding"))
+    out = {}
+    for s in samples:
+        if not s.annotated:
+            out[s.id] = ImageContext(label_kinds=kinds[s.source])
+            continue
+        known = {vocab.humanise(x) for x in s.annotation_labels} or set(kinds[s.source])
+        out[s.id] = ImageContext(known_labels=frozenset(k for k in known if k in kinds[s.source]),
+                                 label_kinds=kinds[s.source])
+    return out
+
+
+# ---- the part and the dataset files ----------------------------------------------------------------------
+
+
+def write_part(samples: list[ExportSample], folder: Path, shard: str) -> dict[str, int]:
+    """``candidates.jsonl``: one line per sample (id, split, image, question items)."""
+    ctx = image_contexts(samples)
+    lines, n_items = [], 0
+    for s in sorted(samples, key=lambda s: s.id):
+        c = candidates(s, ctx[s.id])
+        n_items += len(c.items)
+        lines.append(json.dumps({"sample_id": s.id, "split": s.split, "image": image_ref(s), "items": c.items},
+                                ensure_ascii=False, sort_keys=True))
+    atomic_write_text(Path(folder) / CANDIDATES_FILE, "\n".join(lines) + ("\n" if lines else ""))
+    return {CANDIDATES_FILE: len(lines), "question_items": n_items}
+
+
+def balance(slots: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """Choose "yes" or "no" for each yes/no slot ``(slot_id, item)`` of one question type and split so that
+    both answers are equally frequent: flexible slots (both wordings) fill the gap left by the one-sided
+    ones; when that cannot balance, one-sided slots of the commoner answer are dropped (by hash). Returns
+    slot_id -> "yes" | "no" for the slots kept."""
+    ordered = sorted(slots, key=lambda sl: _hash(sl[0]))
+    forced_yes = [sid for sid, it in ordered if it.get("yes") and not it.get("no")]
+    forced_no = [sid for sid, it in ordered if it.get("no") and not it.get("yes")]
+    flexible = [sid for sid, it in ordered if it.get("yes") and it.get("no")]
+    total = len(forced_yes) + len(forced_no) + len(flexible)
+    k = min(max((total + 1) // 2 - len(forced_yes), 0), len(flexible))
+    yes = forced_yes + flexible[:k]
+    no = forced_no + flexible[k:]
+    keep = min(len(yes), len(no))
+    # drop from the larger side: one-sided slots first (they are why it is larger), then flexible ones
+    yes = sorted(yes, key=lambda sid: (sid in flexible, _hash(sid, "keep")), reverse=True)[:keep]
+    no = sorted(no, key=lambda sid: (sid in flexible, _hash(sid, "keep")), reverse=True)[:keep]
+    return {**dict.fromkeys(yes, "yes"), **dict.fromkeys(no, "no")}
+
+
+def _prompt(question: str, kind: str) -> str:
+    return f"{question}\n{MULTIPLE_CHOICE if kind == 'choice' else SHORT_ANSWER}"
+
+
+def merge_parts(part_folders: Iterable[Path], folder: Path) -> dict[str, int]:
+    """Balance the yes/no slots of every part, then write ``<split>.jsonl`` and ``<split>_llava.json``."""
+    records = []
+    for p in part_folders:
+        f = Path(p) / CANDIDATES_FILE
+        if f.is_file():
+            records += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records.sort(key=lambda r: r["sample_id"])
+    slots: dict[tuple[str, str], list[tuple[str, dict]]] = defaultdict(list)
+    for r in records:
+        for n, item in enumerate(r["items"]):
+            if item["kind"] == "yes_no":
+                slots[(r["split"], item["type"])].append((f"{r['sample_id']}#{n}", item))
+    chosen: dict[str, str] = {}
+    for group in slots.values():
+        chosen.update(balance(group))
+    counts: dict[str, int] = {}
+    for split in SPLITS:
+        flat, llava = [], []
+        for r in (r for r in records if r["split"] == split):
+            turns = []
+            for n, item in enumerate(r["items"]):
+                if item["kind"] == "yes_no":
+                    answer = chosen.get(f"{r['sample_id']}#{n}")
+                    if not answer:
+                        continue
+                    question, answer_type = item[answer], "CLOSED"
+                elif item["kind"] == "choice":
+                    question, answer, answer_type = item["question"], item["answer"], "CLOSED"
+                else:
+                    question, answer, answer_type = item["question"], item["answer"], "OPEN"
+                qid = f"{r['sample_id']}-q{len(turns):02d}"
+                text = _prompt(question, item["kind"])
+                flat.append({"question_id": qid, "image": r["image"], "text": text, "question": question,
+                             "answer": answer, "answer_type": answer_type, "question_type": item["type"],
+                             "sample_id": r["sample_id"], "split": split})
+                turns.append((text, answer))
+            if turns:
+                llava.append(conversation(r["sample_id"], r["image"], turns, split))
+        atomic_write_text(Path(folder) / f"{split}.jsonl",
+                          "".join(json.dumps(q, ensure_ascii=False, sort_keys=True) + "\n" for q in flat))
+        write_json_list(Path(folder) / f"{split}_llava.json", llava)
+        counts[f"{split}.jsonl"] = len(flat)
+        counts[f"{split}_llava.json"] = len(llava)
+    return counts
+
+
+def summarise(pairs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Figures of a VQA set: pairs, distinct questions and answers, and per question type its count and the
+    share of "yes" among its yes/no answers."""
+    pairs = list(pairs)
+    by_type: dict[str, Counter] = defaultdict(Counter)
+    for p in pairs:
+        by_type[p["question_type"]]["n"] += 1
+        if p["answer"] in ("yes", "no"):
+            by_type[p["question_type"]][p["answer"]] += 1
+    return {
+        "pairs": len(pairs),
+        "distinct_questions": len({p["question"] for p in pairs}),
+        "distinct_answers": len({p["answer"] for p in pairs}),
+        "images": len({p["sample_id"] for p in pairs}),
+        "question_types": {t: {"n": c["n"], **({"yes_share": round(c["yes"] / (c["yes"] + c["no"]), 3)}
+                                               if c["yes"] + c["no"] else {})}
+                           for t, c in sorted(by_type.items())},
+    }

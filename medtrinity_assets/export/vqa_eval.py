@@ -1,12 +1,14 @@
 """Score VQA predictions the way the MedTrinity / LLaVA-Med papers do.
 
-- closed (yes/no) questions: accuracy, reading the first "yes" or "no" in the prediction;
+- closed questions: accuracy. A yes/no answer is compared with the first "yes" or "no" in the prediction;
+  a multiple-choice letter with the letter the prediction opens with ("B", "(B)", "B. liver"); any other
+  closed answer (VQA-RAD's "CT" to "Is this a CT or an MRI?") counts when all its words are in the prediction;
 - open questions: token recall, the share of the ground-truth answer's tokens found in the prediction.
 
 Ground truth comes in the benchmarks' own forms: VQA-RAD (JSON list, ``answer_type`` OPEN/CLOSED,
 ``question_type``), SLAKE (JSON list, ``answer_type``, ``content_type``, ``q_lang``: English only),
 PathVQA (JSON/JSONL with question and answer; yes/no answers are closed), or this project's
-``vqa_pairs.jsonl``. Predictions are JSONL lines with ``question_id``/``qid`` and
+``exports/vqa/<split>.jsonl``. Predictions are JSONL lines with ``question_id``/``qid`` and
 ``text``/``answer``/``prediction`` (LLaVA's answer-file format).
 
     python -m medtrinity_assets.export.vqa_eval --gt test.json --pred answers.jsonl --format slake
@@ -48,6 +50,24 @@ def yes_no(text: str) -> str:
         if tok in ("yes", "no"):
             return tok
     return ""
+
+
+_LETTER = re.compile(r"^\s*\(?([A-Za-z])(?:[).:,]|\s|$)")
+
+
+def choice_letter(text: str) -> str:
+    """The option letter a prediction opens with ('B', '(b)', 'B. liver' -> 'B'), or ''."""
+    m = _LETTER.match(str(text))
+    return m.group(1).upper() if m else ""
+
+
+def closed_correct(prediction: str, answer: str) -> bool:
+    if yes_no(answer):
+        return yes_no(prediction) == yes_no(answer)
+    if len(answer.strip()) == 1 and answer.strip().isalpha():
+        return choice_letter(prediction) == answer.strip().upper()
+    gt = normalise(answer)
+    return bool(gt) and set(gt) <= set(normalise(prediction))
 
 
 def token_recall(prediction: str, answer: str) -> float:
@@ -109,7 +129,7 @@ def evaluate(truth: Iterable[GroundTruth], predictions: Mapping[str, str]) -> di
             missing += 1
             pred = ""
         if gt.answer_type == "closed":
-            score = 1.0 if yes_no(pred) == yes_no(gt.answer) and yes_no(gt.answer) else 0.0
+            score = 1.0 if closed_correct(pred, gt.answer) else 0.0
         else:
             score = token_recall(pred, gt.answer)
         sums[(gt.answer_type, gt.question_type)].append(score)

@@ -1,6 +1,7 @@
 """The Dagster layer of the exports: a blocking check on a broken triplet shard stops the export of that
-shard (across runs, on a temp instance); a good shard exports, passes its integrity and PHI checks, and a
-tampered file fails them; the dataset card renders with its plots."""
+shard (across runs, on a temp instance); a good shard exports its part, passes its integrity and PHI checks,
+and a tampered file fails them; dataset_exports merges the parts per split and passes its check; the dataset
+card renders with its plots, in card/ and as the Hub card of exports/hf/."""
 
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import pytest
 from dagster import DagsterInstance, MaterializeResult, asset, materialize
 
 from medtrinity_assets import checks
-from medtrinity_assets.assets.exports import dataset_card, export_coco, export_hf, export_vqa
+from medtrinity_assets.assets.exports import dataset_card, dataset_exports, export_coco, export_hf, export_vqa
 from medtrinity_assets.assets.quality import near_duplicates
+from medtrinity_assets.export.build import part_dir
 from medtrinity_assets.partitions import source_shard_key, source_shard_partitions
 from medtrinity_assets.resources import PipelineResource
 from medtrinity_assets.storage import DataLayout
@@ -65,11 +67,12 @@ def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     assert checks_run["src_a"] == {"triplets_schema": True, "triplets_consistency": True}
     assert checks_run["src_b"]["triplets_consistency"] is False
 
+    assert materialize([near_duplicates], instance=instance, resources=resources).success
     res = materialize([export_hf], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
     assert not res.success
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     assert "triplets_consistency on s00|src_b" in failure.event_specific_data.error.message
-    assert not (layout.exports / "hf" / "s00").exists()
+    assert not part_dir(layout, "hf", "s00").exists()
 
     # regenerate the broken shard: the check passes and the export goes through
     checks_run = _materialize_triplets(layout, instance, resources, corrupt=set())
@@ -86,9 +89,9 @@ def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     # tampering with a sealed file is what the integrity check recomputes (domain test: test_quality_gates)
     from medtrinity_assets.export.sha256sums import verify_sha256sums
 
-    victim = next((layout.exports / "hf" / "s00").glob("*.parquet"))
+    victim = next(part_dir(layout, "hf", "s00").glob("*.parquet"))
     victim.write_bytes(victim.read_bytes() + b"x")
-    assert verify_sha256sums(layout.exports / "hf" / "s00").mismatched == [victim.name]
+    assert verify_sha256sums(part_dir(layout, "hf", "s00")).mismatched == [victim.name]
 
 
 def test_inline_gate_blocks_even_without_a_check_run(env):
@@ -105,20 +108,28 @@ def test_inline_gate_blocks_even_without_a_check_run(env):
 def test_dataset_card_renders_with_plots(env):
     instance, resources, layout = env
     _materialize_triplets(layout, instance, resources, corrupt=set())
-    for a in (export_hf, export_vqa):
-        assert materialize([a], partition_key="s00", instance=instance, resources=resources).success
-    res = materialize([near_duplicates, dataset_card, checks.dataset_card_phi_scan, checks.dataset_card_exports_sealed],
-                      instance=instance, resources=resources)
-    assert res.success
+    res = materialize([near_duplicates], instance=instance, resources=resources)
     dup_meta = res.asset_materializations_for_node("near_duplicates")[0].metadata
     assert dup_meta["duplicate_groups"].value == 0 and dup_meta["images"].value == 8
+    for a in (export_hf, export_vqa):
+        assert materialize([a], partition_key="s00", instance=instance, resources=resources).success
+    res = materialize([dataset_exports, checks.dataset_exports_splits_and_readers, dataset_card,
+                       checks.dataset_card_phi_scan, checks.dataset_card_exports_sealed],
+                      instance=instance, resources=resources)
+    assert res.success
+    merged = res.asset_materializations_for_node("dataset_exports")[0].metadata
+    assert sum(merged["hf/samples"].value.values()) == 8 and merged["hf/missing_shards"].value == ["s01", "s02", "s03"]
+    assert merged["vqa/images_linked"].value == 8 and merged["vqa/images_copied"].value == 0
     assert (layout.root / "tables" / "near_duplicates" / "all.parquet").is_file()
     card = (layout.card / "README.md").read_text()
-    assert "| src_a | image_folder | CC0-1.0 |" in card and "## Quality checks" in card
-    for plot in ("by_modality", "by_organ", "by_disease", "roi_size", "description_length", "contradiction_rate"):
-        assert (layout.card / f"{plot}.png").stat().st_size > 1000
+    assert card == (layout.exports / "hf" / "README.md").read_text() and card.startswith("---\n")
+    assert "| src_a | image_folder | CC0-1.0 |" in card and "## Quality checks" in card and "## Conventions" in card
+    for plot in ("by_modality", "by_organ", "by_disease", "roi_size", "description_length", "contradiction_rate",
+                 "vqa_question_types"):
+        assert (layout.card / "plots" / f"{plot}.png").stat().st_size > 1000
+        assert (layout.exports / "hf" / "plots" / f"{plot}.png").is_file() and f"(plots/{plot}.png)" in card
     meta = res.asset_materializations_for_node("dataset_card")[0].metadata
-    assert "data:image/png;base64" in meta["card"].value
+    assert "data:image/png;base64" in meta["card"].value and not meta["card"].value.startswith("---")
     assert meta["samples"].value == 8
     assert all(e.passed for e in res.get_asset_check_evaluations())
     assert (layout.exports / "hf" / "SHA256SUMS").is_file()

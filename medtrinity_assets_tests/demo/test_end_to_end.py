@@ -39,6 +39,10 @@ def test_demo_runs_every_stage_without_a_failed_run(tmp_path):
     for fmt in ("hf", "llava", "webdataset", "coco", "vqa"):
         folder = data_root / "exports" / fmt
         assert (folder / "SHA256SUMS").is_file(), f"{fmt} export not sealed"
+    for split in ("train", "validation", "test"):
+        assert json.loads((data_root / "exports" / "llava" / f"{split}.json").read_text()), f"llava {split} is empty"
+        assert (data_root / "exports" / "coco" / f"annotations_{split}.json").is_file()
     card = (data_root / "card" / "README.md").read_text()
-    assert "## Sources and licences" in card and "by_modality.png" in card
-    assert (data_root / "card" / "by_modality.png").stat().st_size > 1000
+    assert "## Sources and licences" in card and "plots/by_modality.png" in card
+    assert card == (data_root / "exports" / "hf" / "README.md").read_text()
+    assert (data_root / "card" / "plots" / "by_modality.png").stat().st_size > 1000

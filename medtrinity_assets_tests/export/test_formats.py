@@ -1,99 +1,119 @@
-"""Each export format re-read with the library its users will use: datasets, pycocotools, webdataset."""
+"""Shard parts and the merged per-split dataset: what each format holds, reruns, stale files, a tampered
+part, and the one category map (stable when a label appears later)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from medtrinity_assets.export.build import export_dir, export_shard
-from medtrinity_assets.export.sha256sums import verify_sha256sums
+from medtrinity_assets.export import categories
+from medtrinity_assets.export.build import dataset_dir, export_part, part_dir
+from medtrinity_assets.export.merge import PartProblem, categories_path, merge_dataset
+from medtrinity_assets.quality import near_duplicates as nd
+from medtrinity_assets.quality.export_readers import check_export_splits, read_back_part, split_membership
+from medtrinity_assets.quality.splits import SPLITS
 from medtrinity_assets.storage import DataLayout
+from medtrinity_assets_tests.support.exports import build_dataset, export_dataset, write_near_duplicates
 from medtrinity_assets_tests.support.quality import image_row, sample_set, triplet_row, write_partition
-
-QUALITY = {"dedup_hamming": 4, "leakage_hamming": 0}
 
 
 @pytest.fixture()
 def layout(tmp_path: Path) -> DataLayout:
     layout = DataLayout(tmp_path / "out")
-    images, rois, triplets = sample_set(layout, "src_a", "s00", n=4)
-    # one failed triplet: never exported
-    failed_img = image_row(layout, "src_a-fail", "src_a", "sub-fail", seed=99)
-    images.append(failed_img)
-    triplets.append(triplet_row(failed_img, [], status="failed"))
-    write_partition(layout, "src_a", "s00", images, rois, triplets)
+    build_dataset(layout)
     return layout
 
 
-def test_hf_parquet_reads_back_with_datasets(layout: DataLayout):
-    import datasets
-    res = export_shard(layout, "hf", "s00", ["src_a"], QUALITY, None)
+def test_part_holds_one_shard_per_split_and_drops_failed_triplets(tmp_path: Path):
+    layout = DataLayout(tmp_path / "out")
+    images, rois, triplets = sample_set(layout, "src_a", "s00", n=4)
+    failed = image_row(layout, "src_a-fail", "src_a", "sub-fail", seed=99)
+    images.append(failed)
+    triplets.append(triplet_row(failed, [], status="failed"))
+    write_partition(layout, "src_a", "s00", images, rois, triplets)
+    excl = write_near_duplicates(layout)
+    res = export_part(layout, "hf", "s00", ["src_a"], excl)
     assert res.selection.exported == 4 and res.selection.failed == 1
-    files = sorted(str(p) for p in res.folder.glob("*.parquet"))
-    ds = datasets.load_dataset("parquet", data_files={"train": files}, split="train",
-                               cache_dir=str(layout.root / "hf_cache"))
-    assert len(ds) == 4
-    row = ds[0]
-    assert row["image"].size == (64, 64)  # decoded to a PIL image by the Image feature
-    assert row["caption"].startswith("Axial CT")
-    assert row["rois"][0]["label"] == "tumour" and row["rois"][0]["mask_rle"]["size"] == [64, 64]
-    assert row["attributes"]["roi_location"].startswith("left kidney")
-    assert "rel_path" not in ds.column_names
-    text = " ".join(str(v) for v in ds.to_pandas().drop(columns=["image"]).to_numpy().ravel())
-    assert "secret_dir" not in text  # input paths never travel
-    assert verify_sha256sums(res.folder).ok
+    assert res.folder == part_dir(layout, "hf", "s00")
+    ids = {split: pq.read_table(res.folder / f"{split}.parquet", columns=["id", "split"]).to_pylist()
+           for split in SPLITS if (res.folder / f"{split}.parquet").is_file()}
+    assert sum(len(v) for v in ids.values()) == 4
+    assert all(r["split"] == split for split, rows in ids.items() for r in rows)
+    manifest = json.loads((res.folder / "part.json").read_text())
+    assert manifest["samples"] == {split: len(rows) for split, rows in ids.items()}
+    assert manifest["labels"] == {"tumour": "finding"} and manifest["images"] == {}  # hf embeds its images
+    llava = export_part(layout, "llava", "s00", ["src_a"], excl)
+    assert read_back_part("llava", llava.folder, layout.root) == (4, [])
+    assert all(layout.resolve(blob).is_file() for blob in json.loads((llava.folder / "part.json").read_text())["images"].values())
 
 
-def test_coco_reads_back_with_pycocotools(layout: DataLayout):
-    from pycocotools.coco import COCO
-
-    res = export_shard(layout, "coco", "s00", ["src_a"], QUALITY, None)
-    coco = COCO(str(res.folder / "annotations.json"))
-    assert len(coco.getImgIds()) == 4 and len(coco.getAnnIds()) == 4
-    ann = coco.loadAnns(coco.getAnnIds())[0]
-    mask = coco.annToMask(ann)
-    img = coco.loadImgs(ann["image_id"])[0]
-    assert mask.shape == (img["height"], img["width"]) and mask.sum() == ann["area"] > 0
-    x, y, w, h = ann["bbox"]
-    ys, xs = mask.nonzero()
-    assert abs(xs.min() - x) <= 1 and abs(ys.min() - y) <= 1
-    assert (res.folder / img["file_name"]).is_file()
-    assert ann["origin"] == "ground_truth"
-
-
-def test_webdataset_reads_back(layout: DataLayout):
-    import webdataset as wds
-    res = export_shard(layout, "webdataset", "s00", ["src_a"], QUALITY, None)
-    tars = sorted(str(p) for p in res.folder.glob("*.tar"))
-    assert tars
-    samples = list(wds.WebDataset(tars, shardshuffle=False).decode("pil").to_tuple("png", "json", "txt"))
-    assert len(samples) == 4
-    img, meta, txt = samples[0]
-    assert img.size == (64, 64) and meta["caption"] == txt and meta["rois"][0]["label"] == "tumour"
+def test_merge_writes_per_split_files_with_the_split_in_every_record(layout: DataLayout):
+    merged = export_dataset(layout)
+    counts = merged.formats["hf"].samples
+    assert set(counts) == set(SPLITS) and all(counts.values())
+    for fmt in ("llava", "coco", "vqa", "webdataset"):
+        assert merged.formats[fmt].samples == counts
+    for split in SPLITS:
+        llava = json.loads((dataset_dir(layout, "llava") / f"{split}.json").read_text())
+        assert len(llava) == counts[split] and {r["split"] for r in llava} == {split}
+        assert [r["id"] for r in llava] == sorted(r["id"] for r in llava)
+        coco = json.loads((dataset_dir(layout, "coco") / f"annotations_{split}.json").read_text())
+        assert {i["split"] for i in coco["images"]} == {split}
+        assert (dataset_dir(layout, "vqa") / f"{split}.jsonl").is_file()
+        assert sorted(dataset_dir(layout, "webdataset").glob(f"{split}-s0*-000000.tar"))
+        assert sorted((dataset_dir(layout, "hf") / "data").glob(f"{split}-s0*.parquet"))
+    report = check_export_splits(split_membership(layout.exports))
+    assert report.ok and report.subjects_spanning_splits == 0 and set(report.records) == {"hf", "llava", "vqa", "coco",
+                                                                                            "webdataset"}
 
 
-def test_llava_and_vqa_json(layout: DataLayout):
-    res = export_shard(layout, "llava", "s00", ["src_a"], QUALITY, None)
-    recs = json.loads((res.folder / "conversations.json").read_text())
-    assert len(recs) == 4
-    assert recs[0]["conversations"][0]["value"].startswith("<image>\n")
-    assert (res.folder / recs[0]["image"]).is_file()
-    vqa = export_shard(layout, "vqa", "s00", ["src_a"], QUALITY, None)
-    pairs = [json.loads(l) for l in (vqa.folder / "vqa_pairs.jsonl").read_text().splitlines()]
-    types = {p["question_type"] for p in pairs}
-    assert {"modality", "organ", "side", "presence", "size", "texture"} <= types
-    side_open = [p for p in pairs if p["question_type"] == "side" and p["answer_type"] == "OPEN"]
-    assert side_open and all(p["answer"] == "left" for p in side_open)
-    assert {p["answer"] for p in pairs if p["answer_type"] == "CLOSED"} == {"yes", "no"}
+def test_merge_is_deterministic_and_removes_stale_files(layout: DataLayout):
+    export_dataset(layout)
+    sums = {fmt: (dataset_dir(layout, fmt) / "SHA256SUMS").read_text() for fmt in ("llava", "coco", "vqa", "hf")}
+    (dataset_dir(layout, "llava") / "stale.json").write_text("[]")
+    export_dataset(layout)
+    assert not (dataset_dir(layout, "llava") / "stale.json").exists()
+    assert {fmt: (dataset_dir(layout, fmt) / "SHA256SUMS").read_text() for fmt in sums} == sums
 
 
-def test_rerun_is_deterministic_and_removes_stale_files(layout: DataLayout):
-    a = export_shard(layout, "webdataset", "s00", ["src_a"], QUALITY, None)
-    sums1 = (a.folder / "SHA256SUMS").read_text()
-    (a.folder / "stale.txt").write_text("left over")
-    b = export_shard(layout, "webdataset", "s00", ["src_a"], QUALITY, None)
-    assert (b.folder / "SHA256SUMS").read_text() == sums1
-    assert not (b.folder / "stale.txt").exists()
-    assert export_dir(layout, "webdataset", "s00") == b.folder
+def test_a_tampered_part_stops_the_merge_and_names_it(layout: DataLayout):
+    export_dataset(layout)
+    victim = part_dir(layout, "coco", "s01") / "train.json"
+    victim.write_text(victim.read_text().replace("tumour", "tumor").replace("cyst", "cist"))
+    with pytest.raises(PartProblem, match=r"coco/s01.*rerun export_coco\[s01\]"):
+        merge_dataset(layout, ["s00", "s01"])
+
+
+def test_category_ids_are_given_once_and_never_change(layout: DataLayout, tmp_path: Path):
+    export_dataset(layout)
+    first = categories.load(categories_path(layout))
+    assert [(c["id"], c["name"], c["kind"]) for c in first.categories] == [
+        (1, "cyst", "finding"), (2, "kidney", "anatomy"), (3, "tumour", "finding")]
+    # a later run brings a label that sorts first: it gets the next id, the others keep theirs
+    imgs, rois, trips = sample_set(layout, "src_c", "s00", n=1, seed0=500)
+    rois[0]["label"] = "abscess"
+    trips = [triplet_row(imgs[0], rois)]
+    write_partition(layout, "src_c", "s00", imgs, rois, trips)
+    write_near_duplicates(layout)
+    export_dataset(layout, sources=("src_a", "src_b", "src_c"))
+    second = categories.load(categories_path(layout))
+    assert second.id_of == {**first.id_of, "abscess": 4}
+    coco = json.loads((dataset_dir(layout, "coco") / "annotations_train.json").read_text())
+    assert {c["name"]: c["id"] for c in coco["categories"]} == second.id_of
+    broken = tmp_path / "categories.json"
+    broken.write_text('{"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}')
+    with pytest.raises(ValueError, match="duplicate category ids"):
+        categories.load(broken)
+
+
+def test_dataset_folders_point_at_each_image_once(layout: DataLayout):
+    merged = export_dataset(layout)
+    assert merged.formats["coco"].images.linked == sum(merged.formats["coco"].samples.values())
+    coco = json.loads((dataset_dir(layout, "coco") / "annotations_test.json").read_text())
+    img = coco["images"][0]
+    paths = [dataset_dir(layout, fmt) / img["file_name"] for fmt in ("coco", "llava", "vqa")]
+    assert len({p.stat().st_ino for p in paths}) == 1 and paths[0].stat().st_nlink >= 4  # the blob and three names
+    assert nd.read(layout).dedup.n_images == -1  # the exports never recount the dataset's images

@@ -1,33 +1,164 @@
-"""Caption-to-VQA pairs and the evaluation harness (closed by accuracy, open by token recall)."""
+"""VQA from the facts (answers true to the facts, absence only where ground truth says so, names that do not
+give the answer away, correct articles, balanced yes/no, LLaVA-1.5 instructions) and the scorer (closed by
+accuracy, open by token recall) on the benchmarks' own forms."""
 
 import json
+import random
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from medtrinity_assets.export.samples import ExportSample
-from medtrinity_assets.export.vqa import qa_pairs
-from medtrinity_assets.export.vqa_eval import evaluate, load_ground_truth, load_predictions, main, token_recall, yes_no
+from medtrinity_assets.export.vqa import (
+    MULTIPLE_CHOICE,
+    SHORT_ANSWER,
+    ImageContext,
+    answer_in_question,
+    balance,
+    candidates,
+    summarise,
+)
+from medtrinity_assets.export.vqa_eval import (
+    closed_correct,
+    evaluate,
+    load_ground_truth,
+    load_predictions,
+    main,
+    token_recall,
+    yes_no,
+)
+from medtrinity_assets.quality.splits import SPLITS
+from medtrinity_assets.storage import DataLayout
+from medtrinity_assets_tests.support.exports import build_dataset, export_dataset
+
+KNOWN = ImageContext(known_labels=frozenset({"kidney", "liver", "spleen", "tumour", "cyst", "nodule"}),
+                     label_kinds={"kidney": "anatomy", "liver": "anatomy", "spleen": "anatomy", "tumour": "finding",
+                                  "cyst": "finding", "nodule": "finding"})
 
 
-def _sample() -> ExportSample:
-    return ExportSample(
-        id="s1", image_bytes=b"", image_sha256="", width=64, height=64, caption="", modality="MR", organ="brain",
-        rois=[{"label": "tumour", "kind": "finding", "side": "right", "size_class": "large", "texture": "heterogeneous",
-               "intensity": "hyperintense", "origin": "ground_truth"},
-              {"label": "ventricle", "kind": "anatomy", "side": "midline", "origin": "ground_truth"}],
-    )
+def _roi(label, kind="finding", origin="ground_truth", **facts):
+    rel = facts.pop("relations", {})
+    return {"label": label, "kind": kind, "origin": origin, "relations": {"distance_unit": "mm", **rel}, **facts}
 
 
-def test_pairs_follow_the_facts():
-    pairs = qa_pairs(_sample(), other_findings=["tumour", "cyst"])
-    by_q = {p.question: p.answer for p in pairs}
-    assert by_q["What imaging modality was used to acquire this image?"] == "MRI"
-    assert by_q["On which side of the patient is the tumour?"] == "right"
-    assert by_q["How large is the tumour?"] == "large" and by_q["Is the tumour large?"] == "yes"
-    assert by_q["Is the tumour heterogeneous?"] == "yes"
-    assert by_q["Is there a cyst in this image?"] == "no"  # ground-truth ROIs: absence is known
-    assert "Is there a ventricle in this image?" not in by_q  # anatomy is not a finding
-    assert {p.answer_type for p in pairs} == {"OPEN", "CLOSED"}
-    assert qa_pairs(_sample()) == qa_pairs(_sample())  # deterministic
+def _sample(origin="ground_truth", modality="MR") -> ExportSample:
+    tumour = _roi("hyperintense kidney tumour", origin=origin, side="right", diameter_mm=31.6, intensity="hyperintense",
+                  texture="heterogeneous", shape="lobulated", margin="ill_defined", area_fraction=0.05,
+                  relations={"inside": ["kidney"], "adjacent": ["liver"],
+                             "other_lesions": [{"label": "cyst", "distance": 42.4}]})
+    cyst = _roi("cyst", origin=origin, side="left", diameter_mm=9.2, intensity="hypointense", texture="homogeneous",
+                shape="round", margin="well_defined", area_fraction=0.01,
+                relations={"inside": ["spleen"], "other_lesions": [{"label": "hyperintense kidney tumour", "distance": 42.4}]})
+    rois = [tumour, cyst, _roi("kidney", "anatomy"), _roi("liver", "anatomy"), _roi("spleen", "anatomy")]
+    return ExportSample(id="s1", image_bytes=b"", image_sha256="", width=64, height=64, caption="", modality=modality,
+                        organ="abdomen", rois=rois, split="train", annotated=True)
+
+
+def _pairs(c):
+    """question -> answer, taking the yes wording of every yes/no slot and the no wording apart."""
+    out = {}
+    for item in c.items:
+        if item["kind"] == "yes_no":
+            if item["yes"]:
+                out[item["yes"]] = "yes"
+            if item["no"]:
+                out[item["no"]] = "no"
+        else:
+            out[item["question"]] = item["answer"]
+    return out
+
+
+def test_questions_follow_the_facts():
+    c = candidates(_sample(), KNOWN)
+    qa = _pairs(c)
+    types = {i["type"] for i in c.items}
+    assert len(types) >= 10 and {"relation", "counting", "organ_location", "size_comparison", "multiple_choice"} <= types
+    modality_q = next(q for q, a in qa.items() if a == "MRI")
+    assert "modality" in modality_q or "technique" in modality_q or "imaging" in modality_q
+    assert qa["Is this an MRI image?"] == "yes" and any(q.startswith("Is this a") and a == "no" for q, a in qa.items())
+    assert qa["How many cysts are visible in this image?"] == "1"
+    assert qa["How far apart are the hyperintense kidney tumour and the cyst?"] == "42 mm"
+    assert qa["Is the hyperintense kidney tumour larger than the cyst?"] == "yes"
+    assert qa["Is the cyst larger than the hyperintense kidney tumour?"] == "no"
+    assert "By how many millimetres does the diameter of the hyperintense kidney tumour exceed that of the cyst?" in qa
+    # the tumour's containing organ and intensity are asked without the words that answer them
+    location = [q for q in qa if qa[q] == "kidney" and q.startswith(("Which organ contains", "In which organ"))]
+    assert location and all("kidney" not in q.lower() for q in location)
+    intensity = [q for q, a in qa.items() if a == "hyperintense"]
+    assert intensity and all("hyperintense" not in q for q in intensity)
+    assert any(a == "32 mm" for a in qa.values())  # 31.6 mm rounded; never a guessed unit
+    assert qa["Does the hyperintense kidney tumour lie next to the liver?"] == "yes"
+    choice = [i for i in c.items if i["kind"] == "choice"]
+    assert choice and all(re.fullmatch("[A-D]", i["answer"]) for i in choice)
+    for i in choice:  # the letter points at the right option
+        option = dict(line.split(". ", 1) for line in i["question"].splitlines()[1:])[i["answer"]]
+        assert option == i["answer_text"]
+    assert candidates(_sample(), KNOWN).items == c.items  # deterministic
+
+
+def test_no_answer_sits_in_its_question_and_articles_are_right():
+    for modality, article in (("MR", "an MRI"), ("CR", "an X-ray"), ("US", "an ultrasound"), ("CT", "a CT")):
+        qa = _pairs(candidates(_sample(modality=modality), KNOWN))
+        assert f"Is this {article} image?" in qa
+        for q, a in qa.items():
+            assert not re.search(r"\ba ([aeiou]|MRI|X-ray)", q) and not re.search(r"\ban [bcdfgjklpqrstvwz]", q), q
+    for item in candidates(_sample(), KNOWN).items:
+        if item["kind"] == "open":
+            assert not answer_in_question(item["question"], item["answer"]), item
+    assert answer_in_question("How does the hyperdense lesion appear?", "hyperdense")
+
+
+def test_absence_and_counts_need_ground_truth():
+    expert = candidates(_sample(origin="expert:lesion_seg@1"), KNOWN)
+    presence = [i for i in expert.items if i["type"] == "presence"]
+    assert presence and all(i["no"] is None for i in presence)  # a model's silence is no proof of absence
+    assert not [i for i in expert.items if i["type"] == "counting"]
+    unannotated = candidates(_sample(), ImageContext())
+    assert not [i for i in unannotated.items if i["type"] == "counting"]
+    truth = candidates(_sample(), KNOWN)
+    assert any(i["type"] == "presence" and i["no"] and "nodule" in i["no"] for i in truth.items)
+
+
+def test_balance_makes_yes_and_no_equally_frequent():
+    rng = random.Random(3)
+    for _ in range(200):
+        slots = []
+        for n in range(rng.randrange(1, 40)):
+            kind = rng.choice(["yes", "no", "both", "yes", "yes"])
+            slots.append((f"s{n}", {"yes": "q?" if kind in ("yes", "both") else None,
+                                    "no": "q?" if kind in ("no", "both") else None}))
+        chosen = balance(slots)
+        answers = Counter(chosen.values())
+        assert answers["yes"] == answers["no"]
+        flexible = sum(1 for _, s in slots if s["yes"] and s["no"])
+        forced_yes = sum(1 for _, s in slots if s["yes"] and not s["no"])
+        forced_no = len(slots) - flexible - forced_yes
+        # nothing dropped beyond what balance requires (and the odd one out)
+        assert answers["yes"] == min(forced_yes + flexible, forced_no + flexible, len(slots) // 2)
+        for sid, answer in chosen.items():
+            assert dict(slots)[sid][answer]
+
+
+def test_merged_vqa_is_balanced_per_type_and_split_and_carries_instructions(tmp_path: Path):
+    layout = DataLayout(tmp_path / "out")
+    build_dataset(layout)
+    export_dataset(layout)
+    by_split = {split: [json.loads(line) for line in (layout.exports / "vqa" / f"{split}.jsonl").read_text().splitlines()]
+                for split in SPLITS}
+    yes_no_counts = defaultdict(Counter)
+    for split, pairs in by_split.items():
+        for p in pairs:
+            instruction = MULTIPLE_CHOICE if p["question_type"] == "multiple_choice" else SHORT_ANSWER
+            assert p["text"] == f"{p['question']}\n{instruction}"
+            if p["answer"] in ("yes", "no"):
+                assert p["answer_type"] == "CLOSED"
+                yes_no_counts[(split, p["question_type"])][p["answer"]] += 1
+            if p["answer_type"] == "OPEN":
+                assert not answer_in_question(p["question"], p["answer"])
+    assert yes_no_counts and all(c["yes"] == c["no"] for c in yes_no_counts.values())
+    summary = summarise(p for pairs in by_split.values() for p in pairs)
+    assert len(summary["question_types"]) >= 10
+    assert all(0.45 <= t["yes_share"] <= 0.55 for t in summary["question_types"].values() if "yes_share" in t)
 
 
 def test_metrics():
@@ -35,13 +166,17 @@ def test_metrics():
     assert token_recall("left", "right lung") == 0.0
     assert token_recall("an MRI", "MRI scan") == 0.5
     assert yes_no("Yes, there is.") == "yes" and yes_no("I think no") == "no" and yes_no("maybe") == ""
+    assert closed_correct("B", "B") and closed_correct("(b) liver", "B") and not closed_correct("A. kidney", "B")
+    assert closed_correct("It is a CT scan", "CT") and not closed_correct("MRI", "CT")
 
 
 def test_harness_on_benchmark_forms(tmp_path: Path):
     rad = [{"qid": 1, "question": "Is this a CT?", "answer": "Yes", "answer_type": "CLOSED", "question_type": "MODALITY"},
            {"qid": 2, "question": "Where is the mass?", "answer": "right upper lobe", "answer_type": "OPEN",
             "question_type": "POS"},
-           {"qid": 3, "question": "Is there a fracture?", "answer": "no", "answer_type": "CLOSED", "question_type": "PRES"}]
+           {"qid": 3, "question": "Is there a fracture?", "answer": "no", "answer_type": "CLOSED", "question_type": "PRES"},
+           {"qid": 4, "question": "Is this a CT or an MRI?", "answer": "CT", "answer_type": "CLOSED",
+            "question_type": "MODALITY"}]
     slake = [{"qid": 7, "question": "Which organ?", "answer": "Liver", "answer_type": "OPEN", "content_type": "Organ",
               "q_lang": "en"},
              {"qid": 8, "question": "哪个器官?", "answer": "肝", "answer_type": "OPEN", "content_type": "Organ",
@@ -52,19 +187,20 @@ def test_harness_on_benchmark_forms(tmp_path: Path):
     (tmp_path / "slake.json").write_text(json.dumps(slake))
     (tmp_path / "pvqa.jsonl").write_text("\n".join(json.dumps(r) for r in path_vqa))
     preds = [{"question_id": 1, "text": "yes"}, {"question_id": 2, "text": "in the right lower lobe"},
-             {"question_id": 3, "text": "yes"}, {"question_id": 7, "text": "the liver"},
+             {"question_id": 3, "text": "yes"}, {"question_id": 4, "text": "a CT"}, {"question_id": 7, "text": "the liver"},
              {"question_id": "p1", "text": "Yes."}, {"question_id": "p2", "text": "necrosis"}]
     (tmp_path / "pred.jsonl").write_text("\n".join(json.dumps(p) for p in preds))
     p = load_predictions(tmp_path / "pred.jsonl")
     r = evaluate(load_ground_truth(tmp_path / "rad.json", "vqa_rad"), p)
-    assert r["closed_accuracy"] == 0.5 and r["closed_n"] == 2
+    assert r["closed_accuracy"] == round(2 / 3, 4) and r["closed_n"] == 3
     assert abs(r["open_recall"] - 2 / 3) < 1e-3
     assert r["per_question_type"]["pos"]["open_recall"] == round(2 / 3, 4)
     assert r["per_question_type"]["pres"]["closed_accuracy"] == 0.0
+    assert r["per_question_type"]["modality"]["closed_accuracy"] == 1.0
     s = evaluate(load_ground_truth(tmp_path / "slake.json", "slake"), p)
     assert s["open_n"] == 1 and s["open_recall"] == 1.0  # Chinese questions skipped
     v = evaluate(load_ground_truth(tmp_path / "pvqa.jsonl", "pathvqa"), p)
     assert v["closed_accuracy"] == 1.0 and v["open_recall"] == 0.0
     missing = evaluate(load_ground_truth(tmp_path / "rad.json", "vqa_rad"), {})
-    assert missing["missing_predictions"] == 3 and missing["closed_accuracy"] == 0.0
+    assert missing["missing_predictions"] == 4 and missing["closed_accuracy"] == 0.0
     assert main(["--gt", str(tmp_path / "rad.json"), "--pred", str(tmp_path / "pred.jsonl"), "--format", "vqa_rad"]) == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medtrinity_assets.export.build import export_shard
+from medtrinity_assets.export.build import export_part
 from medtrinity_assets.export.sha256sums import verify_sha256sums, write_sha256sums
 from medtrinity_assets.quality.dedup import find_duplicates
 from medtrinity_assets.quality.leakage import EvalHashError, find_leaks, load_eval_hashes
@@ -18,6 +18,7 @@ from medtrinity_assets.quality.phash import near_pairs, parse_hash
 from medtrinity_assets.quality.phi import scan_tree
 from medtrinity_assets.quality.splits import check_splits
 from medtrinity_assets.storage import DataLayout
+from medtrinity_assets_tests.support.exports import write_near_duplicates
 from medtrinity_assets_tests.support.quality import image_row, make_png, roi_row, sample_set, triplet_row, write_partition
 
 QUALITY = {"dedup_hamming": 4, "leakage_hamming": 0}
@@ -52,11 +53,15 @@ def test_duplicate_across_two_sources_is_caught_and_exported_once(tmp_path: Path
     assert {m.sample_id for m in group.members} == {"src_a-001", "src_b-dup"}
     assert group.representative == "src_a-001"
 
-    res = export_shard(layout, "webdataset", "s00", ["src_a", "src_b"], QUALITY, None)
+    excl = write_near_duplicates(layout, QUALITY)  # the near_duplicates asset's tables, read by the export
+    res = export_part(layout, "webdataset", "s00", ["src_a", "src_b"], excl)
     assert res.selection.duplicates_folded == 1 and res.selection.exported == 6
-    with tarfile.open(next(res.folder.glob("*.tar"))) as tar:
-        meta = json.load(tar.extractfile("src_a-001.json"))
-        names = tar.getnames()
+    names, meta = [], None
+    for tar_path in sorted(res.folder.glob("*.tar")):  # one tar per split
+        with tarfile.open(tar_path) as tar:
+            names += tar.getnames()
+            if "src_a-001.json" in tar.getnames():
+                meta = json.load(tar.extractfile("src_a-001.json"))
     assert "src_b-dup.png" not in names
     assert [d["source"] for d in meta["duplicates"]] == ["src_b"]  # all provenance kept
 
@@ -96,8 +101,9 @@ def test_leaked_image_is_excluded_and_counted(tmp_path: Path):
     eval_file.write_text(f"# VQA-RAD test images\n{imgs[2]['phash']}\n\n")
     hashes = load_eval_hashes(eval_file)
     assert [h.sample_id for h in find_leaks(imgs, hashes)] == ["src_a-002"]
-    res = export_shard(layout, "hf", "s00", ["src_a"], QUALITY, eval_file)
-    assert res.selection.leaked == 1 and res.selection.exported == 3 and res.leaked_total == 1
+    excl = write_near_duplicates(layout, QUALITY, eval_file)
+    res = export_part(layout, "hf", "s00", ["src_a"], excl)
+    assert res.selection.leaked == 1 and res.selection.exported == 3 and len(excl.leaks) == 1
     ids = [r for f in res.folder.glob("*.parquet") for r in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
     assert "src_a-002" not in ids and len(ids) == 3
 

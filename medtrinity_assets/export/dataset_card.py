@@ -1,0 +1,195 @@
+"""Assemble the dataset card from the merged exports and the quality tables, and write it where it is read.
+
+Reads what is already decided: the dataset folders under ``exports/`` (statistics, splits, VQA figures,
+checksums), the category map, and the ``near_duplicates`` asset's tables for the dataset-wide results
+(duplicate groups, evaluation-set leaks) — never recomputing them. Writes the same Markdown with its
+plots to ``card/`` and to ``exports/hf/`` (the Hub card), then re-seals ``exports/hf/SHA256SUMS``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medtrinity_assets.export import card_render, hf_parquet, vqa
+from medtrinity_assets.export.build import FORMATS, dataset_dir
+from medtrinity_assets.export.categories import load as load_categories
+from medtrinity_assets.export.merge import categories_path
+from medtrinity_assets.export.sha256sums import SUMS_NAME, verify_sha256sums, write_sha256sums
+from medtrinity_assets.export.shard_inputs import read_rows
+from medtrinity_assets.quality import near_duplicates
+from medtrinity_assets.quality.consistency import score_rows
+from medtrinity_assets.quality.export_readers import check_export_splits, split_membership
+from medtrinity_assets.quality.phi import scan_tree
+from medtrinity_assets.quality.splits import SPLITS
+from medtrinity_assets.storage import DataLayout, atomic_write_text
+
+
+@dataclass
+class CardResult:
+    markdown: str
+    card_path: Path
+    hub_card_path: Path
+    plots: dict[str, Path]
+    stats: card_render.CardStats
+    quality_numbers: dict[str, Any] = field(default_factory=dict)
+    contradiction_by_source: dict[str, float] = field(default_factory=dict)
+
+
+def contradiction_by_source(layout: DataLayout, sources: list[str]) -> dict[str, float]:
+    out = {}
+    base = layout.root / "tables" / "triplets"
+    for source in sources:
+        rows, rois = [], {}
+        for path in sorted(base.rglob(f"source={source}.parquet")) if base.exists() else []:
+            rows += read_rows(path)
+            rpath = Path(str(path).replace("/tables/triplets/", "/tables/rois/"))
+            for r in read_rows(rpath):
+                if (r.get("status") or "ok") == "ok":
+                    rois.setdefault(str(r["sample_id"]), []).append(r)
+        if rows:
+            out[source] = round(score_rows(rows, rois).contradiction_rate, 4)
+    return out
+
+
+def vqa_pairs(layout: DataLayout) -> list[dict[str, Any]]:
+    folder = dataset_dir(layout, "vqa")
+    return [json.loads(line) for split in SPLITS if (folder / f"{split}.jsonl").is_file()
+            for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines() if line]
+
+
+def export_folders(layout: DataLayout) -> dict[str, dict[str, Any]]:
+    """Per format folder: whether its SHA256SUMS verifies, files, bytes (hard links counted once) and
+    samples per split (from the folder itself)."""
+    from medtrinity_assets.quality.export_readers import read_back_dataset
+
+    info: dict[str, dict[str, Any]] = {}
+    for fmt in FORMATS:
+        folder = dataset_dir(layout, fmt)
+        if not folder.is_dir():
+            continue
+        sums = verify_sha256sums(folder)
+        files = [p for p in folder.rglob("*") if p.is_file() and p.name != SUMS_NAME]
+        images = [p for p in files if p.suffix == ".png" and p.parent.parent.name == "images"]
+        linked = sum(1 for p in images if p.stat().st_nlink > 1)
+        per, problems = read_back_dataset(fmt, folder)
+        info[fmt] = {"folder": str(folder.relative_to(layout.root)), "sealed": sums.ok,
+                     "sums_problem": sums.error or (", ".join(sums.mismatched + sums.missing + sums.unlisted)[:200]),
+                     "files": len(files), "samples": per, "reader_problems": problems[:20],
+                     "images": (f"{len(images)} hard links to the blobs" if images and linked == len(images)
+                                else f"{len(images)} files ({linked} linked)" if images else "embedded")}
+    return info
+
+
+def limitations(cfg, stats: card_render.CardStats) -> list[str]:
+    expert = sorted(s.name for s in cfg.sources if s.roi == "expert")
+    none = sorted(s.name for s in cfg.sources if s.roi == "none")
+    out = [
+        "Regions from expert models are a model's output, not an annotation: their `origin` names the model and "
+        "version and `confidence` its mean probability" + (f" (sources: {', '.join(expert)})." if expert else "."),
+        "Absence is only stated (a 'no' answer, a count) for images whose ground-truth annotation would have shown "
+        "the finding; elsewhere nothing is said about what is not marked.",
+        "Shape facts (round, oval, lobulated, irregular) are measured in pixels; on anisotropic pixels they are "
+        "approximate.",
+        f"{stats.rois_with_mm} of {sum(stats.roi_origins.values())} regions have millimetre sizes; the others come "
+        "from images without a known pixel spacing (photographs, some 2D sources).",
+        "Descriptions are written from the structured facts and retrieved knowledge; they are checked against the "
+        "facts (see the contradiction rates) but not read by a radiologist.",
+        "Slices of one volume are correlated; splits are by subject, but a model evaluated per slice sees many "
+        "similar images of one patient.",
+    ]
+    if none:
+        out.append(f"Sources without regions of interest ({', '.join(none)}) contribute image-level descriptions only.")
+    return out
+
+
+def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = None) -> CardResult:
+    from medtrinity_assets.quality.phi import collect_identifiers
+
+    sources = [s.name for s in cfg.sources]
+    quality_cfg = cfg.section("quality")
+    hf_dir = dataset_dir(layout, "hf")
+    exports = export_folders(layout)  # verified before the card touches the hf folder
+    stats = card_render.collect_stats(card_render.read_hf_rows((hf_dir / "data").glob("*.parquet")))
+    excl = near_duplicates.read(layout)
+    dedup = excl.dedup.summary()
+    splits = check_export_splits(split_membership(layout.exports))
+    ids = identifiers if identifiers is not None else collect_identifiers(cfg)
+    phi = scan_tree(layout.exports, ids)
+    rates = contradiction_by_source(layout, sources)
+    vqa_summary = vqa.summarise(vqa_pairs(layout))
+    cats = load_categories(categories_path(layout))
+    numbers: dict[str, Any] = {
+        "samples": stats.samples,
+        "duplicate_groups": dedup["duplicate_groups"],
+        "duplicate_images_folded": dedup["duplicate_images"],
+        "cross_source_groups": dedup["cross_source_groups"],
+        "leaked_images_excluded": len(excl.leaks),
+        "subjects_spanning_splits": splits.subjects_spanning_splits,
+        "records_in_wrong_split_file": len(splits.records_in_wrong_file),
+        "records_disagreeing_across_formats": len(splits.records_disagreeing_across_formats),
+        "phi_files_scanned": phi.files_scanned,
+        "phi_hits": phi.hits,
+        "export_folders_sealed": sum(1 for i in exports.values() if i["sealed"]),
+        "export_folders_failing_sha256sums": sum(1 for i in exports.values() if not i["sealed"]),
+        "export_reader_problems": sum(len(i["reader_problems"]) for i in exports.values()),
+        "categories": len(cats.categories),
+        "vqa_pairs": vqa_summary["pairs"],
+        "vqa_distinct_questions": vqa_summary["distinct_questions"],
+        "vqa_distinct_answers": vqa_summary["distinct_answers"],
+        "max_contradiction_rate_allowed": float(quality_cfg.get("max_contradiction_rate", 0.05)),
+    }
+    quality_rows = {
+        "contradiction gate": f"max {numbers['max_contradiction_rate_allowed']:.1%} per triplet shard",
+        "near-duplicates": f"{dedup['duplicate_groups']} groups ({dedup['cross_source_groups']} across sources), "
+                           f"{dedup['duplicate_images']} copies folded into their representative",
+        "leakage": f"{len(excl.leaks)} images match evaluation-set hashes and are excluded",
+        "subject-level split": ("passed" if splits.ok else "FAILED")
+                               + f": {splits.subjects_spanning_splits} subjects in two splits, "
+                               f"{len(splits.records_in_wrong_file)} records in another split's file, "
+                               f"{len(splits.records_disagreeing_across_formats)} samples split differently by two "
+                               f"formats, over {sum(splits.records.values())} records of {len(splits.records)} formats",
+        "PHI scan": f"{phi.hits} identifier hits in {phi.files_scanned} export files ({phi.identifiers} input "
+                    "identifiers searched)",
+        "readers": "every split of every format re-read with its reader: "
+                   + (f"{numbers['export_reader_problems']} problems" if numbers["export_reader_problems"] else "no problem"),
+        "SHA256SUMS": f"{numbers['export_folders_sealed']} export folders sealed, "
+                      f"{numbers['export_folders_failing_sha256sums']} failing",
+    }
+    src_rows = [{"name": s.name, "format": s.format, "licence": s.licence, "roi": s.roi,
+                 "citation": getattr(s, "citation", "") or ""} for s in cfg.sources]
+    inputs = card_render.CardInputs(
+        stats=stats, sources=src_rows, categories=cats.categories, hf_splits=hf_parquet.split_sizes(hf_dir),
+        features=hf_parquet.yaml_features(), column_docs=hf_parquet.COLUMN_DOCS, quality=quality_rows,
+        contradiction_by_source=rates, exports=exports, vqa=vqa_summary, limitations=limitations(cfg, stats),
+    )
+    plots = card_render.write_plots(stats, rates, vqa_summary.get("question_types", {}),
+                                    layout.card / card_render.PLOTS_FOLDER)
+    inputs.plots = {k: f"{card_render.PLOTS_FOLDER}/{p.name}" for k, p in plots.items()}
+    markdown = card_render.render_card(inputs)
+    atomic_write_text(layout.card / "README.md", markdown)
+    hub_card = hf_dir / "README.md"
+    if hf_dir.is_dir() and exports.get("hf", {}).get("sealed"):
+        shutil.rmtree(hf_dir / card_render.PLOTS_FOLDER, ignore_errors=True)  # an earlier card's plots
+        (hf_dir / card_render.PLOTS_FOLDER).mkdir()
+        for p in plots.values():
+            shutil.copyfile(p, hf_dir / card_render.PLOTS_FOLDER / p.name)
+        if card_render.dataset_licence(src_rows) == "other":
+            atomic_write_text(hf_dir / "LICENSE.md", licence_file(src_rows))
+        else:
+            (hf_dir / "LICENSE.md").unlink(missing_ok=True)
+        atomic_write_text(hub_card, markdown)
+        write_sha256sums(hf_dir)  # the card and its plots are part of what a user downloads
+    return CardResult(markdown=markdown, card_path=layout.card / "README.md", hub_card_path=hub_card, plots=plots,
+                      stats=stats, quality_numbers=numbers, contradiction_by_source=rates)
+
+
+def licence_file(sources: list[dict[str, Any]]) -> str:
+    """LICENSE.md for a dataset whose sources have different licences: each image's `licence` column applies."""
+    lines = ["# Licences", "", "This dataset combines sources under different licences. Each image is distributed under "
+             "the licence of its source, given in its `licence` column:", "", "| source | licence |", "|---|---|"]
+    lines += [f"| {s['name']} | {s.get('licence', '')} |" for s in sources]
+    return "\n".join(lines) + "\n"

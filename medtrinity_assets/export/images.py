@@ -1,0 +1,53 @@
+"""Each image stored once: the loose-file formats (llava, vqa, coco) hard-link the content-addressed blob.
+
+An image file in ``exports/<format>/images/`` is the same inode as ``blobs/<aa>/<sha256>.png`` (and as
+the same image in the other formats' folders), so three formats cost no extra bytes. Blobs are never
+rewritten in place (a new blob is a new file), so a link cannot change under a reader. Where the
+filesystem refuses a hard link (another device, a filesystem without them), the image is copied and
+counted, so the metadata says what it cost.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+@dataclass
+class Placed:
+    linked: int = 0
+    copied: int = 0
+
+    def add(self, other: Placed) -> None:
+        self.linked += other.linked
+        self.copied += other.copied
+
+
+def place(src: Path, dest: Path) -> bool:
+    """Hard-link ``src`` at ``dest`` (True), or copy it when the filesystem refuses a link (False)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+        return True
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    shutil.copyfile(src, dest)
+    return False
+
+
+def place_all(files: Mapping[str, Path], folder: Path) -> Placed:
+    """``folder/<relative path>`` for every entry of ``files`` (relative path -> source file)."""
+    out = Placed()
+    for rel, src in sorted(files.items()):
+        if place(Path(src), Path(folder) / rel):
+            out.linked += 1
+        else:
+            out.copied += 1
+    return out
