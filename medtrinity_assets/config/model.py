@@ -85,6 +85,7 @@ class SourceSpec(Settings):
     disease: Text | None = None
     roi: Literal["ground_truth", "expert", "none"] = "ground_truth"
     licence: Text = Field("unknown", validation_alias=AliasChoices("licence", "license"))
+    citation: Text | None = None  # how to cite the source (the dataset card lists it beside the licence)
     schedule: Annotated[Cron, BeforeValidator(_default_schedule)] = DEFAULT_SCHEDULE
     options: SourceOptions = Field(default_factory=SourceOptions)
     # folders that links inside the source folder may point into (a shared data store); the

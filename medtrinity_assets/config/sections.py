@@ -187,7 +187,9 @@ class QualitySection(Settings):
 
 
 class ExportsSection(Settings):
-    """Export knobs (the export stage adds its fields here)."""
+    """Export knobs."""
+
+    title: NonBlank = "MedTrinity-style image-ROI-description dataset"  # the dataset card's title (Hub pretty_name)
 
 
 SECTIONS = ("ingest", "rois", "knowledge", "generator", "quality", "exports")

@@ -110,7 +110,6 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
     from medtrinity_assets.quality.phi import collect_identifiers
 
     sources = [s.name for s in cfg.sources]
-    quality_cfg = cfg.section("quality")
     hf_dir = dataset_dir(layout, "hf")
     exports = export_folders(layout)  # verified before the card touches the hf folder
     stats = card_render.collect_stats(card_render.read_hf_rows((hf_dir / "data").glob("*.parquet")))
@@ -140,7 +139,7 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
         "vqa_pairs": vqa_summary["pairs"],
         "vqa_distinct_questions": vqa_summary["distinct_questions"],
         "vqa_distinct_answers": vqa_summary["distinct_answers"],
-        "max_contradiction_rate_allowed": float(quality_cfg.get("max_contradiction_rate", 0.05)),
+        "max_contradiction_rate_allowed": float(cfg.quality.max_contradiction_rate),
     }
     quality_rows = {
         "contradiction gate": f"max {numbers['max_contradiction_rate_allowed']:.1%} per triplet shard",
@@ -160,11 +159,12 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
                       f"{numbers['export_folders_failing_sha256sums']} failing",
     }
     src_rows = [{"name": s.name, "format": s.format, "licence": s.licence, "roi": s.roi,
-                 "citation": getattr(s, "citation", "") or ""} for s in cfg.sources]
+                 "citation": s.citation or ""} for s in cfg.sources]
     inputs = card_render.CardInputs(
         stats=stats, sources=src_rows, categories=cats.categories, hf_splits=hf_parquet.split_sizes(hf_dir),
         features=hf_parquet.yaml_features(), column_docs=hf_parquet.COLUMN_DOCS, quality=quality_rows,
         contradiction_by_source=rates, exports=exports, vqa=vqa_summary, limitations=limitations(cfg, stats),
+        title=cfg.exports.title,
     )
     plots = card_render.write_plots(stats, rates, vqa_summary.get("question_types", {}),
                                     layout.card / card_render.PLOTS_FOLDER)

@@ -87,7 +87,7 @@ COLUMN_DOCS: dict[str, str] = {
     "organ": "organ or body region the source gives for the image ('' when none)",
     "disease": "disease given by the source ('' when none)",
     "labels": "the source's own class labels for the image",
-    "split": "train | validation | test, by subject (one patient never spans two splits)",
+    "split": "train, validation or test, by subject (one patient never spans two splits)",
     "source": "name of the source the image came from (see Sources)",
     "licence": "licence of that source",
     "subject_key": "salted hash of the subject (patient); groups the images of one subject",
@@ -96,7 +96,7 @@ COLUMN_DOCS: dict[str, str] = {
     "width": "image width in pixels",
     "height": "image height in pixels",
     "image_sha256": "SHA-256 of the PNG bytes",
-    "rois": "regions of interest: label, kind (finding | anatomy), origin (ground_truth | expert:<model>@<version>), "
+    "rois": "regions of interest: label, kind (finding or anatomy), origin (`ground_truth` or `expert:<model>@<version>`), "
             "confidence, bbox (normalised x0,y0,x1,y1), mask_rle (COCO RLE), area fraction, area in mm², "
             "equivalent diameter in mm, centroid (normalised x,y), patient side, position, containing organ, "
             "size class, intensity, texture, shape, margin, relations_json (organs containing / touching it, "

@@ -8,11 +8,14 @@ non-representative near-duplicates are dropped and counted.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from medtrinity_assets.quality.splits import SPLITS
+from medtrinity_assets.roi.facts import RoiFacts
 from medtrinity_assets.tables import json_or_value
 
 ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")
@@ -47,6 +50,7 @@ class ExportSample:
     image_facts: dict[str, Any] = field(default_factory=dict)  # the image_facts row: body region, organs, measurements
     annotated: bool = False  # a ground-truth annotation (label map or boxes) covers the image: absence is known
     annotation_labels: list[str] = field(default_factory=list)  # every label that annotation could have shown
+    facts: list[RoiFacts] = field(default_factory=list)  # the typed facts of ``rois``, same order (VQA reads these)
 
     @property
     def key(self) -> str:
@@ -83,13 +87,6 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _float_list(value: Any) -> list[float]:
-    value = json_or_value(value)
-    if value is None:
-        return []
-    return [float(v) for v in value]
-
-
 def normalise_rle(value: Any) -> dict[str, Any] | None:
     """COCO RLE as {"size": [h, w], "counts": str}; None when absent."""
     value = json_or_value(value)
@@ -106,45 +103,34 @@ def normalise_rle(value: Any) -> dict[str, Any] | None:
     return {"size": [int(x) for x in value["size"]], "counts": str(counts)}
 
 
-def _float_or_none(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f else None  # NaN means unknown
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
-def roi_record(roi: Mapping[str, Any]) -> dict[str, Any]:
-    """One ROI with the columns every export carries (facts flattened to text, measurements as numbers)."""
-    roi = dict(roi)
-    facts = json_or_value(roi.get("facts"))
-    if isinstance(facts, Mapping):
-        roi = {**facts, **{k: v for k, v in roi.items() if v is not None}}
-    conf = roi.get("confidence")
-    relations = json_or_value(roi.get("relations_json") if roi.get("relations_json") is not None else roi.get("relations"))
+def roi_record(facts: RoiFacts, mask_rle: Any = None) -> dict[str, Any]:
+    """One ROI as every export carries it: the facts record's values (codes, numbers, relations) and its mask."""
+    position = " ".join(p for p in (facts.vertical_position, facts.ap_position) if p and p != "unknown")
     return {
-        "roi_id": str(roi.get("roi_id") or ""),
-        "label": str(roi.get("label") or ""),
-        "origin": str(roi.get("origin") or ""),
-        "confidence": float(conf) if conf is not None else None,
-        "bbox": _float_list(roi.get("bbox")),
-        "mask_rle": normalise_rle(roi.get("mask_rle")),
-        "area_fraction": float(roi["area_fraction"]) if roi.get("area_fraction") is not None else None,
-        "side": _text(roi.get("side")),
-        "size_class": _text(roi.get("size_class") or roi.get("size")),
-        "intensity": _text(roi.get("intensity")),
-        "texture": _text(roi.get("texture")),
-        "position": _text(roi.get("position") or " ".join(
-            str(roi.get(k)) for k in ("vertical_position", "ap_position", "vertical")
-            if roi.get(k) and roi.get(k) != "unknown")),
-        "kind": _text(roi.get("kind") or roi.get("role")),
-        "region": _text(roi.get("region")),
-        "shape": _text(roi.get("shape")),
-        "margin": _text(roi.get("margin")),
-        "area_mm2": _float_or_none(roi.get("area_mm2")),
-        "diameter_mm": _float_or_none(roi.get("equivalent_diameter_mm", roi.get("diameter_mm"))),
-        "centroid": _float_list(roi.get("centroid")),
-        "relations": dict(relations) if isinstance(relations, Mapping) else {},
+        "roi_id": facts.roi_id,
+        "label": facts.label,
+        "kind": facts.kind,
+        "origin": facts.origin,
+        "confidence": _finite(facts.confidence),
+        "bbox": [float(v) for v in facts.bbox or ()],
+        "mask_rle": normalise_rle(mask_rle),
+        "area_fraction": _finite(facts.area_fraction),
+        "area_mm2": _finite(facts.area_mm2),
+        "diameter_mm": _finite(facts.equivalent_diameter_mm),
+        "centroid": [float(v) for v in facts.centroid or ()],
+        "side": facts.side,
+        "position": position,
+        "region": facts.region,
+        "size_class": facts.size_class,
+        "intensity": facts.intensity,
+        "texture": facts.texture,
+        "shape": facts.shape,
+        "margin": facts.margin,
+        "relations": json.loads(facts.relations.to_json()),
     }
 
 
@@ -223,6 +209,8 @@ def select_samples(
             labels = [labels]
         slice_index = img.get("slice_index")
         annotated, annotation_labels = annotation_of(img)
+        rows = rois_by_id.get(sid, [])
+        facts = [RoiFacts.from_row(r) for r in rows]
         out.append(
             ExportSample(
                 id=sid,
@@ -242,7 +230,8 @@ def select_samples(
                 volume_ref=str(img.get("volume_ref") or ""),
                 slice_index=int(slice_index) if slice_index is not None else -1,
                 coarse_caption=_text(t.get("coarse_caption")),
-                rois=[roi_record(r) for r in rois_by_id.get(sid, [])],
+                rois=[roi_record(f, r.get("mask_rle")) for f, r in zip(facts, rows)],
+                facts=facts,
                 attributes=_attributes(t.get("attributes")),
                 generator=_generator(t.get("generator")),
                 prompt_sha256=str(t.get("prompt_sha256") or ""),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +38,7 @@ from medtrinity_assets import vocabulary as vocab
 from medtrinity_assets.export.llava import conversation, image_ref, write_json_list
 from medtrinity_assets.export.samples import ExportSample
 from medtrinity_assets.quality.splits import SPLITS
+from medtrinity_assets.roi.facts import RoiFacts
 from medtrinity_assets.storage import atomic_write_text
 
 SHORT_ANSWER = "Answer the question using a single word or phrase."  # LLaVA-1.5's short-answer instruction
@@ -53,18 +55,13 @@ SIZE_MARGIN = 1.3  # a threshold at least 30 % away from the measured diameter: 
 COMPARISON_RATIO = 1.25  # two findings are compared only when one is clearly larger
 MIN_DIFFERENCE_MM = 2.0
 MAX_COUNT = 10
-# modality families: a distractor comes from the image's own family (a CT is confused with an MRI, not a slide)
-RADIOLOGY = ("CT", "MR", "XR", "US", "PET", "MG")
-PHOTOGRAPHIC = ("HISTO", "FUNDUS", "DERM", "ENDO")
-TRUNK_REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "limb")
-REGION_OF_BODY_REGION = {"extremity": "limb", "brain": "head"}  # image_facts' spellings -> vocabulary regions
-REGION_PHRASE = {"limb": "a limb"}
+REGION_PHRASE = {"limb": "a limb", "skin": "the skin surface"}  # "an image of the head", "an image of a limb"
 INTENSITY_OPPOSITE = {"hyper": "hypo", "hypo": "hyper", "iso": "hyper", "brighter": "darker", "darker": "brighter",
                       "similar": "brighter"}
 SHAPE_OPPOSITE = {"round": "irregular", "oval": "irregular", "lobulated": "round", "irregular": "round"}
 TEXTURE_OPPOSITE = {"homogeneous": "heterogeneous", "heterogeneous": "homogeneous"}
 MARGIN_OPPOSITE = {"well_defined": "ill_defined", "ill_defined": "well_defined"}
-NOT_ORGANS = frozenset({"body", "bone", "air", "fat", "background", "tissue", "soft tissue"})
+NOT_ORGANS = vocab.NORMAL_LABELS  # reference regions that are no organ (body outline, bone, fat ...)
 _STOP = frozenset({"a", "an", "the", "of", "in", "on", "is", "are", "this", "image", "to", "and", "or", "than", "mm"})
 
 
@@ -73,7 +70,8 @@ _STOP = frozenset({"a", "an", "the", "of", "in", "on", "is", "are", "this", "ima
 
 @dataclass(frozen=True)
 class Finding:
-    """One region's facts as the questions read them."""
+    """One region's facts (a :class:`RoiFacts` record) as the questions read them: names humanised, the body
+    outline dropped from its relations, distances kept only with their unit."""
 
     label: str
     kind: str  # finding | anatomy
@@ -97,21 +95,22 @@ class Finding:
         return self.origin == "ground_truth"
 
     @classmethod
-    def from_roi(cls, r: Mapping[str, Any]) -> Finding:
-        rel = r.get("relations") or {}
+    def of(cls, f: RoiFacts) -> Finding:
+        rel = f.relations
+
+        def organs(names) -> tuple[str, ...]:
+            return tuple(vocab.humanise(n) for n in names if n and n != "body")
+
+        diameter = f.equivalent_diameter_mm
         return cls(
-            label=vocab.humanise(r.get("label")), kind=str(r.get("kind") or "finding"), origin=str(r.get("origin") or ""),
-            side=str(r.get("side") or ""), diameter_mm=r.get("diameter_mm"),
-            intensity=str(r.get("intensity") or ""), texture=str(r.get("texture") or ""),
-            shape=str(r.get("shape") or ""), margin=str(r.get("margin") or ""),
-            inside=tuple(x for x in rel.get("inside") or () if x != "body"),
-            overlaps=tuple(x for x in rel.get("overlaps") or () if x != "body"),
-            adjacent=tuple(x for x in rel.get("adjacent") or () if x != "body"),
-            nearest_organ=str(rel.get("nearest_organ") or "") if rel.get("nearest_organ") != "body" else "",
-            in_mm=rel.get("distance_unit") == "mm",
-            others=tuple((vocab.humanise(o.get("label")), float(o.get("distance") or 0.0))
-                         for o in rel.get("other_lesions") or ()),
-            area=float(r.get("area_fraction") or 0.0),
+            label=vocab.humanise(f.label), kind=f.kind or "finding", origin=f.origin, side=f.side or "",
+            diameter_mm=diameter if diameter is not None and math.isfinite(diameter) else None,
+            intensity=f.intensity, texture=f.texture, shape=f.shape, margin=f.margin,
+            inside=organs(rel.inside), overlaps=organs(rel.overlaps), adjacent=organs(rel.adjacent),
+            nearest_organ=(organs([rel.nearest_organ]) or ("",))[0] if rel.nearest_organ else "",
+            in_mm=rel.distance_unit == "mm",
+            others=tuple((vocab.humanise(o.label), float(o.distance)) for o in rel.other_lesions or ()),
+            area=float(f.area_fraction or 0.0),
         )
 
 
@@ -210,15 +209,15 @@ def _region_of(s: ExportSample) -> str:
     """The body region the facts give: the image_facts row's when it agrees with (or there is no)
     metadata, else the metadata organ's region; '' when neither says."""
     facts = s.image_facts or {}
-    region = str(facts.get("body_region") or "")
-    region = REGION_OF_BODY_REGION.get(region, region)
-    if region in vocab.REGIONS and facts.get("agrees_with_metadata") is not False:
-        return region
     if facts.get("agrees_with_metadata") is False:
         return ""  # the expert and the metadata disagree: ask nothing rather than guess
-    organ = vocab.ORGAN_SYNONYMS.get(vocab.humanise(s.organ).lower(), "")
-    region = organ if organ in vocab.REGIONS else vocab.ORGAN_REGION.get(organ, "")
-    return REGION_OF_BODY_REGION.get(region, region)
+    return _region_of_word(str(facts.get("body_region") or "")) or _region_of_word(s.organ)
+
+
+def _region_of_word(word: str) -> str:
+    """'abdomen' -> 'abdomen', 'brain' -> 'head', 'extremity' -> 'limb', unknown -> ''."""
+    organ = vocab.ORGAN_SYNONYMS.get(vocab.humanise(word).lower(), "")
+    return organ if organ in vocab.REGIONS else vocab.ORGAN_REGION.get(organ, "")
 
 
 def _region_phrase(region: str) -> str:
@@ -271,8 +270,9 @@ def _modality_questions(c: Candidates, s: ExportSample) -> None:
                               "Which imaging technique produced this image?",
                               "What type of imaging is shown here?",
                               "With which modality was this image obtained?"), sid, "mo"), m.qa_name)
-    family = RADIOLOGY if m.code in RADIOLOGY else PHOTOGRAPHIC if m.code in PHOTOGRAPHIC else ()
-    others = [vocab.MODALITY_BY_CLASS[k] for k in family if k != m.code and k in vocab.MODALITY_BY_CLASS]
+    # a distractor of the image's own family: a CT is confused with an MRI, not with a histology slide
+    photographic = m.code in vocab.PHOTOGRAPHIC
+    others = [o for o in vocab.MODALITIES if o.code != m.code and (o.code in vocab.PHOTOGRAPHIC) == photographic]
     if not others:
         return
     other = others[_hash(sid, "mn") % len(others)]
@@ -290,7 +290,7 @@ def _region_questions(c: Candidates, s: ExportSample) -> None:
     c.open("body_region", _pick(("Which part of the body is shown in this image?",
                                  "Which body region does this image show?",
                                  "What anatomical region is imaged here?"), sid, "br"), region)
-    far = [r for r in TRUNK_REGIONS if r != region and r not in vocab.REGION_ADJACENT.get(region, ())]
+    far = sorted(r for r in vocab.REGIONS if r != region and r not in vocab.REGION_ADJACENT.get(region, ()))
     if far:
         other = far[_hash(sid, "brn") % len(far)]
         c.yes_no("body_region", f"Is this an image of {_region_phrase(region)}?", f"Is this an image of {_region_phrase(other)}?")
@@ -470,7 +470,7 @@ def _measurement_questions(c: Candidates, s: ExportSample) -> None:
 def candidates(s: ExportSample, ctx: ImageContext | None = None) -> Candidates:
     """Every question the sample's facts support, closed ones as yes/no slots."""
     ctx = ctx or ImageContext()
-    findings = [Finding.from_roi(r) for r in s.rois if r.get("label")]
+    findings = [Finding.of(f) for f in s.facts if f.label]
     c = Candidates(s.id)
     _modality_questions(c, s)
     _region_questions(c, s)
@@ -488,9 +488,9 @@ def image_contexts(samples: Sequence[ExportSample]) -> dict[str, ImageContext]:
     ground-truth label its source uses in this shard) and the kind of each label."""
     kinds: dict[str, dict[str, str]] = defaultdict(dict)
     for s in samples:
-        for r in s.rois:
-            if r.get("origin") == "ground_truth" and r.get("label"):
-                kinds[s.source].setdefault(vocab.humanise(r["label"]), str(r.get("kind") or "finding"))
+        for f in s.facts:
+            if f.origin == "ground_truth" and f.label:
+                kinds[s.source].setdefault(vocab.humanise(f.label), f.kind or "finding")
     out = {}
     for s in samples:
         if not s.annotated:

@@ -70,6 +70,7 @@ def test_merge_writes_per_split_files_with_the_split_in_every_record(layout: Dat
                                                                                             "webdataset"}
 
 
+@pytest.mark.slow
 def test_merge_is_deterministic_and_removes_stale_files(layout: DataLayout):
     export_dataset(layout)
     sums = {fmt: (dataset_dir(layout, fmt) / "SHA256SUMS").read_text() for fmt in ("llava", "coco", "vqa", "hf")}
@@ -79,6 +80,7 @@ def test_merge_is_deterministic_and_removes_stale_files(layout: DataLayout):
     assert {fmt: (dataset_dir(layout, fmt) / "SHA256SUMS").read_text() for fmt in sums} == sums
 
 
+@pytest.mark.slow
 def test_a_tampered_part_stops_the_merge_and_names_it(layout: DataLayout):
     export_dataset(layout)
     victim = part_dir(layout, "coco", "s01") / "train.json"
@@ -87,6 +89,7 @@ def test_a_tampered_part_stops_the_merge_and_names_it(layout: DataLayout):
         merge_dataset(layout, ["s00", "s01"])
 
 
+@pytest.mark.slow
 def test_category_ids_are_given_once_and_never_change(layout: DataLayout, tmp_path: Path):
     export_dataset(layout)
     first = categories.load(categories_path(layout))
@@ -109,6 +112,7 @@ def test_category_ids_are_given_once_and_never_change(layout: DataLayout, tmp_pa
         categories.load(broken)
 
 
+@pytest.mark.slow
 def test_dataset_folders_point_at_each_image_once(layout: DataLayout):
     merged = export_dataset(layout)
     assert merged.formats["coco"].images.linked == sum(merged.formats["coco"].samples.values())

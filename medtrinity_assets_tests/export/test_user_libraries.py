@@ -11,7 +11,6 @@ import json
 import os
 import stat
 from collections import defaultdict
-from pathlib import Path
 
 import jsonschema
 import pytest

@@ -8,6 +8,8 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pytest
+
 from medtrinity_assets.export.samples import ExportSample
 from medtrinity_assets.export.vqa import (
     MULTIPLE_CHOICE,
@@ -28,6 +30,7 @@ from medtrinity_assets.export.vqa_eval import (
     yes_no,
 )
 from medtrinity_assets.quality.splits import SPLITS
+from medtrinity_assets.roi.facts import Relations, RoiFacts
 from medtrinity_assets.storage import DataLayout
 from medtrinity_assets_tests.support.exports import build_dataset, export_dataset
 
@@ -36,22 +39,23 @@ KNOWN = ImageContext(known_labels=frozenset({"kidney", "liver", "spleen", "tumou
                                   "cyst": "finding", "nodule": "finding"})
 
 
-def _roi(label, kind="finding", origin="ground_truth", **facts):
-    rel = facts.pop("relations", {})
-    return {"label": label, "kind": kind, "origin": origin, "relations": {"distance_unit": "mm", **rel}, **facts}
+def _roi(label, kind="finding", origin="ground_truth", relations=None, **facts) -> RoiFacts:
+    rel = Relations.from_json({"distance_unit": "mm", **(relations or {})})
+    return RoiFacts(label=label, kind=kind, origin=origin, relations=rel, **facts)
 
 
 def _sample(origin="ground_truth", modality="MR") -> ExportSample:
-    tumour = _roi("hyperintense kidney tumour", origin=origin, side="right", diameter_mm=31.6, intensity="hyperintense",
-                  texture="heterogeneous", shape="lobulated", margin="ill_defined", area_fraction=0.05,
-                  relations={"inside": ["kidney"], "adjacent": ["liver"],
-                             "other_lesions": [{"label": "cyst", "distance": 42.4}]})
-    cyst = _roi("cyst", origin=origin, side="left", diameter_mm=9.2, intensity="hypointense", texture="homogeneous",
-                shape="round", margin="well_defined", area_fraction=0.01,
-                relations={"inside": ["spleen"], "other_lesions": [{"label": "hyperintense kidney tumour", "distance": 42.4}]})
-    rois = [tumour, cyst, _roi("kidney", "anatomy"), _roi("liver", "anatomy"), _roi("spleen", "anatomy")]
+    tumour = _roi("hyperintense_kidney_tumour", origin=origin, side="right", equivalent_diameter_mm=31.6,
+                  intensity="hyperintense", texture="heterogeneous", shape="lobulated", margin="ill_defined",
+                  area_fraction=0.05, relations={"inside": ["kidney"], "adjacent": ["liver"], "other_lesions": [
+                      {"roi_id": "c", "label": "cyst", "side": "left", "distance": 42.4}]})
+    cyst = _roi("cyst", origin=origin, side="left", equivalent_diameter_mm=9.2, intensity="hypointense",
+                texture="homogeneous", shape="round", margin="well_defined", area_fraction=0.01,
+                relations={"inside": ["spleen"], "other_lesions": [
+                    {"roi_id": "t", "label": "hyperintense_kidney_tumour", "side": "right", "distance": 42.4}]})
+    facts = [tumour, cyst, _roi("kidney", "anatomy"), _roi("liver", "anatomy"), _roi("spleen", "anatomy")]
     return ExportSample(id="s1", image_bytes=b"", image_sha256="", width=64, height=64, caption="", modality=modality,
-                        organ="abdomen", rois=rois, split="train", annotated=True)
+                        organ="abdomen", facts=facts, split="train", annotated=True)
 
 
 def _pairs(c):
@@ -100,7 +104,7 @@ def test_no_answer_sits_in_its_question_and_articles_are_right():
     for modality, article in (("MR", "an MRI"), ("CR", "an X-ray"), ("US", "an ultrasound"), ("CT", "a CT")):
         qa = _pairs(candidates(_sample(modality=modality), KNOWN))
         assert f"Is this {article} image?" in qa
-        for q, a in qa.items():
+        for q in qa:
             assert not re.search(r"\ba ([aeiou]|MRI|X-ray)", q) and not re.search(r"\ban [bcdfgjklpqrstvwz]", q), q
     for item in candidates(_sample(), KNOWN).items:
         if item["kind"] == "open":
@@ -139,6 +143,7 @@ def test_balance_makes_yes_and_no_equally_frequent():
             assert dict(slots)[sid][answer]
 
 
+@pytest.mark.slow
 def test_merged_vqa_is_balanced_per_type_and_split_and_carries_instructions(tmp_path: Path):
     layout = DataLayout(tmp_path / "out")
     build_dataset(layout)
