@@ -6,6 +6,14 @@ the salted subject key. ``build_images`` decodes the items of one shard, turns t
 
 ``images`` re-scans the source instead of reading paths from the manifest: the manifest only holds
 scrubbed paths (identifiers in folder names must not reach a table), and a header scan is cheap.
+
+Isolation: every per-item step -- keying an item found by scan, and for each item of a shard
+:func:`load_item` (the reader decodes it), :func:`item_to_slices` (2D images, windows, hashes) and
+:func:`store_slices` (PNG/npy encoding, content-addressed writes, rows) -- turns an exception from
+one input into a quarantine row with a specific error class, and the partition goes on. A reader's
+own errors arrive as :class:`ReadError`; anything else is an ``unexpected_error`` row naming the
+exception class and the step. Text that reaches a table goes through :func:`table_text` (file
+names need not be valid UTF-8).
 """
 
 from __future__ import annotations
@@ -46,8 +54,36 @@ class ScanOutcome:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
-def quarantine_row(source: str, rel_path: str, stage: str, error_class: str, reason: str) -> dict[str, Any]:
-    return {"source": source, "rel_path": rel_path, "stage": stage, "reason": reason, "error_class": error_class}
+def table_text(text: Any) -> str:
+    """Text safe for Parquet and hashing. A file name that is not valid UTF-8 reaches Python with
+    surrogate escapes (PEP 383), which neither pyarrow nor ``str.encode`` accept; its bad bytes are
+    written as ``\\xNN`` instead, so the name stays recognisable and the row stays writable."""
+    text = "" if text is None else str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def quarantine_row(source: str, rel_path: str, stage: str, error_class: str, reason: str,
+                   severity: str = "error") -> dict[str, Any]:
+    """A row of the quarantine table: ``severity`` 'error' (the input was left out) or 'warning'
+    (the item was kept; a person should know, e.g. slices missing from a series)."""
+    return {"source": source, "rel_path": table_text(rel_path), "stage": stage, "reason": table_text(reason),
+            "error_class": error_class, "severity": severity}
+
+
+def unexpected(exc: BaseException, step: str, source: SourceSpec) -> ReadError:
+    """An exception no reader or step foresaw, as a quarantine reason (absolute paths cut to the
+    source's name, the message shortened)."""
+    if isinstance(exc, ReadError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return ReadError("too_large", f"{step} ran out of memory; split the file or raise the limits")
+    message = str(exc).replace(str(source.path), source.name)[:300]
+    return ReadError("unexpected_error", f"{type(exc).__name__} while {step}: {message} -- the input hit a case "
+                                         "the pipeline does not handle; report it with the file")
 
 
 def scan_source(source: SourceSpec, *, salt: str, shards: int) -> ScanOutcome:
@@ -61,28 +97,48 @@ def scan_source(source: SourceSpec, *, salt: str, shards: int) -> ScanOutcome:
         return out
     reader = get_reader(source.format)
     seen: set[str] = set()
-    for res in reader.scan(source):
+    results = reader.scan(source)
+    while True:
+        try:
+            res = next(results)
+        except StopIteration:
+            break
+        except Exception as exc:  # noqa: BLE001 -- the reader itself failed: its remaining items are lost
+            err = unexpected(exc, "scanning the source", source)
+            out.quarantine.append(quarantine_row(source.name, ".", "scan", err.error_class,
+                                                 err.reason + " (the scan of this source stopped here)"))
+            break
         if isinstance(res, Quarantined):
-            out.quarantine.append(quarantine_row(source.name, res.rel_path, res.stage, res.error_class, res.reason))
+            out.quarantine.append(quarantine_row(source.name, res.rel_path, res.stage, res.error_class, res.reason,
+                                                 res.severity))
             continue
-        locator = json.dumps(res.locator, sort_keys=True, default=str)
-        item_key = salted_key(f"{source.name}|{locator}", salt, "item")
-        if item_key in seen:  # the same item reached twice (e.g. a symlinked folder)
+        try:
+            item = _keyed(res, source, salt, shards)
+        except Exception as exc:  # noqa: BLE001 -- one odd item never stops the scan
+            err = unexpected(exc, "keying the item", source)
+            out.quarantine.append(quarantine_row(source.name, res.rel_path, "scan", err.error_class,
+                                                 scrub(err.reason, res.identifiers)))
             continue
-        seen.add(item_key)
-        subject_raw = res.subject_id or f"{source.name}|{locator}"
-        subject_key = salted_key(subject_raw, salt, "subject")
-        out.items.append(
-            ScannedItem(
-                ref=res,
-                item_key=item_key,
-                subject_key=subject_key,
-                study_key=salted_key(res.study_id, salt, "study"),
-                series_key=salted_key(res.series_id, salt, "series"),
-                shard=stable_shard(subject_key, shards),
-            )
-        )
+        if item.item_key in seen:  # the same item reached twice (e.g. a symlinked folder)
+            continue
+        seen.add(item.item_key)
+        out.items.append(item)
     return out
+
+
+def _keyed(ref: ItemRef, source: SourceSpec, salt: str, shards: int) -> ScannedItem:
+    """An item with its salted keys and shard (keys hash valid text: see :func:`table_text`)."""
+    locator = json.dumps(ref.locator, sort_keys=True, default=str)  # ASCII: escapes any odd character
+    subject_raw = table_text(ref.subject_id) or f"{source.name}|{locator}"
+    subject_key = salted_key(subject_raw, salt, "subject")
+    return ScannedItem(
+        ref=ref,
+        item_key=salted_key(f"{source.name}|{locator}", salt, "item"),
+        subject_key=subject_key,
+        study_key=salted_key(table_text(ref.study_id), salt, "study"),
+        series_key=salted_key(table_text(ref.series_id), salt, "series"),
+        shard=stable_shard(subject_key, shards),
+    )
 
 
 def build_manifest(source: SourceSpec, *, salt: str, shards: int) -> tuple[pa.Table, pa.Table]:
@@ -93,7 +149,7 @@ def build_manifest(source: SourceSpec, *, salt: str, shards: int) -> tuple[pa.Ta
             "source": source.name,
             "item_key": s.item_key,
             "kind": s.ref.kind,
-            "rel_path": s.ref.rel_path,
+            "rel_path": table_text(s.ref.rel_path),
             "n_files": s.ref.n_files,
             "n_frames": s.ref.n_frames,
             "subject_key": s.subject_key,
@@ -138,15 +194,12 @@ class ImagesResult:
     slices: int
 
 
-def _load(reader, source: SourceSpec, item: ScannedItem) -> ReadItem:
+def load_item(reader, source: SourceSpec, item: ScannedItem) -> ReadItem:
+    """Step 1: the reader decodes the item (pixels in physical units, canonical orientation)."""
     try:
         return reader.load(source, item.ref)
-    except ReadError:
-        raise
-    except MemoryError:
-        raise ReadError("too_large", "decoding ran out of memory; split the file or raise the limits") from None
-    except Exception as exc:  # a reader bug or an unforeseen file: quarantine, keep the partition going
-        raise ReadError("unreadable", f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- a reader bug or an unforeseen file: quarantine, go on
+        raise unexpected(exc, "decoding", source) from exc
 
 
 def default_workers() -> int:
@@ -204,16 +257,30 @@ def build_images(
 
 def _ingest_item(cfg: PipelineConfig, source: SourceSpec, shard: str, layout: DataLayout, reader, s: ScannedItem,
                  context: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One item -> its image rows (blobs written), or a quarantine row."""
-    from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
+    """One item -> its image rows (blobs written), or a quarantine row. The steps, in order:
+    decode (:func:`load_item`), 2D images (:func:`item_to_slices`), encode and store
+    (:func:`store_slices`); an exception in any of them becomes the item's quarantine row."""
     from medtrinity_assets.preprocess.item_images import item_to_slices
 
-    ref = s.ref
+    stage, step = "load", "decoding"
     try:
-        item = _load(reader, source, s)
+        item = load_item(reader, source, s)
+        stage, step = "preprocess", "making its 2D images"
         slices = item_to_slices(item, max_side=cfg.max_side, context_slices=context, organ=item.organ or source.organ)
-    except ReadError as exc:
-        return [], quarantine_row(source.name, ref.rel_path, "load", exc.error_class, scrub(exc.reason, ref.identifiers))
+        step = "encoding and storing its images"
+        return store_slices(source, shard, layout, s, item, slices), None
+    except Exception as exc:  # noqa: BLE001 -- isolation: this item only
+        err = unexpected(exc, step, source)
+        return [], quarantine_row(source.name, s.ref.rel_path, stage, err.error_class,
+                                  scrub(err.reason, s.ref.identifiers))
+
+
+def store_slices(source: SourceSpec, shard: str, layout: DataLayout, s: ScannedItem, item: ReadItem,
+                 slices: list) -> list[dict[str, Any]]:
+    """Encode each 2D image (PNG, values .npy, label PNG), write it content-addressed, and make its row."""
+    from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
+
+    ref = s.ref
     modality = (item.modality or ref.modality or source.modality or "OT").upper()
     organ = item.organ or source.organ or str(item.meta.get("body_part") or "").lower() or ""
     disease = item.disease or source.disease or ""
@@ -236,7 +303,7 @@ def _ingest_item(cfg: PipelineConfig, source: SourceSpec, shard: str, layout: Da
                 "study_key": s.study_key,
                 "series_key": s.series_key,
                 "volume_ref": s.item_key if is_volume else "",
-                "rel_path": ref.rel_path,
+                "rel_path": table_text(ref.rel_path),
                 "slice_index": int(sl.slice_index),
                 "n_slices": int(sl.n_slices),
                 "axis": "axial" if is_volume else "none",
@@ -270,7 +337,7 @@ def _ingest_item(cfg: PipelineConfig, source: SourceSpec, shard: str, layout: Da
                 "shard": shard,
             }
         )
-    return rows, None
+    return rows
 
 
 def count_by(table: pa.Table, column: str) -> dict[str, int]:

@@ -100,6 +100,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("stage", pa.string()),  # scan | load | preprocess | roi | ...
         ("reason", pa.string()),  # sentence for a person: what is wrong and what to do
         ("error_class", pa.string()),  # empty_file | truncated | not_dicom | no_pixel_data | ...
+        ("severity", pa.string()),  # error: the input was left out | warning: kept, flagged (e.g. a series gap)
     ]
 )
 

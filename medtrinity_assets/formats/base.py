@@ -29,6 +29,9 @@ import numpy as np
 
 from medtrinity_assets.config import SourceSpec
 
+# Label values are 0..65535: label slices are stored as 16-bit PNGs. A reader refuses larger ones.
+MAX_LABEL_VALUE = 65_535
+
 
 class ReadError(Exception):
     """An input that cannot be used; becomes a quarantine row."""
@@ -55,14 +58,21 @@ class ItemRef:
     n_files: int = 1
     n_frames: int = 1
     identifiers: tuple[str, ...] = ()  # raw identifier values seen in headers (for scrubbing / PHI scan)
+    # What scan learnt that load may reuse (e.g. parsed DICOM headers). In memory only, never part
+    # of the item's identity (the item key comes from ``locator``), never written to a table.
+    hints: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
 class Quarantined:
+    """An input that cannot be used (``severity="error"``: left out), or an item kept with a problem a
+    person should know about (``"warning"``: e.g. a series with missing slices)."""
+
     rel_path: str  # scrubbed
     error_class: str
     reason: str
     stage: str = "scan"
+    severity: str = "error"
 
 
 @dataclass
@@ -79,7 +89,7 @@ class ReadItem:
     meta: dict[str, Any] = field(default_factory=dict)  # allow-listed, JSON-safe
     labels: list[str] = field(default_factory=list)
     caption: str | None = None
-    label_map: np.ndarray | None = None  # integer, same spatial shape as ``pixels``
+    label_map: np.ndarray | None = None  # integer 0..MAX_LABEL_VALUE, same spatial shape as ``pixels``
     label_names: dict[int, str] = field(default_factory=dict)
     boxes: list[dict[str, Any]] = field(default_factory=list)  # {"label": str, "bbox": [x0,y0,x1,y1] pixels}
     burned_in_annotation: bool | None = None

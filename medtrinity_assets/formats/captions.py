@@ -5,9 +5,10 @@ are relative to the folder holding the source (for a file source: its folder) an
 with :func:`safety.inside_root` before use. Optional fields: ``subject`` (else the image's stem),
 ``modality``, ``organ``, ``disease``, ``labels`` (list or ``;``-separated text).
 
-Each line is one item (an image captioned twice gives two items). A line that is not JSON, lacks
-``image``/``caption``, or names a missing, outside or unreadable image becomes a quarantine row
-whose ``rel_path`` is ``<file>.jsonl:<line number>`` so the operator can open the line.
+Each line is one item (an image captioned twice gives two items). A line that is not UTF-8, not
+JSON, lacks ``image``/``caption``, or names a missing, outside or unreadable image becomes a
+quarantine row whose ``rel_path`` is ``<file>.jsonl:<line number>`` so the operator can open the
+line; the other lines of the file are read as usual.
 """
 
 from __future__ import annotations
@@ -49,12 +50,30 @@ def _labels(value: Any) -> list[str]:
     raise ReadError("bad_row", f"'labels' must be a list or text, got {type(value).__name__}")
 
 
+def read_lines(path: Path) -> list[str]:
+    """The file's lines; bytes that are not UTF-8 are kept as surrogate escapes (PEP 383) so that only
+    the lines holding them are lost (see :func:`is_text`), not the whole file."""
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    return text.removeprefix("\ufeff").splitlines()
+
+
+def is_text(line: str) -> bool:
+    """False for a line holding bytes that were not UTF-8 (surrogate escapes)."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_line(text: str) -> dict[str, Any]:
     """Validate one JSONL line into the fields a caption item needs."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReadError("bad_json", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ReadError("bad_json", "the line nests JSON thousands of levels deep; it is not a caption record") from None
     if not isinstance(obj, dict):
         raise ReadError("bad_json", "the line is JSON but not an object with 'image' and 'caption'")
     image, caption = obj.get("image"), obj.get("caption")
@@ -86,9 +105,9 @@ class CaptionsReader:
         max_pixels = safety.max_pixels_of(source.options)
         for jsonl in files:
             try:
-                lines = jsonl.read_text(encoding="utf-8-sig").splitlines()
-            except UnicodeDecodeError as exc:
-                yield Quarantined(jsonl.name, "bad_json", f"{jsonl.name} is not UTF-8 text ({exc})")
+                lines = read_lines(jsonl)
+            except OSError as exc:
+                yield Quarantined(jsonl.name, "unreadable_file", f"{jsonl.name} cannot be read ({exc.strerror})")
                 continue
             for number, text in enumerate(lines, start=1):
                 if not text.strip():
@@ -96,6 +115,9 @@ class CaptionsReader:
                 where = f"{jsonl.name}:{number}"
                 row = None
                 try:
+                    if not is_text(text):
+                        raise ReadError("bad_encoding", "the line is not UTF-8 text (a byte sequence no UTF-8 "
+                                                        "character has); re-save the file as UTF-8")
                     row = parse_line(text)
                     path = safety.inside_root(root, row["image"])
                     if not path.exists():
@@ -106,6 +128,10 @@ class CaptionsReader:
                     if row and row["subject"]:
                         reason = scrub(reason, (row["subject"],))
                     yield Quarantined(where, err.error_class, reason)
+                    continue
+                except Exception as exc:  # noqa: BLE001 -- one odd line never stops the scan
+                    yield Quarantined(where, "bad_row", f"{jsonl.name} line {number}: checking it failed "
+                                                        f"({type(exc).__name__})")
                     continue
                 yield ItemRef(
                     kind=self.kind,

@@ -31,7 +31,7 @@ import numpy as np
 from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.deid import scrub
 from medtrinity_assets.formats import safety
-from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult
+from medtrinity_assets.formats.base import MAX_LABEL_VALUE, ItemRef, Quarantined, ReadError, ReadItem, ScanResult
 from medtrinity_assets.formats.image_folder import image_item
 
 
@@ -57,6 +57,9 @@ def _load_json(path: Path) -> dict[str, Any]:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReadError("bad_coco_json", f"{Path(path).name} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ReadError("bad_coco_json", f"{Path(path).name} is nested too deeply to be COCO (thousands of "
+                                         "levels); regenerate it") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise ReadError("bad_coco_json", f"{Path(path).name} has no 'images' list; is it a COCO file?")
     for key in ("annotations", "categories"):
@@ -96,6 +99,85 @@ def _resolve_image(root: Path, file_name: str) -> Path:
                                     "add the file or drop it from the JSON")
 
 
+def _is_id(value: Any) -> bool:
+    """COCO ids are integers (text is accepted too); not booleans, floats, lists or objects."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _shown_id(value: Any) -> str:
+    return str(value)[:40] if _is_id(value) else repr(value)[:40]
+
+
+def _image_entries(entries: list[Any], json_name: str) -> tuple[dict[Any, dict[str, Any]], set[Any],
+                                                                 list[Quarantined]]:
+    """Image entries by id, the ids used twice, and rows. An entry without a usable id or file name is
+    a row; so is every entry of an id used twice -- which of them its annotations belong to cannot be
+    told (those annotations go with their images, without rows of their own)."""
+    rows: list[Quarantined] = []
+    by_id: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+    for i, im in enumerate(entries):
+        if not isinstance(im, dict) or not isinstance(im.get("file_name"), str) or not im["file_name"].strip():
+            rows.append(Quarantined(f"{json_name}#images[{i}]", "bad_coco_json", "image entry lacks a file_name"))
+        elif not _is_id(im.get("id")):
+            rows.append(_scrubbed(Quarantined(im["file_name"], "bad_coco_json",
+                                              f"{json_name} images[{i}]: id {_shown_id(im.get('id'))} is not an "
+                                              "integer (or text); annotations cannot refer to it"), im))
+        else:
+            by_id.setdefault(im["id"], []).append((i, im))
+    images: dict[Any, dict[str, Any]] = {}
+    duplicated: set[Any] = set()
+    for image_id, found in by_id.items():
+        if len(found) > 1:
+            duplicated.add(image_id)
+        if len(found) == 1:
+            images[image_id] = found[0][1]
+            continue
+        where = ", ".join(f"images[{i}]" for i, _ in found)
+        for _, im in found:
+            rows.append(_scrubbed(Quarantined(im["file_name"], "duplicate_image_id",
+                                              f"{json_name}: image id {_shown_id(image_id)} is used by {len(found)} "
+                                              f"entries ({where}); their annotations cannot be told apart, so all "
+                                              "are left out -- give each image its own id"), im))
+    return images, duplicated, rows
+
+
+def _annotation(a: Any, i: int, images: dict[Any, dict[str, Any]], duplicated: set[Any],
+                good: dict[Any, tuple[Path, int, int]],
+                categories: dict[int, str]) -> tuple[tuple[str, str] | None, dict[str, Any] | None]:
+    """(problem, None) for an annotation to quarantine, (None, None) for one of a quarantined image,
+    (None, entry) for a usable one (``entry["image_id"]`` names its image)."""
+    if not isinstance(a, dict):
+        return ("bad_annotation", "is not a JSON object; it is dropped"), None
+    ann_id = a.get("id", i)
+    image_id = a.get("image_id")
+    if _is_id(image_id) and image_id in duplicated:
+        return None, None  # goes with its images, quarantined for their shared id
+    if not _is_id(image_id) or image_id not in images:
+        return ("unknown_image", f"refers to image id {_shown_id(image_id)} that is not among the usable "
+                                 "'images' entries; it is dropped"), None
+    if image_id not in good:
+        return None, None  # its image is quarantined already
+    _, width, height = good[image_id]
+    cat = a.get("category_id")
+    if not _is_id(cat) or cat not in categories:
+        return ("unknown_category", f"has category id {_shown_id(cat)}, not among the categories "
+                                    f"{sorted(categories)}; add the category or fix the id (the image is kept)"), None
+    crowd = a.get("iscrowd", 0)
+    if crowd is None:
+        crowd = 0
+    if isinstance(crowd, bool) or crowd not in (0, 1):
+        return ("bad_annotation", f"iscrowd is {_shown_id(crowd)}; COCO uses 0 or 1 -- it is dropped "
+                                  "(the image is kept)"), None
+    entry: dict[str, Any] = {"id": ann_id if _is_id(ann_id) else i, "category_id": cat, "label": categories[cat],
+                             "segmentation": a.get("segmentation"), "iscrowd": int(crowd), "image_id": image_id}
+    if a.get("bbox") is not None:
+        try:
+            entry["bbox"], entry["clipped"] = clip_box(a["bbox"], width, height)
+        except ReadError as err:
+            return (err.error_class, f"{err.reason}; it is dropped (the image is kept)"), None
+    return None, entry
+
+
 class CocoReader:
     kind = "coco_image"
 
@@ -109,62 +191,41 @@ class CocoReader:
             return
         max_pixels = safety.max_pixels_of(source.options)
         categories: dict[int, str] = {}
-        for c in doc.get("categories") or []:
-            if isinstance(c, dict) and isinstance(c.get("id"), int):
-                categories[c["id"]] = str(c.get("name", c["id"]))
-        images: dict[Any, dict[str, Any]] = {}
-        for i, im in enumerate(doc["images"]):
-            if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
-                yield Quarantined(f"{json_path.name}#images[{i}]", "bad_coco_json", "image entry lacks id or file_name")
-                continue
-            images[im["id"]] = im
+        for i, c in enumerate(doc.get("categories") or []):
+            cid = c.get("id") if isinstance(c, dict) else None
+            if not _is_id(cid) or isinstance(cid, str):
+                yield Quarantined(f"{json_path.name}#categories[{i}]", "bad_coco_json",
+                                  f"category entry {i} has no integer 'id'; its annotations cannot be named")
+            elif not 1 <= cid <= MAX_LABEL_VALUE:
+                yield Quarantined(f"{json_path.name}#categories[{i}]", "bad_category_id",
+                                  f"category id {cid} is outside 1..{MAX_LABEL_VALUE:,} (masks are 16-bit label images); "
+                                  "renumber the categories")
+            else:
+                categories[cid] = str(c.get("name", cid))
+        images, duplicated, bad_images = _image_entries(doc["images"], json_path.name)
+        yield from bad_images
         good: dict[Any, tuple[Path, int, int]] = {}  # image id -> (path, width, height) of usable images
         for image_id, im in images.items():
-            name = im["file_name"]
             try:
-                path = _resolve_image(root, name)
-                head = safety.probe_image(path, max_pixels)
-            except ReadError as err:
-                reason = f"{json_path.name} image id {image_id}: {err.reason}"
-                yield _scrubbed(Quarantined(name, err.error_class, reason), im)
-                continue
-            w, h = im.get("width"), im.get("height")
-            if (w is not None or h is not None) and (w, h) != (head.width, head.height):
-                reason = (f"{json_path.name} says {w}x{h} but the file is {head.width}x{head.height}; "
-                          "the boxes would not fit, fix width/height in the JSON")
-                yield _scrubbed(Quarantined(name, "size_mismatch", reason), im)
-                continue
-            good[image_id] = (path, head.width, head.height)
+                yield from self._check_image(root, json_path, image_id, im, max_pixels, good)
+            except Exception as exc:  # noqa: BLE001 -- one odd entry never stops the scan
+                yield _scrubbed(Quarantined(str(im["file_name"]), "unreadable_image",
+                                            f"{json_path.name} image id {image_id}: checking it failed "
+                                            f"({type(exc).__name__})"), im)
         anns: dict[Any, list[dict[str, Any]]] = {k: [] for k in good}
         for i, a in enumerate(doc.get("annotations") or []):
-            ann_id = a.get("id", i) if isinstance(a, dict) else i
-            if not isinstance(a, dict) or a.get("image_id") not in images:
-                yield Quarantined(f"{json_path.name}#annotation {ann_id}", "unknown_image",
-                                  f"annotation {ann_id} refers to image id "
-                                  f"{a.get('image_id') if isinstance(a, dict) else '?'} that is not in 'images'; "
-                                  "it is dropped")
-                continue
-            if a["image_id"] not in good:
-                continue  # its image is quarantined already
-            im = images[a["image_id"]]
-            _, width, height = good[a["image_id"]]
-            where = f"{im['file_name']}#annotation {ann_id}"
-            cat = a.get("category_id")
-            if cat not in categories:
-                yield _scrubbed(Quarantined(where, "unknown_category",
-                                  f"annotation {ann_id} has category id {cat!r}, not among the categories "
-                                  f"{sorted(categories)}; add the category or fix the id (the image is kept)"), im)
-                continue
-            entry: dict[str, Any] = {"id": ann_id, "category_id": cat, "label": categories[cat],
-                                     "segmentation": a.get("segmentation"), "iscrowd": int(a.get("iscrowd", 0) or 0)}
-            if a.get("bbox") is not None:
-                try:
-                    entry["bbox"], entry["clipped"] = clip_box(a["bbox"], width, height)
-                except ReadError as err:
-                    reason = f"annotation {ann_id}: {err.reason}; it is dropped (the image is kept)"
-                    yield _scrubbed(Quarantined(where, err.error_class, reason), im)
-                    continue
-            anns[a["image_id"]].append(entry)
+            try:
+                problem, entry = _annotation(a, i, images, duplicated, good, categories)
+            except Exception as exc:  # noqa: BLE001
+                problem, entry = ("bad_annotation", f"checking it failed ({type(exc).__name__})"), None
+            if entry is not None:
+                anns[entry.pop("image_id")].append(entry)
+            elif problem is not None:
+                ann_id = _shown_id(a.get("id", i) if isinstance(a, dict) else i)
+                image_id = a.get("image_id") if isinstance(a, dict) else None
+                im = images.get(image_id) if _is_id(image_id) else None
+                where = f"{im['file_name']}#annotation {ann_id}" if im else f"{json_path.name}#annotation {ann_id}"
+                yield _scrubbed(Quarantined(where, problem[0], f"annotation {ann_id}: {problem[1]}"), im or {})
         for image_id, (path, width, height) in good.items():
             im = images[image_id]
             name = im["file_name"]
@@ -180,6 +241,25 @@ class CocoReader:
                 modality=im.get("modality") or source.modality,
                 identifiers=idents,
             )
+
+    @staticmethod
+    def _check_image(root: Path, json_path: Path, image_id: Any, im: dict[str, Any], max_pixels: int,
+                     good: dict[Any, tuple[Path, int, int]]) -> Iterator[Quarantined]:
+        name = im["file_name"]
+        try:
+            path = _resolve_image(root, name)
+            head = safety.probe_image(path, max_pixels)
+        except ReadError as err:
+            reason = f"{json_path.name} image id {image_id}: {err.reason}"
+            yield _scrubbed(Quarantined(name, err.error_class, reason), im)
+            return
+        w, h = im.get("width"), im.get("height")
+        if (w is not None or h is not None) and (w, h) != (head.width, head.height):
+            reason = (f"{json_path.name} says {w}x{h} but the file is {head.width}x{head.height}; "
+                      "the boxes would not fit, fix width/height in the JSON")
+            yield _scrubbed(Quarantined(name, "size_mismatch", reason), im)
+            return
+        good[image_id] = (path, head.width, head.height)
 
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
         root = safety.source_root(source.path)
@@ -219,7 +299,7 @@ def _label_map(anns: list[dict[str, Any]], h: int, w: int) -> tuple[np.ndarray |
     from pycocotools import mask as mask_utils
 
     top = max(int(a["category_id"]) for a in with_seg)
-    label_map = np.zeros((h, w), dtype=np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32)
+    label_map = np.zeros((h, w), dtype=np.uint8 if top < 256 else np.uint16)  # category ids are 1..65535
     names: dict[int, str] = {}
     bad: list[Any] = []
     for a in with_seg:

@@ -1,7 +1,8 @@
-"""A folder of 2D images (PNG, JPEG, TIFF, BMP) with an optional label CSV.
+"""A folder of 2D images (PNG, JPEG, TIFF, BMP, GIF, WebP) with an optional label CSV.
 
 Items are every image file in the folder plus every file the CSV names (a CSV row may point at a
-file with an unusual extension). CSV rows are checked with :func:`safety.inside_root` before any
+file with an unusual extension); any other file (a .dcm, a .txt) is a quarantine row of its own,
+never a silent skip. CSV rows are checked with :func:`safety.inside_root` before any
 file is touched, so a row pointing outside the folder is quarantined unread. ``scan`` opens only
 headers (size, mode) under the decompression-bomb limit (source option ``max_pixels``); ``load``
 decodes and reports truncated files. Greyscale (8 or 16 bit) comes out ``(H, W)``; colour
@@ -86,13 +87,24 @@ class ImageFolderReader:
             for row, err in bad:
                 yield row_quarantine(row.filename, err.error_class, f"{csv_name} line {row.line}: {err.reason}", row)
         candidates: dict[Path, Path] = {}  # resolved -> as found
+        others: list[Path] = []  # files of another kind: a row each, unless the CSV names them
+        labels_csv = Path(source.labels_csv).resolve() if source.labels_csv else None
         for p in sorted(root.rglob("*")):
-            if p.name.startswith(".") or p.suffix.lower() not in safety.IMAGE_SUFFIXES or p.is_dir():
+            if any(part.startswith(".") for part in p.relative_to(root).parts) or p.is_dir():
+                continue
+            if p.suffix.lower() not in safety.IMAGE_SUFFIXES:
+                if p.resolve() != labels_csv:
+                    others.append(p)
                 continue
             try:
                 candidates[safety.check_listed_file(root, p)] = p
             except ReadError as err:
                 yield Quarantined(relative(p, root), err.error_class, err.reason)
+        for p in others:
+            if p.resolve() not in rows:
+                yield Quarantined(relative(p, root), "unsupported_file_kind",
+                                  f"{p.name} is not an image this reader reads ({', '.join(safety.IMAGE_SUFFIXES)}); "
+                                  "convert it, name it in the labels CSV if it is an image, or move it out of the folder")
         for target, row in rows.items():
             if target not in candidates:
                 if not target.exists():
@@ -109,6 +121,10 @@ class ImageFolderReader:
             except ReadError as err:
                 where = f"{csv_name} line {row.line}: " if row else ""
                 yield row_quarantine(rel, err.error_class, where + err.reason, row)
+                continue
+            except Exception as exc:  # noqa: BLE001 -- one odd file never stops the scan
+                yield row_quarantine(rel, "unreadable_image", f"{target.name}: reading its header failed "
+                                     f"({type(exc).__name__}); re-export it", row)
                 continue
             idents = (row.subject,) if row and row.subject else ()
             yield ItemRef(

@@ -42,6 +42,7 @@ class LabelRow:
     overrides: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+    not_utf8: bool = False  # the line holds bytes that are not UTF-8: the row is refused, the file kept
 
 
 def _split_labels(value: str) -> list[str]:
@@ -54,10 +55,8 @@ def read_label_table(path: Path, extra_fields: Iterable[str] = ()) -> list[Label
     if not p.is_file():
         raise ReadError("missing_labels_csv", f"labels CSV {p.name} does not exist; fix the source's labels_csv")
     allow = FIELD_ALLOW | {str(f).strip().lower() for f in extra_fields}
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReadError("bad_labels_csv", f"labels CSV {p.name} is not UTF-8 text ({exc})") from None
+    # bytes that are not UTF-8 become surrogate escapes (PEP 383): only the rows holding them are lost
+    text = p.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     reader = csv.DictReader(text.splitlines())
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "filename" not in header:
@@ -67,6 +66,10 @@ def read_label_table(path: Path, extra_fields: Iterable[str] = ()) -> list[Label
     for i, raw in enumerate(reader, start=2):
         values = {k: (v or "").strip() for k, v in raw.items() if k is not None and isinstance(v, (str, type(None)))}
         row = LabelRow(line=i, filename=values.get("filename", ""))
+        if not all(_is_text(v) for v in values.values()):
+            row.not_utf8 = True
+            rows.append(row)
+            continue
         for col in SUBJECT_COLUMNS:
             if values.get(col):
                 row.subject = values[col]
@@ -89,11 +92,24 @@ def read_label_table(path: Path, extra_fields: Iterable[str] = ()) -> list[Label
     return rows
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def rows_by_target(rows: list[LabelRow], resolve) -> tuple[dict[Path, LabelRow], list[tuple[LabelRow, ReadError]]]:
     """Map each row to the file it names via ``resolve`` (which raises ReadError); collect the failures."""
     good: dict[Path, LabelRow] = {}
     bad: list[tuple[LabelRow, ReadError]] = []
     for row in rows:
+        if row.not_utf8:
+            bad.append((row, ReadError("bad_encoding", "the row is not UTF-8 text; it is ignored "
+                                                       "(its file, if any, is read without it) -- re-save the CSV "
+                                                       "as UTF-8")))
+            continue
         try:
             target = resolve(row.filename)
         except ReadError as err:

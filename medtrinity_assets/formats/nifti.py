@@ -1,11 +1,12 @@
 """NIfTI volumes (``.nii`` / ``.nii.gz``) with optional label maps and a label CSV.
 
-Orientation: nibabel brings every volume to its closest canonical RAS+ orientation; the array is
-then flipped in x and y and transposed to the project's ``(Z, H, W)`` LPS order (columns toward the
-patient's Left, rows toward Posterior, slices toward Superior). A volume stored RAS and the same
-volume stored LPS therefore give identical arrays, and "the blob is in the patient's left" is a
-fact about column indices. A file with neither qform nor sform code says nothing about the patient,
-so its orientation is reported unknown ('').
+Orientation: the file's affine (RAS) is turned into the LPS one and goes through the shared affine
+path of :mod:`.orientation` -- the same as DICOM's -- to the project's ``(Z, H, W)`` order (columns
+toward the patient's Left, rows toward Posterior, slices toward Superior). A volume stored RAS and
+the same volume stored LPS therefore give identical arrays, and "the blob is in the patient's left"
+is a fact about column indices. A file with neither qform nor sform code says nothing about the
+patient, so its orientation is reported unknown (''). An affine that maps voxels nowhere (an sform
+of zeros or NaN) or a zero/NaN voxel size quarantines the file, naming the header field.
 
 Label maps live in ``source.labels`` under the same file name. A label map whose (canonical)
 shape differs from its image quarantines the *pair*: the source promises ground truth, and keeping
@@ -30,10 +31,18 @@ import numpy as np
 from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.deid import scrub
 from medtrinity_assets.formats import safety
-from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
+from medtrinity_assets.formats.base import MAX_LABEL_VALUE, ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
 from medtrinity_assets.formats.label_table import LabelRow, read_label_table, row_meta, row_quarantine, rows_by_target
+from medtrinity_assets.formats.orientation import (
+    CANONICAL_TOWARD,
+    GeometryError,
+    Reorientation,
+    check_affine,
+    obliquity_deg,
+    ras_to_lps,
+    reorientation,
+)
 
-CANONICAL_TOWARD = ("S", "P", "L")  # (slice, row, col)
 _DECODE_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, MemoryError)
 
 
@@ -73,6 +82,35 @@ def _orientation_known(header) -> bool:
         return False
 
 
+def _affine_source(header) -> str:
+    """The header fields nibabel takes the affine from (named in reasons)."""
+    try:
+        if int(header["sform_code"]) > 0:
+            return "sform (srow_x, srow_y, srow_z)"
+        if int(header["qform_code"]) > 0:
+            return "qform (quatern_b/c/d, qoffset_x/y/z and pixdim)"
+    except (KeyError, TypeError, ValueError):
+        pass
+    return "pixdim"
+
+
+def geometry_of(img, shape: tuple[int, ...], name: str, what: str) -> Reorientation:
+    """How the image reaches canonical order; ReadError when its header maps voxels nowhere."""
+    header = img.header
+    try:
+        affine = np.asarray(img.affine, dtype=np.float64)
+        check_affine(affine)
+    except (GeometryError, TypeError, ValueError) as exc:
+        raise ReadError("impossible_geometry", f"{what} {name}: the {_affine_source(header)} of the header gives "
+                        f"no usable voxel-to-patient mapping ({exc}); fix the header or re-export the file") from None
+    zooms = [float(z) for z in header.get_zooms()[:3]]
+    for i, z in enumerate(zooms):
+        if i < len(shape) and shape[i] > 1 and (not np.isfinite(z) or z == 0):
+            raise ReadError("impossible_geometry", f"{what} {name}: pixdim[{i + 1}] (the voxel size along axis {i}) "
+                            f"is {z:g}; voxels must be a finite, non-zero distance apart -- fix the header")
+    return reorientation(ras_to_lps(affine))
+
+
 def probe_nifti(path: Path, max_voxels: int = safety.DEFAULT_MAX_VOXELS, what: str = "volume") -> NiftiHeader:
     """Header facts from a cheap read; raises ReadError for anything that will not load."""
     import nibabel as nib
@@ -94,7 +132,8 @@ def probe_nifti(path: Path, max_voxels: int = safety.DEFAULT_MAX_VOXELS, what: s
         affine = img.affine
     except (ImageFileError, *_DECODE_ERRORS, KeyError) as exc:
         cls = "truncated" if compressed and isinstance(exc, (EOFError, zlib.error)) else "unreadable_header"
-        raise ReadError(cls, f"{what} {p.name}: NIfTI header could not be read ({exc}); re-export the file") from None
+        detail = str(exc).replace(str(p), p.name)  # the folder path may hold identifiers
+        raise ReadError(cls, f"{what} {p.name}: NIfTI header could not be read ({detail}); re-export the file") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ReadError("not_nifti", f"{what} {p.name} is {type(img).__name__}, not NIfTI")
     if len(shape) < 2 or any(s < 1 for s in shape):
@@ -111,13 +150,11 @@ def probe_nifti(path: Path, max_voxels: int = safety.DEFAULT_MAX_VOXELS, what: s
         if size < expected:
             raise ReadError("truncated", f"{what} {p.name} holds {size} bytes but its header announces {expected}; "
                                          "the file is cut short, copy it again")
-    ornt = nib.orientations.io_orientation(affine)
-    order = [int(a) for a in ornt[:, 0]]
-    ras_shape = [spatial[i] for i in order]  # (x->R, y->A, z->S)
+    turn = geometry_of(img, shape, p.name, what)
     known = _orientation_known(header)
     axcodes = "".join(nib.aff2axcodes(affine)) if known else ""
     version = "nifti2" if isinstance(img, nib.Nifti2Image) else "nifti1"
-    return NiftiHeader(shape, (ras_shape[2], ras_shape[1], ras_shape[0]), n_volumes, axcodes, version)
+    return NiftiHeader(shape, turn.order(spatial), n_volumes, axcodes, version)
 
 
 def check_gzip_stream(path: Path, what: str = "volume") -> None:
@@ -182,6 +219,7 @@ def load_canonical(
     try:
         img = _open_nifti(p, what)
         shape = img.shape
+        geometry_of(img, tuple(shape), p.name, what)  # before anything else reads the affine
         known = _orientation_known(img.header)
         meta["orientation_known"] = known
         meta["orig_shape"] = [int(v) for v in shape]
@@ -193,30 +231,22 @@ def load_canonical(
         elif len(shape) == 2:
             img = nib.Nifti1Image(np.asanyarray(img.dataobj)[..., None], img.affine, img.header)
         zooms = [float(z) for z in img.header.get_zooms()[:3]] + [float("nan")] * 3
-        ornt = nib.orientations.io_orientation(img.affine)
-        canon = nib.as_closest_canonical(img)
-        if labels:
-            data = np.asanyarray(canon.dataobj)
-        else:
-            data = canon.get_fdata(dtype=np.float32)
-        affine = canon.affine
+        turn = geometry_of(img, tuple(img.shape), p.name, what)
+        data = np.asanyarray(img.dataobj) if labels else img.get_fdata(dtype=np.float32)
+        affine = np.asarray(img.affine, dtype=np.float64)
     except _DECODE_ERRORS as exc:
         compressed = p.name.lower().endswith(".gz")
         cls = "truncated" if isinstance(exc, (EOFError, zlib.error)) or "end-of-stream" in str(exc) or (
             not compressed and "bytes" in str(exc)) else "unreadable_data"
         raise ReadError(cls, f"{what} {p.name}: voxel data could not be decoded ({exc}); "
                              "the file is probably truncated or corrupt, copy it again") from None
-    # RAS+ -> LPS: flip x (R->L) and y (A->P), then (x, y, z) -> (z, y, x)
-    arr = np.ascontiguousarray(np.transpose(data[::-1, ::-1, :], (2, 1, 0)))
-    # header zooms follow their axes into RAS order (stored axis i became RAS axis ornt[i, 0])
-    ras_zooms = [float("nan")] * 3
-    for i in range(3):
-        ras_zooms[int(ornt[i, 0])] = zooms[i]
-    spacing = tuple(round(z, 6) if np.isfinite(z) and z > 0 else float("nan") for z in ras_zooms[::-1])
-    obliquity = nib.affines.obliquity(affine)
-    if np.nanmax(np.abs(obliquity)) > 1e-3:
+    arr = np.ascontiguousarray(turn.apply(data))
+    # header zooms follow their axes into canonical (z, y, x) order
+    spacing = tuple(round(z, 6) if np.isfinite(z) and z > 0 else float("nan") for z in turn.order(zooms[:3]))
+    obliquity = obliquity_deg(affine)
+    if max(obliquity) > np.degrees(1e-3):
         meta["oblique"] = True
-        meta["obliquity_deg"] = [round(float(np.degrees(o)), 3) for o in obliquity]
+        meta["obliquity_deg"] = [round(o, 3) for o in turn.order(obliquity)[::-1]]  # per patient x, y, z
     return arr, spacing, meta  # type: ignore[return-value]
 
 
@@ -234,8 +264,11 @@ def _as_label_map(raw: np.ndarray, name: str) -> np.ndarray:
     if values.size and values.min() < 0:
         raise ReadError("bad_label_map", f"label map {name} holds negative values; labels must be >= 0")
     top = int(values.max()) if values.size else 0
-    dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32
-    return values.astype(dtype)
+    if top > MAX_LABEL_VALUE:
+        raise ReadError("label_value_too_large", f"label map {name} holds the value {top}, above {MAX_LABEL_VALUE:,}: "
+                        "label slices are stored as 16-bit images; renumber the labels 1..N (and name them in the "
+                        "source's label_names)")
+    return values.astype(np.uint8 if top < 256 else np.uint16)
 
 
 def load_volume_pair(
@@ -356,38 +389,43 @@ class NiftiReader:
         for p in files:
             rel = relative(p, root)
             try:
-                target = safety.check_listed_file(root, p)
+                yield self._scan_file(source, root, p, rel, rows, label_root, max_voxels)
+            except Exception as exc:  # noqa: BLE001 -- one odd file never stops the scan
+                yield Quarantined(rel, "unreadable_header", f"{p.name}: reading the header failed "
+                                  f"({type(exc).__name__}: {str(exc)[:200]}); re-export the file")
+
+    def _scan_file(self, source: SourceSpec, root: Path, p: Path, rel: str, rows: dict[Path, LabelRow],
+                   label_root: Path | None, max_voxels: int) -> ScanResult:
+        try:
+            target = safety.check_listed_file(root, p)
+        except ReadError as err:
+            return Quarantined(rel, err.error_class, err.reason)
+        row = rows.get(target)
+        label_path = None
+        if label_root is not None:
+            try:  # the same relative name under the labels folder, which must not lead out of it
+                candidate = safety.inside_root(label_root, rel)
             except ReadError as err:
-                yield Quarantined(rel, err.error_class, err.reason)
-                continue
-            row = rows.get(target)
-            label_path = None
-            if label_root is not None:
-                try:  # the same relative name under the labels folder, which must not lead out of it
-                    candidate = safety.inside_root(label_root, rel)
-                except ReadError as err:
-                    yield row_quarantine(rel, err.error_class, f"label map of {rel}: {err.reason}", row)
-                    continue
-                if candidate.exists():
-                    label_path = candidate
-            try:
-                head = check_pair(p, label_path, max_voxels)
-            except ReadError as err:
-                yield row_quarantine(rel, err.error_class, err.reason, row)
-                continue
-            subject = row.subject if row and row.subject else nifti_stem(p.name)
-            idents = (row.subject,) if row and row.subject else ()
-            modality = (row.overrides.get("modality") if row else None) or source.modality
-            yield ItemRef(
-                kind=self.kind,
-                locator={"image": rel, "label": rel if label_path else None,
-                         "row": _row_dict(row)},
-                rel_path=scrub(rel, idents) if idents else rel,
-                subject_id=subject,
-                modality=modality,
-                n_frames=head.canonical_shape[0],
-                identifiers=idents,
-            )
+                return row_quarantine(rel, err.error_class, f"label map of {rel}: {err.reason}", row)
+            if candidate.exists():
+                label_path = candidate
+        try:
+            head = check_pair(p, label_path, max_voxels)
+        except ReadError as err:
+            return row_quarantine(rel, err.error_class, err.reason, row)
+        subject = row.subject if row and row.subject else nifti_stem(p.name)
+        idents = (row.subject,) if row and row.subject else ()
+        modality = (row.overrides.get("modality") if row else None) or source.modality
+        return ItemRef(
+            kind=self.kind,
+            locator={"image": rel, "label": rel if label_path else None,
+                     "row": _row_dict(row)},
+            rel_path=scrub(rel, idents) if idents else rel,
+            subject_id=subject,
+            modality=modality,
+            n_frames=head.canonical_shape[0],
+            identifiers=idents,
+        )
 
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
         root = Path(source.path)

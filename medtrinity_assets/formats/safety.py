@@ -23,7 +23,7 @@ from medtrinity_assets.formats.base import ReadError
 DEFAULT_MAX_PIXELS = 89_478_485
 # A volume of this many voxels is 2 GiB as float32; larger needs an explicit `max_voxels` option.
 DEFAULT_MAX_VOXELS = 2**29
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")  # Pillow reads them all
 
 _PIL_LOCK = threading.Lock()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from medtrinity_assets.formats.base import ReadError, ReadItem
+from medtrinity_assets.formats.base import MAX_LABEL_VALUE, ReadError, ReadItem
 from medtrinity_assets.preprocess.phash import phash_hex
 from medtrinity_assets.preprocess.resize import DEFAULT_MAX_SIDE, resize_labels, resize_values, target_size
 from medtrinity_assets.preprocess.slice_selection import finding_labels, label_presence, neighbours, select_slices
@@ -81,7 +81,16 @@ def _check_label_shape(item: ReadItem, spatial: tuple[int, ...]) -> np.ndarray |
             f"label map shape {lm.shape} differs from image shape {spatial}; the label file does not belong to this image",
         )
     if lm.dtype.kind == "f":
-        lm = np.rint(np.nan_to_num(lm)).astype(np.int32)
+        lm = np.rint(np.nan_to_num(lm)).astype(np.int64)
+    if lm.dtype.kind not in "iub":
+        raise ReadError("bad_label_map", f"label map has data type {lm.dtype}; labels must be integers")
+    if lm.size:
+        lo, hi = int(lm.min()), int(lm.max())
+        if lo < 0:
+            raise ReadError("bad_label_map", f"label map holds the negative value {lo}; labels must be >= 0")
+        if hi > MAX_LABEL_VALUE:
+            raise ReadError("label_value_too_large", f"label map holds the value {hi}, above {MAX_LABEL_VALUE:,}: "
+                            "label images are 16-bit; renumber the labels 1..N")
     return lm
 
 

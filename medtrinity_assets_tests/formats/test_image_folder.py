@@ -95,7 +95,7 @@ def test_bad_images_are_quarantined(tmp_path):
     png_with_declared_size(folder / "bomb.png", 40_000, 40_000)  # 1.6 gigapixels declared, ~100 bytes on disk
     save_png(folder / "big_for_limit.png", np.zeros((600, 600), np.uint8))
     truncate(save_png(folder / "cut.png", skimage.data.camera()), 0.5)
-    (folder / "notes.txt").write_text("ignored: not an image extension")
+    (folder / "notes.txt").write_text("not an image extension: a row of its own, never a silent skip")
     src = source("bad", "image_folder", folder, options={"max_pixels": 300_000})
     reader = ImageFolderReader()
     refs, bad = split(reader.scan(src))
@@ -105,7 +105,7 @@ def test_bad_images_are_quarantined(tmp_path):
     assert by["random.jpg"].error_class == "not_an_image"
     assert by["bomb.png"].error_class == "decompression_bomb" and "max_pixels" in by["bomb.png"].reason
     assert by["big_for_limit.png"].error_class == "decompression_bomb"
-    assert "notes.txt" not in by
+    assert by["notes.txt"].error_class == "unsupported_file_kind" and "notes.txt" in by["notes.txt"].reason
     assert sorted(r.rel_path for r in refs) == ["cut.png", "good.png"]
     cut = next(r for r in refs if r.rel_path == "cut.png")
     with pytest.raises(ReadError) as err:

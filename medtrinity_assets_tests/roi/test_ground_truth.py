@@ -131,7 +131,7 @@ def _rows_from_dicom_gt(tmp_path, label_map, names, pixel_spacing, prefix):
 def test_real_seg_label_map_becomes_liver_rois(tmp_path):
     import pydicom
 
-    from medtrinity_assets.formats import dicom_gt
+    from medtrinity_assets.formats.dicom import ground_truth as dicom_gt
     from medtrinity_assets_tests.support.dicom import data_file
 
     seg = pydicom.dcmread(data_file("liver.dcm"))
@@ -155,7 +155,7 @@ def test_real_seg_label_map_becomes_liver_rois(tmp_path):
 def test_real_rtstruct_label_map_becomes_rois(tmp_path):
     import pydicom
 
-    from medtrinity_assets.formats import dicom_gt
+    from medtrinity_assets.formats.dicom import ground_truth as dicom_gt
     from medtrinity_assets_tests.support.dicom import data_file
 
     ds = pydicom.dcmread(data_file("rtstruct.dcm"), force=True)

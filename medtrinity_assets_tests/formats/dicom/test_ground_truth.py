@@ -6,7 +6,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from medtrinity_assets.formats import dicom_gt
+from medtrinity_assets.formats.dicom import ground_truth as dicom_gt
+from medtrinity_assets.formats.dicom.geometry import ImageGrid
 from medtrinity_assets_tests.support.dicom import data_file, small_phantom
 
 
@@ -35,7 +36,7 @@ def test_real_liver_seg_on_its_own_planes(name, frames):
 def test_liver_seg_resampled_onto_a_coarser_grid_keeps_its_area():
     seg = pydicom.dcmread(data_file("liver.dcm"))
     fine = dicom_gt.grid_from_seg(seg)
-    coarse = dicom_gt.ImageGrid(fine.origins.copy(), fine.row_dir, fine.col_dir,
+    coarse = ImageGrid(fine.origins.copy(), fine.row_dir, fine.col_dir,
                                 (fine.pixel_spacing[0] * 2, fine.pixel_spacing[1] * 2), 256, 256)
     lm_f, _, _ = dicom_gt.seg_to_label_map(seg, fine)
     lm_c, _, _ = dicom_gt.seg_to_label_map(seg, coarse)
@@ -47,7 +48,7 @@ def test_liver_seg_resampled_onto_a_coarser_grid_keeps_its_area():
 def test_seg_frame_outside_every_plane_is_reported_not_guessed():
     seg = pydicom.dcmread(data_file("liver.dcm"))
     grid = dicom_gt.grid_from_seg(seg)
-    far = dicom_gt.ImageGrid(grid.origins + grid.normal * 50.0, grid.row_dir, grid.col_dir, grid.pixel_spacing,
+    far = ImageGrid(grid.origins + grid.normal * 50.0, grid.row_dir, grid.col_dir, grid.pixel_spacing,
                              grid.rows, grid.cols)
     lm, _, stats = dicom_gt.seg_to_label_map(seg, far)
     assert stats["frames_unplaced"] == 3 and not lm.any()
@@ -84,12 +85,12 @@ def test_rtstruct_references_series_and_frame_of_reference():
 
 def test_phantom_rtstruct_contours_match_the_truth(tmp_path):
     from medtrinity_assets.demo.dicom_phantom import write_phantom_dicom
-    from medtrinity_assets.formats.dicom import _series_grid
+    from medtrinity_assets.formats.dicom.geometry import series_grid
 
     ph = small_phantom()
     out = write_phantom_dicom(ph, tmp_path, with_seg=False)
     datasets = sorted((pydicom.dcmread(p) for p in out.ct_files), key=lambda d: float(d.ImagePositionPatient[2]))
-    grid = _series_grid(datasets)
+    grid = series_grid(datasets)
     lm, names, info = dicom_gt.rtstruct_to_label_map(pydicom.dcmread(out.rtstruct_file), grid)
     assert info["contours_unplaced"] == 0 and "liver cyst" in names.values()  # the lesions by default
     for value, name in names.items():

@@ -14,98 +14,22 @@ shipped, can be checked on the geometry they declare (:func:`grid_from_seg`,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+from medtrinity_assets.formats.dicom.geometry import ImageGrid
+from medtrinity_assets.formats.dicom.headers import functional_group_item
 
 
 class GroundTruthError(ValueError):
     """A SEG/RTSTRUCT that cannot be placed on its image (the reason says why)."""
 
 
-@dataclass
-class ImageGrid:
-    """Geometry of a stack of parallel image planes (the native order of a series).
-
-    ``origins[k]`` is the patient position (mm) of the centre of pixel (row 0, col 0) of slice k;
-    ``row_dir`` points along a row (increasing column index), ``col_dir`` down a column (increasing
-    row index), as in ImageOrientationPatient; ``pixel_spacing`` is (between rows, between columns).
-    """
-
-    origins: np.ndarray  # (Z, 3)
-    row_dir: np.ndarray  # (3,)
-    col_dir: np.ndarray  # (3,)
-    pixel_spacing: tuple[float, float]
-    rows: int
-    cols: int
-    sop_uids: list[str] = field(default_factory=list)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (len(self.origins), self.rows, self.cols)
-
-    @property
-    def normal(self) -> np.ndarray:
-        n = np.cross(self.row_dir, self.col_dir)
-        return n / (np.linalg.norm(n) or 1.0)
-
-    def slice_of_uid(self) -> dict[str, int]:
-        """SOP instance UID -> slice, for UIDs naming exactly one slice (not the frames of a
-        multi-frame object, which share one UID: those are placed by geometry)."""
-        counts: dict[str, int] = {}
-        for u in self.sop_uids:
-            counts[u] = counts.get(u, 0) + 1
-        return {u: k for k, u in enumerate(self.sop_uids) if u and counts[u] == 1}
-
-    def slice_positions(self) -> np.ndarray:
-        return self.origins @ self.normal
-
-    def slice_spacing(self) -> float:
-        pos = self.slice_positions()
-        if len(pos) < 2:
-            return float("nan")
-        return float(np.median(np.abs(np.diff(pos))))
-
-    def slice_tolerance(self) -> float:
-        s = self.slice_spacing()
-        return 0.5 * s if np.isfinite(s) and s > 0 else 0.5
-
-    def nearest_slice(self, points: np.ndarray) -> int | None:
-        """Slice whose plane holds ``points`` (mean distance within half a slice), else None."""
-        pos = float(np.mean(points @ self.normal))
-        d = np.abs(self.slice_positions() - pos)
-        k = int(np.argmin(d))
-        return k if d[k] <= self.slice_tolerance() + 1e-3 else None
-
-    def to_pixel(self, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(row, col) float pixel coordinates of patient points on slice k."""
-        d = points - self.origins[k]
-        cols = d @ self.row_dir / self.pixel_spacing[1]
-        rows = d @ self.col_dir / self.pixel_spacing[0]
-        return rows, cols
-
-    def pixel_centres(self, k: int) -> np.ndarray:
-        """Patient coordinates of every pixel centre of slice k, shape (H, W, 3)."""
-        r = np.arange(self.rows, dtype=np.float64)[:, None, None] * self.pixel_spacing[0] * self.col_dir
-        c = np.arange(self.cols, dtype=np.float64)[None, :, None] * self.pixel_spacing[1] * self.row_dir
-        return self.origins[k][None, None, :] + r + c
-
-
 def _f(values: Any) -> np.ndarray:
     return np.asarray([float(v) for v in values], dtype=np.float64)
-
-
-def _group_item(ds: Dataset, frame_group: Dataset | None, seq: str) -> Dataset | None:
-    """An item of a functional-group sequence: per-frame first, then shared."""
-    for group in (frame_group, (ds.get("SharedFunctionalGroupsSequence") or [None])[0]):
-        if group is not None and group.get(seq):
-            return group.get(seq)[0]
-    return None
 
 
 # ---------------------------------------------------------------- SEG
@@ -128,9 +52,9 @@ def _seg_frames(seg: Dataset) -> tuple[list[SegFrame], np.ndarray, np.ndarray, t
     frames: list[SegFrame] = []
     orient = spacing = None
     for i, fg in enumerate(per_frame):
-        pos_item = _group_item(seg, fg, "PlanePositionSequence")
-        ori_item = _group_item(seg, fg, "PlaneOrientationSequence")
-        pm_item = _group_item(seg, fg, "PixelMeasuresSequence")
+        pos_item = functional_group_item(seg, fg, "PlanePositionSequence")
+        ori_item = functional_group_item(seg, fg, "PlaneOrientationSequence")
+        pm_item = functional_group_item(seg, fg, "PixelMeasuresSequence")
         if pos_item is None or ori_item is None or pm_item is None:
             raise GroundTruthError(f"SEG frame {i + 1} lacks plane position/orientation/pixel spacing")
         orient = _f(ori_item.ImageOrientationPatient)

@@ -125,7 +125,7 @@ def test_scan_rel_paths_keep_their_shape(tmp_path):
 
 def test_path_scrubber_agrees_with_deid_scrub_and_scales():
     from medtrinity_assets import deid
-    from medtrinity_assets.formats.dicom import _scrubber
+    from medtrinity_assets.formats.dicom.identifiers import path_scrubber as _scrubber
 
     ids = ["DOE^JANE", "PID-0042-7731", "19610704", "ABC"] + [f"1.2.826.0.1.99.{i}" for i in range(2000)]
     scrub = _scrubber(ids)

@@ -1,0 +1,49 @@
+"""Isolation per item (issue 15): every bad input across every reader is one quarantine row of its
+own class, and every good item mixed with them is kept."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+
+from medtrinity_assets.config import load_config
+from medtrinity_assets.ingest import build_images, build_manifest
+from medtrinity_assets.partitions import SHARDS
+from medtrinity_assets.storage import DataLayout
+from medtrinity_assets_tests.support.bad_inputs import write_mixed_sources
+
+
+def run_mixed(root):
+    """Manifest and images of every source; (expected, image rows, quarantine rows)."""
+    cfg_path, expected = write_mixed_sources(root)
+    cfg = load_config(cfg_path)
+    layout = DataLayout(cfg.data_root)
+    images: list[dict] = []
+    quarantine: list[dict] = []
+    for source in cfg.sources:
+        manifest, scan_rows = build_manifest(source, salt="mixed", shards=cfg.shards)
+        quarantine += scan_rows.to_pylist()
+        for shard in SHARDS[: cfg.shards]:
+            result = build_images(cfg, source, shard, layout, salt="mixed", workers=1)
+            images += result.table.to_pylist()
+            quarantine += result.quarantine.to_pylist()
+            assert isinstance(result.table, pa.Table)
+    return expected, images, quarantine
+
+
+def test_every_bad_input_is_one_row_and_every_good_item_is_kept(tmp_path):
+    expected, images, quarantine = run_mixed(tmp_path)
+    # one row per bad input, of the expected class and severity -- and no row for anything else
+    got = Counter((q["source"], q["rel_path"], q["error_class"], q["severity"]) for q in quarantine)
+    want = Counter((b.source, b.rel_path, b.error_class, b.severity) for b in expected.bad)
+    assert got == want, {"missing": want - got, "unexpected": got - want}
+    for q in quarantine:
+        assert len(q["reason"]) > 30 and q["stage"] in ("scan", "load", "preprocess")
+    # every good item is kept (each prefix is exactly one item), nothing else is
+    items: dict[tuple[str, str], str] = {(r["source"], r["item_key"]): r["rel_path"] for r in images}
+    for source, prefixes in expected.good.items():
+        kept = [path for (s, _), path in items.items() if s == source]
+        for prefix in prefixes:
+            assert sum(path.startswith(prefix) for path in kept) == 1, (source, prefix, kept)
+        assert len(kept) == len(prefixes), (source, kept)
