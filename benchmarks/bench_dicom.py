@@ -15,9 +15,9 @@ SOP instance UIDs, positions 1 mm apart and shuffled file names --
 
 Honesty: both sides decode every slice with pydicom from the same files; the reader's volume is
 checked equal to the bare loop's, voxel for voxel. Both run in one process, interleaved over rounds
-(alternating which goes first, so neither profits from a warmer page cache). Reported per series:
-files per second of each and the ratio reader / bare (1.0 = no overhead), for scan+load and for
-load alone. Run: ``python -m benchmarks.bench_dicom [--quick]``.
+(alternating which goes first, so neither profits from a warmer page cache); rates are taken from
+the median round of each side. Reported per series: files per second of each and the ratio
+reader / bare (1.0 = no overhead), for scan+load and for load alone. Run: ``python -m benchmarks.bench_dicom [--quick]``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import argparse
 import copy
 import json
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -97,32 +98,33 @@ def measure(template: str, n: int, rounds: int) -> dict:
         # warm imports and caches once; the two sides must agree voxel for voxel
         reader_vol, bare_vol = run_reader(folder), run_bare(paths)
         assert reader_vol.shape == bare_vol.shape and np.array_equal(reader_vol, bare_vol), "reader != bare loop"
-        t_reader = t_bare = t_load = 0.0
+        reader_s: list[float] = []
+        bare_s: list[float] = []
+        load_s: list[float] = []
         for r in range(rounds):
-            t_load += timed_load(folder)
+            load_s.append(timed_load(folder))
             for side in (("reader", "bare") if r % 2 == 0 else ("bare", "reader")):
                 t0 = time.perf_counter()
                 run_reader(folder) if side == "reader" else run_bare(paths)
-                if side == "reader":
-                    t_reader += time.perf_counter() - t0
-                else:
-                    t_bare += time.perf_counter() - t0
-    reader_fps = n * rounds / t_reader
-    bare_fps = n * rounds / t_bare
+                (reader_s if side == "reader" else bare_s).append(time.perf_counter() - t0)
+    # medians over rounds: a shared machine's bursts of load touch a few rounds, not the median
+    reader_fps = n / statistics.median(reader_s)
+    bare_fps = n / statistics.median(bare_s)
+    load_fps = n / statistics.median(load_s)
     return {
         "series_files": n,
         "rounds": rounds,
         "reader_files_per_s": round(reader_fps, 1),
         "bare_files_per_s": round(bare_fps, 1),
         "ratio_reader_over_bare": round(reader_fps / bare_fps, 3),
-        "load_only_files_per_s": round(n * rounds / t_load, 1),
-        "ratio_load_only_over_bare": round((n * rounds / t_load) / bare_fps, 3),
+        "load_only_files_per_s": round(load_fps, 1),
+        "ratio_load_only_over_bare": round(load_fps / bare_fps, 3),
     }
 
 
 def main(quick: bool = False) -> dict:
     n = 40 if quick else 200
-    rounds = 6 if quick else 10
+    rounds = 7 if quick else 11
     out = measure(TEMPLATES["ct_small"], n, rounds)  # the headline keys stay at the top level
     if get_testdata_file(TEMPLATES["ct_512"]) is not None:  # pydicom-data installed
         out["ct_512"] = measure(TEMPLATES["ct_512"], n // 2, rounds)

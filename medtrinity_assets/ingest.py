@@ -225,6 +225,7 @@ def build_images(
 
     scan = scan_source(source, salt=salt, shards=cfg.shards)
     mine = sorted((s for s in scan.items if s.shard == shard), key=lambda s: s.item_key)
+    del scan  # the other shards' items (and what their readers keep for load) are not needed here
     reader = get_reader(source.format)
     context = int(source.option("context_slices", cfg.context_slices))
     n_workers = workers or int(cfg.section("ingest").get("workers") or default_workers())

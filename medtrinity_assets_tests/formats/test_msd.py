@@ -88,3 +88,34 @@ def test_missing_or_bad_dataset_json(tmp_path):
 def test_channel_names_map_to_modalities():
     assert [channel_modality(n) for n in ("CT", "FLAIR", "T1w", "t1gd", "T2w", "MRI", "ADC", "PET", "weird")] == [
         "CT", "MR", "MR", "MR", "MR", "MR", "MR", "PT", "OT"]
+
+
+def test_nnunet_v2_layout_without_a_list_is_read(tmp_path):
+    """nnU-Net v2: no 'training' list, channel-suffixed images, labels named name -> value."""
+    root = tmp_path / "Dataset042_Kidney"
+    vol = np.random.default_rng(0).normal(0, 40, (10, 9, 6)).astype(np.float32)
+    lab = np.zeros((10, 9, 6), np.uint8)
+    lab[2:5, 2:5, 1:3] = 2
+    save_nifti(root / "imagesTr" / "kid_007_0000.nii.gz", vol, ras_affine())
+    save_nifti(root / "imagesTr" / "kid_007_0001.nii.gz", vol * 2, ras_affine())  # a second channel
+    save_nifti(root / "labelsTr" / "kid_007.nii.gz", lab, ras_affine())
+    save_nifti(root / "imagesTs" / "kid_100_0000.nii.gz", vol, ras_affine())
+    (root / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "CT", "1": "CT"}, "labels": {"background": 0, "kidney": 1, "tumour": 2,
+                                                             "kidney_and_tumour": [1, 2]},
+        "numTraining": 1, "file_ending": ".nii.gz"}))
+    src = source("kid", "msd", root)
+    refs, bad = split(MsdReader().scan(src))
+    assert bad == []
+    assert sorted((r.rel_path, r.subject_id) for r in refs) == [("imagesTr/kid_007_0000.nii.gz", "kid_007"),
+                                                               ("imagesTs/kid_100_0000.nii.gz", "kid_100")]
+    train = next(r for r in refs if r.locator["split"] == "training")
+    item = MsdReader().load(src, train)
+    assert item.modality == "CT" and item.label_map is not None and int(item.label_map.max()) == 2
+    assert item.label_names == {1: "kidney", 2: "tumour"}  # the region (a list of values) is not a label
+
+
+def test_dataset_json_without_list_nor_folders_says_so(tmp_path):
+    (tmp_path / "dataset.json").write_text(json.dumps({"name": "Empty", "modality": {"0": "CT"}}))
+    refs, bad = split(MsdReader().scan(source("e", "msd", tmp_path)))
+    assert refs == [] and [b.error_class for b in bad] == ["no_cases"]

@@ -12,7 +12,6 @@ parsing every header a second time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from pydicom.charset import TEXT_VR_DELIMS, decode_bytes
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID
 from pydicom.values import convert_value
 
 from medtrinity_assets.formats.base import Quarantined
@@ -269,14 +267,3 @@ def read_header(path: Path) -> Header | Quarantined:
         else:
             h.kind = "single"
     return h
-
-
-def is_finite(values: Any) -> bool:
-    try:
-        return all(math.isfinite(float(v)) for v in (values if isinstance(values, (list, tuple)) else [values]))
-    except (TypeError, ValueError):
-        return False
-
-
-def sop_class_name(sop: str) -> str:
-    return UID(sop).name if sop else ""

@@ -113,6 +113,9 @@ class DicomReader:
 
         for g in groups:
             first = g.headers[0]
+            identifiers = tuple(sorted(g.idents))  # a subset of all_idents, which ``scrub`` covers
+            for h in g.headers:  # the headers travel with the item: keep them small
+                h.idents = set()
             for error_class, reason in g.warnings:
                 yield row(first.path, error_class, reason, severity="warning")
             n_frames = int(first.get("NumberOfFrames", 1) or 1) if g.kind != "dicom_series" else len(g.headers)
@@ -131,7 +134,7 @@ class DicomReader:
                 modality=str(first.get("Modality") or source.modality or "") or None,
                 n_files=len(g.headers),
                 n_frames=n_frames,
-                identifiers=tuple(sorted(g.idents)),  # a subset of all_idents, which ``scrub`` covers
+                identifiers=identifiers,
                 hints={HINT_HEADERS: list(g.headers)},
             )
 
@@ -142,15 +145,12 @@ class DicomReader:
         allow_burned = bool(ref.locator.get("allow_burned_in", source.option("allow_burned_in", False)))
         headers = _scan_headers(ref, files)
         if any(_burned(h) for h in headers) and not allow_burned:
-            raise ReadError("burned_in_annotation", "BurnedInAnnotation is YES; set options.allow_burned_in: true "
-                            "on this source only if the burned-in text holds no identifiers")
+            raise ReadError("burned_in_annotation", BURNED_IN_REASON)
         gt = {"seg": list(ref.locator.get("seg") or []), "rtstruct": list(ref.locator.get("rtstruct") or [])}
         if ref.kind == "dicom_series":
             item = _load_series(headers, gt)
         else:
             ds = read_dataset(files[0])
-            if _burned(ds) and not allow_burned:
-                raise ReadError("burned_in_annotation", BURNED_IN_REASON)
             item = _load_multiframe(ds, gt) if ref.kind == "dicom_multiframe" else _load_single(ds)
         item.burned_in_annotation = any(_burned(h) for h in headers)
         item.modality = item.modality or source.modality or "OT"

@@ -82,7 +82,7 @@ def group_images(images: list[Header]) -> tuple[list[Group], list[tuple[Header, 
         missing = positionless.get(key, [])
         if missing:
             group.warnings.append(("series_missing_positions", _missing_positions_reason(len(missing), len(kept))))
-        gaps = stack_gaps([slice_sort_key(h)[0] for h in kept])
+        gaps = stack_gaps([slice_sort_key(h)[0] for h in kept])  # kept is in position order
         if gaps is not None:
             group.warnings.append(("series_gap", _gap_reason(gaps)))
         groups.append(group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -378,3 +379,100 @@ def test_rtstruct_contours_follow_the_pixels_into_canonical_order(tmp_path, orie
         truth = ph.label_map == next(v for v, n in ph.label_names.items() if n == name)
         got = item.label_map == value
         assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.8, name
+
+
+# ------------------------------------------------------------------ one header parse per file
+
+
+def _mr_series(folder: Path, name: str, n: int = 3) -> list[Path]:
+    template = pydicom.dcmread(data_file(name))
+    folder.mkdir(parents=True)
+    paths = []
+    for k in range(n):
+        ds = pydicom.dcmread(data_file(name))
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["mr-series", name])
+        ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["mr-series", name, str(k)])
+        x, y, z = (float(v) for v in template.ImagePositionPatient)
+        n_vec = np.cross(np.asarray(template.ImageOrientationPatient[:3], float),
+                         np.asarray(template.ImageOrientationPatient[3:], float))
+        ds.ImagePositionPatient = [x + k * n_vec[0], y + k * n_vec[1], z + k * n_vec[2]]
+        path = folder / f"im{k}"
+        ds.save_as(path, enforce_file_format=False)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm",
+                                  "MR_small_bigendian.dcm", "MR_small_implicit.dcm"])
+def test_slices_decoded_from_located_bytes_equal_a_full_read(tmp_path, name):
+    """Slices after the first are decoded from the bytes scan located (no second header parse):
+    the result must be exactly what a whole-file read gives, in every transfer syntax."""
+    paths = _mr_series(tmp_path / "s", name)
+    items, bad = scan(tmp_path / "s")
+    assert not bad and len(items) == 1 and items[0].n_files == 3
+    item = READER.load(source(tmp_path / "s"), items[0])
+    truth = [pydicom.dcmread(p) for p in paths]
+    stack = np.stack([ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1))
+                      + float(ds.get("RescaleIntercept", 0)) for ds in truth]).astype(np.float32)
+    assert item.pixels.shape == stack.shape
+    # the same voxels up to the canonical flips (MR_small is axial, stored toward L and P)
+    np.testing.assert_array_equal(np.sort(item.pixels.ravel()), np.sort(stack.ravel()))
+    ref_item = READER.load(source(tmp_path / "s"), dataclasses.replace(items[0], hints={}))  # whole-file reads
+    np.testing.assert_array_equal(item.pixels, ref_item.pixels)
+
+
+def test_a_file_changed_after_the_scan_is_read_whole(tmp_path):
+    paths = _mr_series(tmp_path / "s", "MR_small.dcm")
+    items, _ = scan(tmp_path / "s")
+    ds = pydicom.dcmread(paths[2])
+    ds.ImageComments = "re-exported " * 20  # moves the pixel data 240 bytes further into the file
+    ds.PixelData = (ds.pixel_array + 7).astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(paths[2])
+    item = READER.load(source(tmp_path / "s"), items[0])
+    fresh = READER.load(source(tmp_path / "s"), scan(tmp_path / "s")[0][0])
+    np.testing.assert_array_equal(item.pixels, fresh.pixels)
+
+
+def test_deflated_dicom_is_read(tmp_path):
+    ref, item = load_one(tmp_path, "image_dfl.dcm")
+    raw = pydicom.dcmread(data_file("image_dfl.dcm")).pixel_array
+    assert item.pixels.shape == raw.shape and item.pixels.std() > 0
+    np.testing.assert_array_equal(item.pixels, raw.astype(np.float32))
+
+
+def test_series_gap_and_a_slice_without_position_are_volume_warnings(tmp_path):
+    folder = tmp_path / "s"
+    paths = _mr_series(folder, "MR_small.dcm", n=6)
+    paths[3].unlink()
+    paths[4].unlink()  # positions 0 1 2 5: a gap of two slices
+    ds = pydicom.dcmread(paths[5])
+    del ds.ImagePositionPatient
+    ds.save_as(paths[5])  # ... and that last slice does not say where it lies
+    items, rows = scan(folder)
+    assert len(items) == 1 and items[0].n_files == 3  # 0 1 2; the positionless slice is not a stray 2D image
+    assert [(r.error_class, r.severity) for r in rows] == [("series_missing_positions", "warning")]
+    paths[5].unlink()
+    pydicom.dcmread(paths[0]).save_as(folder / "late")
+    ds = pydicom.dcmread(folder / "late")
+    ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["late"])
+    ds.ImagePositionPatient = [float(v) for v in ds.ImagePositionPatient]
+    ds.ImagePositionPatient[2] = float(pydicom.dcmread(paths[2]).ImagePositionPatient[2]) + 3.0
+    ds.save_as(folder / "late")
+    items, rows = scan(folder)
+    assert len(items) == 1 and items[0].n_files == 4
+    assert [(r.error_class, r.severity) for r in rows] == [("series_gap", "warning")]
+    assert "2 slices are missing" in rows[0].reason
+
+
+def test_grid_affine_is_dicoms_equation(tmp_path):
+    """highdicom's affine of a stack maps (slice, row, col) to the DICOM position of that voxel."""
+    from medtrinity_assets.formats.dicom.geometry import series_grid
+
+    paths = _mr_series(tmp_path / "s", "MR_small.dcm")
+    datasets = [pydicom.dcmread(p) for p in paths]
+    grid = series_grid(datasets)
+    affine = grid.affine()
+    for k, ds in enumerate(datasets):
+        ipp = np.asarray(ds.ImagePositionPatient, float)
+        np.testing.assert_allclose(affine @ [k, 0, 0, 1], [*ipp, 1], atol=1e-6)
+        np.testing.assert_allclose((affine @ [k, 2, 3, 1])[:3], grid.pixel_centres(k)[2, 3], atol=1e-6)
