@@ -13,11 +13,15 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import os
+import re
 import secrets
-from collections.abc import Iterable
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,17 +48,105 @@ def temp_file_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
     raise FileExistsError(f"{path.parent}: could not create a temporary file beside {path.name}")
 
 
-def temp_dir_beside(path: Path, suffix: str = ".staging") -> Path:
-    """A new empty hidden folder in ``path``'s folder, with the umask's mode (``mkdtemp`` forces 0700)."""
-    path = Path(path)
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
-        try:
-            tmp.mkdir(mode=0o777)
-            return tmp
-        except FileExistsError:
+STAGING = ".staging"
+# .<final>.<hex>.staging (the folder being written), .<final>.old-<hex> (the folder it replaces),
+# .<final>.<hex>.staging.lock (held by the writer for as long as it works)
+_STAGED_RE = re.compile(r"^\.(?P<final>.+)\.(?:(?P<hex>[0-9a-f]{12})\.staging(?P<lock>\.lock)?|old-(?P<old>[0-9a-f]{12}))$")
+
+
+def _lock_path(folder: Path, final: str, token: str) -> Path:
+    return folder / f".{final}.{token}{STAGING}.lock"
+
+
+def _held(lock: Path) -> bool:
+    """Whether a live process holds ``lock`` (``flock``; the kernel releases it when the process dies)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock this probe may have taken
+    return False
+
+
+def remove_stale_staging(folder: Path, final_name: str | None = None) -> list[Path]:
+    """Remove what killed :func:`staged_folder` calls left in ``folder`` (for ``final_name`` only, if given).
+
+    A writer holds its lock file for the whole write, and the lock file is only ever visible locked;
+    so a leftover whose lock is not held belongs to a dead writer and goes, while a concurrent
+    writer's folder stays. Returns the folders removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed: list[Path] = []
+    for entry in sorted(folder.iterdir()):
+        m = _STAGED_RE.match(entry.name)
+        if not m or (final_name is not None and m["final"] != final_name):
             continue
-    raise FileExistsError(f"{path.parent}: could not create a temporary folder beside {path.name}")
+        lock = entry if m["lock"] else _lock_path(folder, m["final"], m["hex"] or m["old"])
+        if _held(lock):
+            continue
+        if m["lock"]:
+            entry.unlink(missing_ok=True)
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path, seal: Callable[[Path], Any] | None = None) -> Iterator[Path]:
+    """Write a folder beside ``final``, ``seal`` it, then swap it in; yields the folder to write into.
+
+    Readers see the previous complete folder or the new complete one. The staging folder is marked
+    live by a lock held for the whole block; what a killed writer leaves (its staging folder, or the
+    previous folder it was replacing) is removed by the next call for the same ``final`` and by
+    :func:`remove_stale_staging`.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(final.parent, final.name)
+    token = secrets.token_hex(6)
+    tmp = final.parent / f".{final.name}.{token}{STAGING}"
+    lock = _lock_path(final.parent, final.name, token)
+    fd, pending = temp_file_beside(lock)  # locked under a private name, then renamed: never seen unlocked
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.replace(pending, lock)
+        tmp.mkdir(mode=0o777)  # the umask's mode, like any other folder (mkdtemp would force 0700)
+        try:
+            yield tmp
+            if seal is not None:
+                seal(tmp)
+            old = None
+            if final.exists():
+                old = final.parent / f".{final.name}.old-{token}"
+                final.rename(old)
+            tmp.rename(final)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        pending.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def remove_stale_exports_staging(layout: DataLayout) -> list[Path]:
+    """Every leftover of killed export writes under ``<data_root>/exports`` (formats and shards)."""
+    removed = remove_stale_staging(layout.exports)
+    if layout.exports.is_dir():
+        for fmt in sorted(p for p in layout.exports.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            removed += remove_stale_staging(fmt)
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, mode: int | None = None) -> None:

@@ -50,3 +50,80 @@ def test_salt_stays_private_whatever_the_umask(tmp_path: Path):
         salt = layout.salt(None)
     assert len(salt) == 64 and _mode(tmp_path / ".salt") == 0o600
     assert layout.salt(None) == salt
+
+
+# --- what a killed export leaves --------------------------------------------------------------------
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from medtrinity_assets.export.staging import staged_dir
+final = Path(sys.argv[1])
+with staged_dir(final) as tmp:
+    (tmp / "part-0.parquet").write_bytes(b"half of a shard")
+    print("writing", flush=True)
+    time.sleep(600)
+"""
+
+
+def _start_writer(final: Path):
+    """A real export writer, stopped inside its staging block (where a kill would hit it)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(final)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_killed_export_leaves_staging_that_the_next_run_removes(tmp_path: Path):
+    import signal
+
+    from medtrinity_assets.storage import remove_stale_exports_staging
+
+    layout = DataLayout(tmp_path / "out")
+    final = layout.exports / "hf" / "s00"
+    with staged_dir(final) as tmp:
+        (tmp / "part-0.parquet").write_bytes(b"complete shard")
+    killed = _start_writer(final)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    leftovers = _hidden(final.parent)
+    assert any(n.startswith(".s00.") and n.endswith(".staging") for n in leftovers), leftovers
+    assert (final / "part-0.parquet").read_bytes() == b"complete shard"  # the sealed shard was never touched
+
+    live = _start_writer(layout.exports / "llava" / "s01")  # a concurrent run still writing
+    try:
+        removed = remove_stale_exports_staging(layout)
+        assert [p.parent.name for p in removed] == ["hf"] and not removed[0].exists()
+        assert _hidden(final.parent) == []  # the folder and its lock
+        live_left = _hidden(layout.exports / "llava")
+        assert any(n.endswith(".staging") for n in live_left), "a live writer's folder must stay"
+    finally:
+        live.kill()
+        live.wait()
+    # the next export of that shard removes the dead writer's leftovers too
+    with staged_dir(layout.exports / "llava" / "s01") as tmp:
+        (tmp / "train.json").write_text("[]")
+    assert _hidden(layout.exports / "llava") == []
+    assert sorted(p.name for p in (layout.exports / "llava" / "s01").iterdir()) == ["SHA256SUMS", "train.json"]
+
+
+def test_kill_between_the_two_renames_leaves_nothing_behind(tmp_path: Path):
+    """The previous folder moved aside (.s00.old-<hex>) and the kill came before the new one moved in."""
+    from medtrinity_assets.storage import remove_stale_staging
+
+    folder = tmp_path / "exports" / "hf"
+    (folder / ".s00.0123456789ab.staging").mkdir(parents=True)
+    (folder / ".s00.old-0123456789ab").mkdir()
+    (folder / ".s00.0123456789ab.staging.lock").write_text("")
+    (folder / ".s01.old-aaaaaaaaaaaa").mkdir()
+    assert len(remove_stale_staging(folder, "s00")) == 2
+    assert _hidden(folder) == [".s01.old-aaaaaaaaaaaa"]  # another shard's leftovers wait for their own turn
+    remove_stale_staging(folder)
+    assert _hidden(folder) == []

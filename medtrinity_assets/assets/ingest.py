@@ -4,6 +4,7 @@
 from dagster import (
     AssetDep,
     AssetExecutionContext,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -12,6 +13,7 @@ from dagster import (
 )
 
 from medtrinity_assets.catalog import refresh_catalog
+from medtrinity_assets.config import source_path_problem
 from medtrinity_assets.ingest import build_images, build_manifest, count_by
 from medtrinity_assets.partitions import (
     source_partitions,
@@ -38,6 +40,9 @@ def source_manifest(context: AssetExecutionContext, pipeline: PipelineResource) 
     cfg = pipeline.config()
     layout = pipeline.layout()
     source = cfg.source(context.partition_key)
+    problem = source_path_problem(source)  # a missing folder is an error, not an empty source
+    if problem:
+        raise Failure(f"{cfg.config_path}: source '{source.name}' {problem}")
     manifest, quarantine = build_manifest(source, salt=pipeline.salt(), shards=cfg.shards)
     write_table(layout.table_path("manifest", {"source": source.name}), manifest)
     write_table(layout.table_path("quarantine", {"source": source.name, "stage": "scan"}), quarantine)

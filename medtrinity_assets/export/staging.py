@@ -2,34 +2,22 @@
 
 A reader sees either the previous complete folder or the new complete one, never a half-written
 mix, and files of an earlier run that the new run does not produce disappear with the old folder.
+What a killed run leaves (``.<shard>.<hex>.staging/``) is removed by the next export of the shard
+and by ``medtrinity run`` (:func:`medtrinity_assets.storage.remove_stale_staging`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from medtrinity_assets.export.sha256sums import write_sha256sums
-from medtrinity_assets.storage import temp_dir_beside
+from medtrinity_assets.storage import staged_folder
 
 
 @contextlib.contextmanager
 def staged_dir(final: Path) -> Iterator[Path]:
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir_beside(final)  # the umask's mode, like any other folder (mkdtemp would force 0700)
-    try:
+    """The export folder ``final`` written aside and sealed with SHA256SUMS (its last file), then swapped in."""
+    with staged_folder(final, seal=write_sha256sums) as tmp:
         yield tmp
-        write_sha256sums(tmp)  # last file of the folder
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{tmp.name.split('.')[-2]}"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -20,6 +20,7 @@ the caller turns it into a quarantine row. A reader never lets one file fail the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,8 +118,9 @@ class Reader(Protocol):
 def relative(path: Path, root: Path) -> str:
     try:
         return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return path.name
+    except ValueError:  # a link out of the folder (refused, or allowed by allow_links_into): its own name
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+        return rel if not rel.startswith("..") else path.name
 
 
 def get_reader(fmt: str) -> Reader:

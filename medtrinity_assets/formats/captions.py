@@ -119,7 +119,7 @@ class CaptionsReader:
                         raise ReadError("bad_encoding", "the line is not UTF-8 text (a byte sequence no UTF-8 "
                                                         "character has); re-save the file as UTF-8")
                     row = parse_line(text)
-                    path = safety.inside_root(root, row["image"])
+                    path = safety.inside_root(root, row["image"], source.allow_links_into)
                     if not path.exists():
                         raise ReadError("missing_file", f"image {row['image']!r} does not exist in the source folder")
                     safety.probe_image(path, max_pixels)
@@ -146,7 +146,7 @@ class CaptionsReader:
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
         root = safety.source_root(source.path)
         loc = ref.locator
-        path = safety.inside_root(root, loc["file"])
+        path = safety.inside_root(root, loc["file"], source.allow_links_into)
         pixels, notes = safety.read_image(path, safety.max_pixels_of(source.options))
         item = image_item(pixels, notes, source, modality=loc.get("modality") or None,
                           organ=loc.get("organ") or None, disease=loc.get("disease") or None,

@@ -86,13 +86,13 @@ def clip_box(bbox: Any, width: int, height: int) -> tuple[list[float], bool]:
     return out, out != raw
 
 
-def _resolve_image(root: Path, file_name: str) -> Path:
-    first = safety.inside_root(root, file_name)
+def _resolve_image(root: Path, file_name: str, allowed: tuple[Path, ...] = ()) -> Path:
+    first = safety.inside_root(root, file_name, allowed)
     if first.exists():
         return first
     sub = root / "images"
     if sub.is_dir():
-        second = safety.inside_root(sub, file_name)
+        second = safety.inside_root(sub, file_name, allowed)
         if second.exists():
             return second
     raise ReadError("missing_file", f"image {file_name!r} is not in {root.name}/ nor {root.name}/images/; "
@@ -207,7 +207,7 @@ class CocoReader:
         good: dict[Any, tuple[Path, int, int]] = {}  # image id -> (path, width, height) of usable images
         for image_id, im in images.items():
             try:
-                yield from self._check_image(root, json_path, image_id, im, max_pixels, good)
+                yield from self._check_image(root, json_path, image_id, im, max_pixels, good, source.allow_links_into)
             except Exception as exc:  # noqa: BLE001 -- one odd entry never stops the scan
                 yield _scrubbed(Quarantined(str(im["file_name"]), "unreadable_image",
                                             f"{json_path.name} image id {image_id}: checking it failed "
@@ -244,10 +244,10 @@ class CocoReader:
 
     @staticmethod
     def _check_image(root: Path, json_path: Path, image_id: Any, im: dict[str, Any], max_pixels: int,
-                     good: dict[Any, tuple[Path, int, int]]) -> Iterator[Quarantined]:
+                     good: dict[Any, tuple[Path, int, int]], allowed: tuple[Path, ...] = ()) -> Iterator[Quarantined]:
         name = im["file_name"]
         try:
-            path = _resolve_image(root, name)
+            path = _resolve_image(root, name, allowed)
             head = safety.probe_image(path, max_pixels)
         except ReadError as err:
             reason = f"{json_path.name} image id {image_id}: {err.reason}"
@@ -263,7 +263,7 @@ class CocoReader:
 
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
         root = safety.source_root(source.path)
-        path = safety.inside_root(root, ref.locator["file"])
+        path = safety.inside_root(root, ref.locator["file"], source.allow_links_into)
         pixels, notes = safety.read_image(path, safety.max_pixels_of(source.options))
         h, w = pixels.shape[:2]
         anns = ref.locator.get("annotations") or []

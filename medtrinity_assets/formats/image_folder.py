@@ -83,7 +83,7 @@ class ImageFolderReader:
             except ReadError as err:
                 yield Quarantined(csv_name, err.error_class, err.reason)
                 table = []
-            rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name))
+            rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name, source.allow_links_into))
             for row, err in bad:
                 yield row_quarantine(row.filename, err.error_class, f"{csv_name} line {row.line}: {err.reason}", row)
         candidates: dict[Path, Path] = {}  # resolved -> as found
@@ -97,7 +97,7 @@ class ImageFolderReader:
                     others.append(p)
                 continue
             try:
-                candidates[safety.check_listed_file(root, p)] = p
+                candidates[safety.check_listed_file(root, p, source.allow_links_into)] = p
             except ReadError as err:
                 yield Quarantined(relative(p, root), err.error_class, err.reason)
         for p in others:
@@ -138,7 +138,7 @@ class ImageFolderReader:
             )
 
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
-        path = safety.inside_root(Path(source.path), ref.locator["file"])
+        path = safety.inside_root(Path(source.path), ref.locator["file"], source.allow_links_into)
         pixels, notes = safety.read_image(path, safety.max_pixels_of(source.options))
         row = ref.locator.get("row") or {}
         overrides = row.get("overrides", {})

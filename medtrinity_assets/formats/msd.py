@@ -198,20 +198,20 @@ class MsdReader:
                 return
         for where, image, label, case in entries:
             try:
-                yield self._entry(root, where, image, label, case, modality, max_voxels)
+                yield self._entry(root, where, image, label, case, modality, max_voxels, source.allow_links_into)
             except Exception as exc:  # noqa: BLE001 -- one odd case never stops the scan
                 yield Quarantined(_clean(image)[:200] if isinstance(image, str) else where, "unreadable_header",
                                   f"dataset.json {where}: reading the case failed ({type(exc).__name__}); "
                                   "re-export the files")
 
     def _entry(self, root: Path, where: str, image: Any, label: Any, case: str | None, modality: str,
-               max_voxels: int) -> ScanResult:
+               max_voxels: int, allowed: tuple[Path, ...] = ()) -> ScanResult:
         shown = str(image) if image else where
         if not isinstance(image, str) or (label is not None and not isinstance(label, str)):
             return Quarantined(shown[:200], "bad_dataset_json", f"dataset.json {where}: 'image'/'label' must be paths")
         try:
-            image_path = safety.inside_root(root, image)
-            label_path = safety.inside_root(root, label) if label else None
+            image_path = safety.inside_root(root, image, allowed)
+            label_path = safety.inside_root(root, label, allowed) if label else None
             head = check_pair(image_path, label_path, max_voxels)
         except ReadError as err:
             return Quarantined(_clean(image), err.error_class, f"dataset.json {where}: {err.reason}")
@@ -231,9 +231,9 @@ class MsdReader:
         modality = channel_modality(channels[0]) if 0 in channels else (source.modality or "OT")
         names = _label_names(doc)
         names.update(source.label_names)  # the operator's explicit names win over dataset.json
-        image_path = safety.inside_root(root, ref.locator["image"])
+        image_path = safety.inside_root(root, ref.locator["image"], source.allow_links_into)
         label = ref.locator.get("label")
-        item = load_volume_pair(image_path, safety.inside_root(root, label) if label else None,
+        item = load_volume_pair(image_path, safety.inside_root(root, label, source.allow_links_into) if label else None,
                                 modality=modality, label_names=names)
         if item.meta.get("n_volumes", 1) > 1:
             item.meta["note"] = (f"multi-channel image: channel 0 ({channels.get(0, '?')}) of "

@@ -364,7 +364,7 @@ class NiftiReader:
             except ReadError as err:
                 yield Quarantined(Path(source.labels_csv).name, err.error_class, err.reason)
                 table = []
-            rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name))
+            rows, bad = rows_by_target(table, lambda name: safety.inside_root(root, name, source.allow_links_into))
             for row, err in bad:
                 yield row_quarantine(row.filename, err.error_class,
                                      f"{Path(source.labels_csv).name} line {row.line}: {err.reason}", row)
@@ -397,14 +397,14 @@ class NiftiReader:
     def _scan_file(self, source: SourceSpec, root: Path, p: Path, rel: str, rows: dict[Path, LabelRow],
                    label_root: Path | None, max_voxels: int) -> ScanResult:
         try:
-            target = safety.check_listed_file(root, p)
+            target = safety.check_listed_file(root, p, source.allow_links_into)
         except ReadError as err:
             return Quarantined(rel, err.error_class, err.reason)
         row = rows.get(target)
         label_path = None
         if label_root is not None:
             try:  # the same relative name under the labels folder, which must not lead out of it
-                candidate = safety.inside_root(label_root, rel)
+                candidate = safety.inside_root(label_root, rel, source.allow_links_into)
             except ReadError as err:
                 return row_quarantine(rel, err.error_class, f"label map of {rel}: {err.reason}", row)
             if candidate.exists():
@@ -429,7 +429,7 @@ class NiftiReader:
 
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
         root = Path(source.path)
-        image_path = safety.inside_root(root, ref.locator["image"])
+        image_path = safety.inside_root(root, ref.locator["image"], source.allow_links_into)
         label = ref.locator.get("label")
         if label and not source.labels:
             raise ReadError("missing_labels_folder", f"{label} has a label map but the source has no 'labels' folder")
@@ -437,7 +437,7 @@ class NiftiReader:
         overrides = row.get("overrides", {})
         item = load_volume_pair(
             image_path,
-            safety.inside_root(Path(source.labels), label) if label else None,
+            safety.inside_root(Path(source.labels), label, source.allow_links_into) if label else None,
             modality=overrides.get("modality") or source.modality or "OT",
             label_names=source.label_names,
         )

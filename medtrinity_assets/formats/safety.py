@@ -5,12 +5,19 @@ Why one module: a CSV row, a COCO ``file_name`` or a JSONL ``image`` field is te
 wrote. Each reader resolves it through :func:`inside_root` *before* touching the file, so a row
 pointing at ``../../etc/shadow`` (or a symlink leading out of the folder) is quarantined without
 ever being opened.
+
+Links policy: a symlink inside the source folder whose target lies in one of the folders the
+configuration allows (``allow_links_into``, e.g. a shared data store) is followed; any other link
+that leads out is refused. Text that climbs out by itself (``..``, absolute paths) is refused
+whatever the list says.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,11 +41,28 @@ def source_root(path: Path) -> Path:
     return p.parent if p.is_file() else p
 
 
-def inside_root(root: Path, relative: str) -> Path:
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _link_allowed(lexical: Path, base: Path, resolved: Path, allowed: Iterable[Path]) -> bool:
+    """A path inside the folder (by its name) whose link target lies in an allowed folder."""
+    return _within(lexical, base) and any(_within(resolved, Path(a).resolve()) for a in allowed)
+
+
+LINK_HINT = "; or list the folder it points into under allow_links_into in the sources YAML"
+
+
+def inside_root(root: Path, relative: str, allowed: Iterable[Path] = ()) -> Path:
     """Resolve ``relative`` (text from a CSV/JSON) under ``root`` or raise ``ReadError``.
 
     Symlinks are followed before the check, so a link inside the folder that points out is refused
-    too. Nothing is opened here; the file may or may not exist afterwards.
+    too, unless its target is in one of the ``allowed`` folders (then the path is returned as named,
+    inside ``root``). Nothing is opened here; the file may or may not exist afterwards.
     """
     text = str(relative or "").strip()
     if not text:
@@ -53,31 +77,34 @@ def inside_root(root: Path, relative: str) -> Path:
             f"{text!r} is an absolute path; entries must be relative to the source folder {base.name}/ "
             "(refused without opening it)",
         )
-    resolved = (base / candidate).resolve()
-    try:
-        resolved.relative_to(base)
-    except ValueError:
-        raise ReadError(
-            "path_outside_source",
-            f"{text!r} points outside the source folder {base.name}/ (after following links); "
-            "move the file inside the folder or fix the entry (refused without opening it)",
-        ) from None
-    return resolved
+    lexical = Path(os.path.normpath(base / candidate))
+    resolved = lexical.resolve()
+    if _within(resolved, base):
+        return resolved
+    if _link_allowed(lexical, base, resolved, allowed):
+        return lexical
+    raise ReadError(
+        "path_outside_source",
+        f"{text!r} points outside the source folder {base.name}/ (after following links); "
+        "move the file inside the folder or fix the entry (refused without opening it)"
+        + (LINK_HINT if _within(lexical, base) else ""),
+    )
 
 
-def check_listed_file(root: Path, path: Path) -> Path:
-    """For files found by listing the folder: refuse symlinks that lead out of it."""
+def check_listed_file(root: Path, path: Path, allowed: Iterable[Path] = ()) -> Path:
+    """For files found by listing the folder: refuse symlinks that lead out of it (unless into ``allowed``)."""
     base = Path(root).resolve()
     resolved = Path(path).resolve()
-    try:
-        resolved.relative_to(base)
-    except ValueError:
-        raise ReadError(
-            "path_outside_source",
-            f"{Path(path).name} is a link to a file outside the source folder; copy the file in instead "
-            "(refused without opening it)",
-        ) from None
-    return resolved
+    if _within(resolved, base):
+        return resolved
+    lexical = base / os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    if _link_allowed(Path(os.path.normpath(lexical)), base, resolved, allowed):
+        return Path(os.path.normpath(lexical))
+    raise ReadError(
+        "path_outside_source",
+        f"{Path(path).name} is a link to a file outside the source folder; copy the file in instead "
+        "(refused without opening it)" + LINK_HINT,
+    )
 
 
 def check_file(path: Path, what: str = "file") -> int:

@@ -25,7 +25,7 @@ from medtrinity_assets_tests.support.ops import (
 
 pytestmark = pytest.mark.slow
 
-LOCATION = "medtrinity_assets.definitions"
+LOCATION = "medtrinity"  # workspace.yaml, as `make ui` starts it
 REPO_SELECTOR = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
 ERROR_MARKERS = ("Something went wrong", "An unexpected error", "PythonError", "Failed to fetch",
                  "could not be loaded", "DagsterInvalidDefinitionError", "Unexpected GraphQL error")
@@ -95,7 +95,7 @@ def test_dagster_dev_graph_partitions_launch_and_lineage_screenshot(tmp_path):
     with log_path.open("w") as log:
         # `env --default-signal` undoes the ignored SIGINT/SIGTERM a background start inherits
         server = subprocess.Popen(
-            ["env", "--default-signal=INT,TERM", DAGSTER_BIN, "dev", "-h", "127.0.0.1", "-p", str(port), "-m", LOCATION],
+            ["env", "--default-signal=INT,TERM", DAGSTER_BIN, "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     ui = UI(port)
     try:
