@@ -206,8 +206,8 @@ def test_config_without_knowledge_section_gets_context_from_the_core_corpus(tmp_
     cfg = write_small_sources(tmp_path, n_volumes=1)
     assert "knowledge" not in yaml.safe_load(cfg.read_text())
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "MEDTRINITY_CONFIG": str(cfg)}
-    out = _run(["run", "--config", str(cfg), "--sources", "ct_phantom", "--stages", "ingest", "rois", "knowledge",
-                "--quiet"], env, tmp_path)
+    out = _run(["run", "--config", str(cfg), "--sources", "ct_phantom", "--stages", "ingest", "knowledge", "--quiet"],
+               env, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout[out.stdout.index("{"):])["failed_runs"] == []
     q = _run(["catalog", "--config", str(cfg), "select count(*) as n, count(distinct sample_id) as samples from context"],

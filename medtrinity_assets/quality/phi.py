@@ -189,8 +189,7 @@ def identifiers_for(config) -> list[str]:
     """Identifiers found by re-scanning the sources, plus ``quality.phi_identifiers_file`` (one per line)
     for identifiers the readers cannot see (e.g. names a site knows are in its folder names)."""
     ids = set(collect_identifiers(config))
-    extra = config.section("quality").get("phi_identifiers_file")
-    if extra:
-        path = Path(extra) if Path(extra).is_absolute() else config.config_path.parent / extra
+    path = config.quality.phi_identifiers_file  # resolved against the YAML and checked at load
+    if path is not None:
         ids.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     return sorted(ids)
