@@ -124,7 +124,7 @@ def measure(template: str, n: int, rounds: int) -> dict:
 
 def main(quick: bool = False) -> dict:
     n = 40 if quick else 200
-    rounds = 7 if quick else 11
+    rounds = 15 if quick else 21
     out = measure(TEMPLATES["ct_small"], n, rounds)  # the headline keys stay at the top level
     if get_testdata_file(TEMPLATES["ct_512"]) is not None:  # pydicom-data installed
         out["ct_512"] = measure(TEMPLATES["ct_512"], n // 2, rounds)

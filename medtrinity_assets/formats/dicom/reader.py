@@ -14,6 +14,7 @@ values that identify anyone.
 
 from __future__ import annotations
 
+import io
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult
 from medtrinity_assets.formats.dicom import pixels, series
 from medtrinity_assets.formats.dicom.geometry import multiframe_grid, series_grid, slice_sort_key
-from medtrinity_assets.formats.dicom.headers import Header, read_header
+from medtrinity_assets.formats.dicom.headers import IN_MEMORY_BYTES, Header, read_header
 from medtrinity_assets.formats.dicom.identifiers import identifier_values, path_scrubber, subject_of
 from medtrinity_assets.formats.dicom.meta import allowed_meta
 from medtrinity_assets.formats.dicom.volume import finish_2d, finish_volume
@@ -174,8 +175,10 @@ def _scan_headers(ref: ItemRef, files: list[Path]) -> list[Header]:
 
 
 def read_dataset(path: Path) -> Dataset:
+    """A whole file (pixel data included); a small one from memory, in one read."""
     try:
-        return pydicom.dcmread(path, force=True)
+        size = path.stat().st_size
+        return pydicom.dcmread(io.BytesIO(path.read_bytes()) if size <= IN_MEMORY_BYTES else path, force=True)
     except Exception as exc:  # noqa: BLE001
         raise ReadError("truncated_dicom", f"cannot read a file of this item ({type(exc).__name__}); "
                         "copy it again") from None
@@ -221,7 +224,7 @@ def _load_series(headers: list[Header], gt: dict[str, list[str]]) -> ReadItem:
         raise ReadError("decode_failed", failures[0] if failures else "no slice could be decoded")
     shape = Counter(s.shape for s in slices).most_common(1)[0][0]
     pairs = [(s, h) for s, h in zip(slices, kept) if s.shape == shape]
-    vol = np.stack([s for s, _ in pairs]).astype(np.float32)
+    vol = np.stack([s for s, _ in pairs])  # float32 already: no second copy
     kept = [h for _, h in pairs]
     meta = base_meta(first)
     meta["n_slices"] = len(kept)
