@@ -226,7 +226,8 @@ def bench_end_to_end(quick: bool) -> dict[str, Any]:
             cfg["models"] = str(REPO / "data" / "models.yaml")
             # a token lesion-model training (the full one is minutes of CPU and belongs to the full mode)
             cfg["rois"] = {"lesion_model": {"steps": 10, "train_indices": {"start": 0, "stop": 2},
-                                            "eval_indices": {"start": 1000, "stop": 1001}, "batch_size": 4}}
+                                            "eval_indices": {"start": 1000, "stop": 1001}, "batch_size": 4,
+                                            "data": "medtrinity_assets.demo.phantom:lesion_training_volume"}}
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
             env["MEDTRINITY_SHARDS"] = "2"
             cmd = [str(Path(sys.executable).with_name("medtrinity")), "run", "--config", str(cfg_path), "--quiet"]

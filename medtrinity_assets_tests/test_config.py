@@ -330,8 +330,9 @@ def test_repository_models_file_is_valid():
     from medtrinity_assets.roi.registry import BUILTINS
 
     entries = read_models_file(REPO / "data" / "models.yaml").models
-    assert [m.name for m in entries if m.kind == "builtin"] == [m.builtin for m in entries if m.kind == "builtin"]
-    assert {m.builtin for m in entries if m.kind == "builtin"} <= set(BUILTINS) and "lesion_seg" in {m.name for m in entries}
+    builtins = [m.builtin or m.name for m in entries if m.kind == "builtin"]  # 'builtin' defaults to the name
+    assert builtins == ["ct_anatomy", "brain", "chest_xray", "field_of_view"] and set(builtins) <= set(BUILTINS)
+    assert "lesion_seg" in {m.name for m in entries}
     assert set(ModelEntry.model_fields["builtin"].annotation.__args__[0].__args__) == {"ct_anatomy", "chest_xray", "brain",
                                                                                         "field_of_view"}
 

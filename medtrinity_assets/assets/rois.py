@@ -1,6 +1,6 @@
 """ROI stage: ``lesion_model`` -> ``expert_models`` -> ``rois`` [source x shard], and the model-update sensor.
 
-- ``lesion_model`` trains the built-in lesion segmenter on phantom ground truth and registers it.
+- ``lesion_model`` trains the built-in lesion segmenter on the configured labelled volumes and registers it.
 - ``expert_models`` resolves every entry of ``models.yaml`` (version + weights sha256); its data
   version is their fingerprint.
 - ``rois`` turns one ``images`` partition into ROI rows (ground truth or the applicable experts, by
@@ -58,15 +58,22 @@ def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
     kinds={"pytorch", "monai"},
     pool=GPU_POOL,
     op_tags=gpu_step_tags(),
-    description="Trains the built-in 2D U-Net lesion segmenter on phantom ground truth (CPU, seeded), "
-    "exports TorchScript, reports held-out Dice and registers it under <data_root>/models/lesion_seg.",
+    description="Trains the built-in 2D U-Net lesion segmenter (CPU, seeded) on the labelled volumes that "
+    "rois.lesion_model.data names (the demo: synthetic phantoms), exports TorchScript, reports held-out Dice and "
+    "registers it under <data_root>/models/lesion_seg. Without training data configured it trains nothing.",
 )
 def lesion_model(context: AssetExecutionContext, pipeline: PipelineResource) -> MaterializeResult:
-    from medtrinity_assets.roi.lesion_model import TrainSettings, train
+    from medtrinity_assets.roi.lesion_model import TrainSettings, load_volume_source, train
 
     cfg = pipeline.config()
     settings = TrainSettings.from_config(cfg.section("rois").get("lesion_model"))
-    result = train(settings, pipeline.layout().models / LESION_MODEL_DIR, log=context.log.info)
+    if not settings.data:
+        reason = ("no training data configured (rois.lesion_model.data): no lesion model trained; "
+                  "registry entries that point at @models/lesion_seg report it as missing")
+        context.log.warning(reason)
+        return MaterializeResult(metadata={"status": reason}, data_version=DataVersion("untrained"))
+    data = load_volume_source(settings.data)  # the config names the data; this asset injects it
+    result = train(settings, pipeline.layout().models / LESION_MODEL_DIR, data=data, log=context.log.info)
     return MaterializeResult(
         metadata={
             "version": result.version,

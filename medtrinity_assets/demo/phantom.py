@@ -307,6 +307,13 @@ def make_phantom(seed: int, index: int, shape: tuple[int, int, int] = (48, 128, 
     return Phantom(seed, index, vol.astype(np.float32, copy=False), lab, spacing, dict(LABEL_NAMES), lesions)
 
 
+def lesion_training_volume(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's training data for the lesion segmenter (``rois.lesion_model.data`` in data/sources.yaml):
+    phantom ``(seed, index)`` in HU and its lesion mask (every lesion label). Synthetic, and said so."""
+    ph = make_phantom(seed, index)
+    return ph.volume_hu, ph.label_map >= min(LESION_LABELS)
+
+
 # ---------------------------------------------------------------- NIfTI writing (both on-disk orientations)
 
 

@@ -133,8 +133,8 @@ def expert_input(row: dict[str, Any], values: np.ndarray, rgb: np.ndarray | None
     spacing = _spacing(row)
     known = math.isfinite(spacing[0])
     return ExpertInput(values, str(row.get("modality") or "").upper(), str(row.get("organ") or ""),
-                       float(np.mean(spacing)) if known else 1.0, known, row.get("col_toward") or "",
-                       row.get("row_toward") or "", rgb)
+                       float(np.mean(spacing)) if known else 1.0, known, bool(row.get("values_path")),
+                       row.get("col_toward") or "", row.get("row_toward") or "", rgb)
 
 
 def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts: list[tuple[ResolvedModel, Any]],

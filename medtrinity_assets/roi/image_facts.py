@@ -97,7 +97,10 @@ def image_facts_row(image: dict[str, Any], roi_rows: list[dict[str, Any]], readi
     for r in roi_rows:
         if r.get("status") == "ok" and r.get("origin") and r["origin"] not in experts:
             experts.append(r["origin"])
-    notes = "; ".join(dict.fromkeys(n for n in readings.notes if n))
+    notes_list = [n for n in readings.notes if n]
+    if not region:
+        notes_list.append("body region unknown: no expert measured it and the metadata names no organ")
+    notes = "; ".join(dict.fromkeys(notes_list))
     return {
         "sample_id": image["sample_id"],
         "source": image.get("source"),

@@ -1,12 +1,14 @@
-"""The pipeline's own lesion segmenter: a small MONAI 2D U-Net trained on phantom ground truth.
+"""The pipeline's own lesion segmenter: a small MONAI 2D U-Net trained on labelled CT volumes.
 
-Data: phantom volumes generated directly with :func:`make_phantom` (no upstream asset needed, so
-training never waits for ingest and never sees a user's data): training volumes ``train_indices``
-and held-out volumes ``eval_indices`` of one seed, disjoint by construction. Every slice holding a
-lesion plus as many lesion-free slices; target = any lesion label (value >= 10).
+Data comes from an injected :data:`VolumeSource`: a callable ``(seed, index) -> (volume in HU (Z, H, W),
+lesion mask (Z, H, W))``, named in the config as ``rois.lesion_model.data: "package.module:function"``
+and given to :func:`train` by the caller. This module never chooses its data: the demo wires the
+synthetic phantom (``medtrinity_assets.demo.phantom:lesion_training_volume``), a user wires their own
+labelled volumes. Training volumes ``train_indices`` and held-out volumes ``eval_indices`` of one seed
+are disjoint by construction. Every slice holding a lesion plus as many lesion-free slices.
 
-Input: HU windowed to [-250, 250] -> [0, 1] at the phantom's native 128 x 128 grid (the registry
-entry's ``preprocess``), one sigmoid output channel "lesion". Training is seeded, single-process and
+Input: HU windowed to [-250, 250] -> [0, 1] on the training volumes' in-plane grid (the registry
+entry's ``preprocess`` records it: 128 x 128 for the demo's phantoms), one sigmoid output channel "lesion". Training is seeded, single-process and
 a fixed number of steps, so the same settings give the same weights; the version is a digest of
 the weights, so retraining that changes them is a model update and one that does not is not.
 Exported as TorchScript (``torch.jit.trace``) and registered with ``registration.json``.
@@ -15,16 +17,18 @@ Exported as TorchScript (``torch.jit.trace``) and registered with ``registration
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-LESION_MIN_LABEL = 10
+# (seed, index) -> (volume in HU, float (Z, H, W); lesion mask, bool (Z, H, W))
+VolumeSource = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 WINDOW = (-250.0, 250.0)
-SIZE = (128, 128)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class TrainSettings:
     learning_rate: float = 1e-2
     channels: tuple[int, ...] = (16, 32, 64, 128)
     threads: int = 2
+    # where the labelled volumes come from: "package.module:function" (a VolumeSource); None = not configured
+    data: str | None = None
 
     @classmethod
     def from_config(cls, raw: dict[str, Any] | None) -> TrainSettings:
@@ -55,6 +61,23 @@ class TrainSettings:
         return cls(**raw)
 
 
+def load_volume_source(spec: str | None) -> VolumeSource:
+    """The training-data callable a config names (``"package.module:function"``)."""
+    if not spec:
+        raise ValueError("rois.lesion_model.data is not set: name the labelled training volumes as "
+                         "'package.module:function' (the demo uses medtrinity_assets.demo.phantom:lesion_training_volume)")
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"rois.lesion_model.data {spec!r}: expected 'package.module:function'")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"rois.lesion_model.data {spec!r}: cannot import it ({exc})") from None
+    if not callable(fn):
+        raise ValueError(f"rois.lesion_model.data {spec!r} is not callable")
+    return fn
+
+
 @dataclass
 class TrainResult:
     version: str
@@ -69,23 +92,24 @@ def scale(hu: np.ndarray) -> np.ndarray:
     return np.clip((hu - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def slices_of(seed: int, indices: tuple[int, ...], rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+def slices_of(data: VolumeSource, seed: int, indices: tuple[int, ...], rng: np.random.Generator | None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """(N, 1, H, W) scaled inputs and (N, 1, H, W) binary lesion targets.
 
     With ``rng``: lesion slices plus as many random lesion-free ones; without: every slice (evaluation)."""
-    from medtrinity_assets.demo.phantom import make_phantom
-
     xs, ys = [], []
     for i in indices:
-        ph = make_phantom(seed, i)
-        target = ph.label_map >= LESION_MIN_LABEL
+        volume_hu, target = data(seed, i)
+        volume_hu, target = np.asarray(volume_hu, np.float32), np.asarray(target, bool)
+        if volume_hu.ndim != 3 or target.shape != volume_hu.shape:
+            raise ValueError(f"training volume {i}: shapes {volume_hu.shape} and {target.shape}; expected equal (Z, H, W)")
         has = target.any(axis=(1, 2))
         if rng is None:
             chosen = np.arange(len(has))
         else:
             pos, neg = np.flatnonzero(has), np.flatnonzero(~has)
             chosen = np.concatenate([pos, rng.choice(neg, size=min(len(neg), len(pos)), replace=False)])
-        xs.append(scale(ph.volume_hu[chosen]))
+        xs.append(scale(volume_hu[chosen]))
         ys.append(target[chosen].astype(np.float32))
     return np.concatenate(xs)[:, None], np.concatenate(ys)[:, None]
 
@@ -135,11 +159,11 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if denom == 0 else 2.0 * float((pred & truth).sum()) / denom
 
 
-def evaluate(net, settings: TrainSettings, threshold: float = 0.5) -> dict[str, Any]:
-    """Dice on the held-out phantom volumes (every slice), plus per-lesion detection recall."""
+def evaluate(net, settings: TrainSettings, data: VolumeSource, threshold: float = 0.5) -> dict[str, Any]:
+    """Dice on the held-out volumes (every slice), and false-positive pixels on lesion-free slices."""
     import torch
 
-    x, y = slices_of(settings.seed, settings.eval_indices, None)
+    x, y = slices_of(data, settings.seed, settings.eval_indices, None)
     preds = []
     with torch.no_grad():
         for start in range(0, len(x), 32):
@@ -164,8 +188,9 @@ def weights_digest(net) -> str:
     return h.hexdigest()
 
 
-def train(settings: TrainSettings, out_dir: Path, log=print) -> TrainResult:
-    """Train, evaluate on held-out volumes, export TorchScript to ``out_dir`` and register it."""
+def train(settings: TrainSettings, out_dir: Path, data: VolumeSource | None = None, log=print) -> TrainResult:
+    """Train on ``data`` (default: the callable ``settings.data`` names), evaluate on held-out volumes,
+    export TorchScript to ``out_dir`` and register it."""
     import torch
     from monai.losses import DiceCELoss
 
@@ -176,7 +201,8 @@ def train(settings: TrainSettings, out_dir: Path, log=print) -> TrainResult:
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     rng = np.random.default_rng(settings.seed)
-    x, y = slices_of(settings.seed, settings.train_indices, rng)
+    data = data if data is not None else load_volume_source(settings.data)
+    x, y = slices_of(data, settings.seed, settings.train_indices, rng)
     t_data = time.perf_counter() - t0
     net = build_network(settings.channels)
     opt = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
@@ -198,12 +224,13 @@ def train(settings: TrainSettings, out_dir: Path, log=print) -> TrainResult:
             log(f"lesion_model step {step}/{settings.steps} loss {np.mean(losses[-50:]):.4f}")
     t_train = time.perf_counter() - t0 - t_data
     net.eval()
-    metrics = evaluate(net, settings)
+    metrics = evaluate(net, settings, data)
     metrics.update({"train_slices": int(len(x)), "train_volumes": len(settings.train_indices),
                     "final_loss": round(float(np.mean(losses[-25:])), 4), "seconds_data": round(t_data, 1),
                     "seconds_train": round(t_train, 1)})
     version = weights_digest(net)[:12]
-    traced = torch.jit.trace(net, torch.zeros(1, 1, *SIZE))
+    size = tuple(int(v) for v in x.shape[-2:])  # the grid the network was trained on; inference resizes to it
+    traced = torch.jit.trace(net, torch.zeros(1, 1, *size))
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"model-{version}.ts"
     tmp = out_dir / f".{name}.tmp"
@@ -212,6 +239,6 @@ def train(settings: TrainSettings, out_dir: Path, log=print) -> TrainResult:
     tmp.unlink()
     digest = sha256_file(out_dir / name)
     write_registration(out_dir, name, version, digest, labels={1: "lesion"},
-                       preprocess={"window": list(WINDOW), "size": list(SIZE)}, metrics=metrics)
+                       preprocess={"window": list(WINDOW), "size": list(size)}, metrics=metrics)
     log(f"lesion_model {version}: {metrics}")
     return TrainResult(version, out_dir / name, digest, metrics, asdict(settings))

@@ -36,7 +36,7 @@ import yaml
 
 KINDS = ("builtin", "torchscript", "monai_bundle")
 # built-in expert -> its module under roi.builtin (the module's rules are the model)
-BUILTINS = {"ct_anatomy": "ct"}
+BUILTINS = {"ct_anatomy": "ct", "chest_xray": "chest_xray", "brain": "brain", "field_of_view": "field_of_view"}
 # code every built-in shares: editing it changes every built-in's digest
 BUILTIN_SHARED = ("__init__", "grid")
 MODELS_PREFIX = "@models/"

@@ -29,6 +29,7 @@ class ExpertInput:
     organ: str = ""  # the metadata's organ / body part ('' when none)
     px_mm: float = 1.0  # mm per image pixel (1.0 when unknown: see spacing_known)
     spacing_known: bool = False
+    physical: bool = True  # values are physical units (HU for CT) -- False for grey levels read from a PNG
     col_toward: str = ""  # patient direction of increasing column (L R A P S I, '' unknown)
     row_toward: str = ""
     rgb: np.ndarray | None = None  # uint8 (H, W, 3) for colour images, else None

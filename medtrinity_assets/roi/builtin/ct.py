@@ -6,7 +6,7 @@ Scope: axial CT slices in HU (any body region; adult or child). Regions:
   holders detached by a 3 mm opening);
 - lung: air-density (< -400 HU) areas of at least 4 cm^2 inside the body, not enclosed by the skull;
 - air: the remaining gas inside the body (airway, sinuses, bowel gas), at least 20 mm^2;
-- bone: >= 200 HU (marrow cavities filled);
+- bone: >= 200 HU, with the marrow cavities it encloses (>= 100 HU; not the spinal canal);
 - fat: -190 to -30 HU inside the body, away from air edges (partial volume);
 - liver / kidney: on abdominal slices only, by the textbook portal-venous HU ranges and position
   (liver: the largest 53-85 HU region on the patient's right; kidneys: compact 110-220 HU blobs).
@@ -168,6 +168,10 @@ def _pelvic_bone(bone: np.ndarray, body: np.ndarray, g: Grid) -> bool:
 
 
 def read(inp: ExpertInput) -> Reading:
+    if not inp.physical or float(np.min(inp.values)) > -100:
+        # every CT slice of a patient holds air or fat (< -100 HU); display grey levels (a PNG) or raw stored
+        # values without their rescale hold none
+        return Reading(note="CT expert: the values are not Hounsfield units (no air or fat below -100)")
     return analyse(inp.values, inp.px_mm, inp.organ)
 
 
@@ -186,7 +190,9 @@ def analyse(values: np.ndarray, px_mm: float = 1.0, organ: str | None = None) ->
     inner = ndimage.binary_erosion(body, structure=disk(g.px(4.0)), border_value=1)
     bone = body & (smooth >= 200)
     bone = ndimage.binary_opening(bone, structure=disk(g.px(1.0))) if g.px(1.0) >= 1 else bone
-    bone = fill_small_holes(union(components(bone, g.px2(20)), bone.shape), g.px2(1500))  # marrow, not the skull's content
+    bone = union(components(bone, g.px2(20)), bone.shape)
+    # marrow cavities (>= 100 HU) are bone; the spinal canal and the skull's content (soft tissue) are not
+    bone |= fill_small_holes(bone, g.px2(1500)) & (smooth >= 100)
     intracranial, skull_share = _skull(bone, body, smooth, g)
 
     gas = inner & (smooth < -400)
