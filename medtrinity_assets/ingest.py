@@ -228,7 +228,7 @@ def build_images(
     del scan  # the other shards' items (and what their readers keep for load) are not needed here
     reader = get_reader(source.format)
     context = int(source.option("context_slices", cfg.context_slices))
-    n_workers = workers or int(cfg.section("ingest").get("workers") or default_workers())
+    n_workers = workers or cfg.ingest.workers or default_workers()
 
     def one(s: ScannedItem) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         return _ingest_item(cfg, source, shard, layout, reader, s, context)
