@@ -2,7 +2,8 @@
 
 One concept per module:
 
-- :mod:`.headers`      one file's header, read once at scan time (summary values, pixel location, kind)
+- :mod:`.headers`      what scan keeps of one file's header (summary values, pixel location, kind)
+- :mod:`.triage`       one file read once at scan time: a usable header, or a quarantine row
 - :mod:`.validity`     headers that cannot describe a real image (pixel module, impossible values)
 - :mod:`.identifiers`  identifying values of a header; scrubbing paths with them
 - :mod:`.meta`         the allow-list of header values that may reach metadata

@@ -2,9 +2,8 @@
 the few values that grouping, geometry and decoding need later -- not the dataset (a source may
 hold 100k files).
 
-pydicom reads the header (a small file from memory, in one read; a large one in place with its
-pixel data deferred); nothing is decoded here. Only the keywords of :data:`SUMMARY_KEYWORDS` are
-converted, straight from the raw elements (numbers, codes and UIDs from their bytes, odd values
+Reading a file and deciding what it is lives in :mod:`.triage`; this module is what a header holds.
+Only the keywords of :data:`SUMMARY_KEYWORDS` are converted, straight from the raw elements (numbers, codes and UIDs from their bytes, odd values
 through pydicom's converters): converting through ``Dataset.get`` costs more than reading the
 file. Where the pixel bytes lie is kept too (:class:`PixelLocation`), so that ``load`` can read just
 those bytes instead of parsing every header a second time.
@@ -12,19 +11,14 @@ those bytes instead of parsing every header a second time.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.charset import TEXT_VR_DELIMS, decode_bytes
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.values import convert_value
-
-from medtrinity_assets.formats.base import Quarantined
 
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, FloatPixelData, DoubleFloatPixelData
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -47,8 +41,8 @@ SUMMARY_KEYWORDS = (*_TEXTS, *_INTS, *_FLOATS, *_FLOAT)
 _KIND = {**{k: "floats" for k in _FLOATS}, **{k: "float" for k in _FLOAT}, **{k: "int" for k in _INTS},
          **{k: "text" for k in _TEXTS}}
 _TAG = {k: tag_for_keyword(k) for k in SUMMARY_KEYWORDS}
-_MODALITY_LUT = tag_for_keyword("ModalityLUTSequence")
-_PER_FRAME = tag_for_keyword("PerFrameFunctionalGroupsSequence")
+MODALITY_LUT_TAG = tag_for_keyword("ModalityLUTSequence")
+PER_FRAME_TAG = tag_for_keyword("PerFrameFunctionalGroupsSequence")
 
 
 @dataclass(slots=True)
@@ -203,79 +197,3 @@ def pixel_location(ds: Dataset, path: Path, size: int, mtime_ns: int) -> PixelLo
         return None
     return PixelLocation(tag, str(raw.VR or ("OW" if tag == 0x7FE00010 else "OF")), int(offset), int(length),
                          size, mtime_ns)
-
-
-IN_MEMORY_BYTES = 16 * 1024 * 1024  # a slice or a small multi-frame object; larger files are read in place
-
-
-def _source(path: Path, size: int) -> Path | io.BytesIO:
-    """What pydicom reads: a small file in one read (the parser's thousands of tell/seek/read calls
-    then stay in memory: about 40 % faster), a large one in place with its pixel data deferred."""
-    if size <= IN_MEMORY_BYTES:
-        return io.BytesIO(path.read_bytes())
-    return path
-
-
-def read_header(path: Path) -> Header | Quarantined:
-    """One file's header with its pixel data deferred; quarantine rows are returned unscrubbed."""
-    from medtrinity_assets.formats.dicom import ground_truth, pixels, validity
-    from medtrinity_assets.formats.dicom.identifiers import identifier_values
-
-    rel = str(path)
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        return Quarantined(rel, "unreadable_file", f"cannot stat the file ({exc.strerror}); check permissions")
-    if stat.st_size == 0:
-        return Quarantined(rel, "empty_file", "the file is empty (0 bytes); re-export or remove it")
-    ds: Dataset | None = None
-    try:
-        ds = pydicom.dcmread(_source(path, stat.st_size), defer_size=1024)
-    except InvalidDicomError:
-        try:
-            ds = pydicom.dcmread(_source(path, stat.st_size), defer_size=1024, force=True)
-        except Exception:  # noqa: BLE001 -- anything pydicom throws on random bytes
-            ds = None
-        if ds is not None and not looks_like_dicom(ds):
-            ds = None
-        if ds is None:
-            return Quarantined(rel, "not_dicom", "not a DICOM file (no 'DICM' marker and no DICOM image "
-                               "elements); remove it from the source folder")
-    except Exception as exc:  # noqa: BLE001 -- a damaged header
-        return Quarantined(rel, "truncated_dicom", f"the DICOM header cannot be parsed ({type(exc).__name__}); "
-                           "the file is truncated or damaged -- copy it again")
-    if not looks_like_dicom(ds):
-        return Quarantined(rel, "truncated_dicom", "the file has a DICOM marker but its header ends before "
-                           "the SOP class and image elements: it is truncated; copy it again or remove it")
-    try:
-        idents = identifier_values(ds)
-    except Exception:  # noqa: BLE001
-        idents = set()
-    h = Header(path, summary(ds), idents, transfer_syntax=transfer_syntax(ds))
-    sop = h.get("SOPClassUID", "")
-    modality = str(h.get("Modality", "")).upper()
-    if sop == SEG_SOP or modality == "SEG":
-        h.kind = "seg"
-        h.ref_series, h.ref_sops = ground_truth.seg_referenced(ds)
-        h.ref_fors = {str(h.get("FrameOfReferenceUID", ""))} - {""}
-    elif sop == RTSTRUCT_SOP or modality == "RTSTRUCT":
-        h.kind = "rtstruct"
-        h.ref_series, h.ref_sops, h.ref_fors = ground_truth.rtstruct_referenced(ds)
-    elif modality in NON_IMAGE_MODALITIES:
-        h.error = ("not_an_image", f"{modality or 'this'} object is not an image this pipeline describes; "
-                   "leave it out of image sources")
-    else:
-        h.error = (pixels.stored_size_problem(ds, h.info, stat.st_size) or validity.header_problem(h.info)
-                   or pixels.decoder_problem(h.transfer_syntax))
-        h.pixels = pixel_location(ds, path, stat.st_size, stat.st_mtime_ns)
-        h.modality_lut = _MODALITY_LUT in ds._dict  # noqa: SLF001
-        frames = int(h.get("NumberOfFrames", 1) or 1)
-        enhanced = _PER_FRAME in ds._dict  # noqa: SLF001
-        has_plane = "ImagePositionPatient" in h and "ImageOrientationPatient" in h
-        if frames > 1 or enhanced:
-            h.kind = "multiframe"
-        elif has_plane and modality not in PROJECTION_MODALITIES:
-            h.kind = "slice"
-        else:
-            h.kind = "single"
-    return h

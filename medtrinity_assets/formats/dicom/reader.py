@@ -1,8 +1,8 @@
 """DicomReader: ``scan`` (headers -> items) and ``load`` (one item -> a canonical ReadItem).
 
-``scan`` parses each file's header once (:mod:`.headers`), checks it (:mod:`.validity`,
-:mod:`.pixels`), groups the files into items (:mod:`.series`) and scrubs every path it emits with
-every identifier found in the source's headers (:mod:`.identifiers`). The headers travel with the
+``scan`` parses each file's header once and checks it (:mod:`.triage`), groups the files into
+items (:mod:`.series`) and scrubs every path it emits with every identifier found in the source's
+headers (:mod:`.identifiers`). The headers travel with the
 item (``ItemRef.hints``), so ``load`` reads a series' pixel bytes straight from where scan found
 them instead of parsing every header again; it reads a file whole only where it must (the first
 file of an item, for its metadata; a file changed since the scan).
@@ -30,9 +30,10 @@ from medtrinity_assets.config import SourceSpec
 from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult
 from medtrinity_assets.formats.dicom import pixels, series
 from medtrinity_assets.formats.dicom.geometry import multiframe_grid, series_grid, slice_sort_key
-from medtrinity_assets.formats.dicom.headers import IN_MEMORY_BYTES, Header, read_header
+from medtrinity_assets.formats.dicom.headers import Header
 from medtrinity_assets.formats.dicom.identifiers import identifier_values, path_scrubber, subject_of
 from medtrinity_assets.formats.dicom.meta import allowed_meta
+from medtrinity_assets.formats.dicom.triage import IN_MEMORY_BYTES, read_header
 from medtrinity_assets.formats.dicom.volume import finish_2d, finish_volume
 
 HINT_HEADERS = "dicom_headers"  # ItemRef.hints key: the scan's headers of the item's files, in order
