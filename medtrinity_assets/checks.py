@@ -302,20 +302,17 @@ def _make_export_checks(fmt: str):
         )
 
     @asset_check(asset=key, name=f"export_{fmt}_phi", partitions_def=shard_partitions, blocking=True,
-                 description=f"No identifier found in the inputs appears in any file of the {fmt} shard "
-                             "(reports counts and file names only).")
+                 description=f"No identifier of the inputs in any file of the {fmt} shard, and no identifier "
+                             "(header value, name, ID, date, time) readable by OCR in its images; reports kinds "
+                             "and file names only.")
     def _phi(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
         from medtrinity_assets.export.build import part_dir
-        from medtrinity_assets.quality.phi import scan_tree
+        from medtrinity_assets.quality.phi import check_export_shard
 
         folder = part_dir(pipeline.layout(), fmt, context.partition_key)
-        rep = scan_tree(folder, identifiers(pipeline))
-        return AssetCheckResult(
-            passed=rep.ok and not rep.errors,
-            metadata={"files_scanned": rep.files_scanned, "bytes_scanned": rep.bytes_scanned, "hits": rep.hits,
-                      "identifiers_searched": rep.identifiers, "files_with_hits": MetadataValue.json(rep.files_with_hits),
-                      "unreadable_files": MetadataValue.json(rep.errors)},
-        )
+        res = check_export_shard(folder, pipeline.config(), pipeline.layout(), identifiers(pipeline), pipeline.salt(),
+                                 seed=context.partition_key)
+        return AssetCheckResult(passed=res.ok, metadata=res.metadata(), description=res.describe())
 
     return _integrity, _phi
 
@@ -364,16 +361,23 @@ def dataset_exports_splits_and_readers(context: AssetCheckExecutionContext, pipe
 
 
 @asset_check(asset="dataset_card", blocking=True,
-             description="PHI scan over every output file under data_root (tables, blobs, exports, card, catalog).")
+             description="PHI scan over every output file under data_root (tables, blobs, exports, card, catalog); "
+                         "the private path table is left out and reported as skipped.")
 def dataset_card_phi_scan(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.quality.phi import scan_tree
+    from medtrinity_assets.deid.report import dataset_summary
+    from medtrinity_assets.quality.phi import public_words, scan_tree
 
-    rep = scan_tree(pipeline.layout().root, identifiers(pipeline))
+    rep = scan_tree(pipeline.layout().root, identifiers(pipeline), public_words=public_words(pipeline.config()))
+    redactions = dataset_summary(pipeline.layout())  # what ingest removed: pixels and free text, by kind
     return AssetCheckResult(
         passed=rep.ok,
         metadata={"files_scanned": rep.files_scanned, "bytes_scanned": rep.bytes_scanned, "hits": rep.hits,
-                  "identifiers_searched": rep.identifiers, "files_with_hits": MetadataValue.json(rep.files_with_hits[:50]),
+                  "hits_by_kind": MetadataValue.json(rep.hits_by_kind),
+                  "identifiers_searched": rep.identifiers, "files_with_hits": MetadataValue.json(rep.findings[:50]),
+                  "skipped_private": MetadataValue.json(rep.skipped),
+                  "redacted_at_ingest": MetadataValue.json(redactions),
                   "unreadable_files": MetadataValue.json(rep.errors[:50])},
+        description=rep.describe(),
     )
 
 

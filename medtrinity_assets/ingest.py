@@ -4,8 +4,11 @@
 the salted subject key. ``build_images`` decodes the items of one shard, turns them into 2D slices
 (windowed, resized, PNG, perceptual hash) and writes the blobs content-addressed.
 
-``images`` re-scans the source instead of reading paths from the manifest: the manifest only holds
-scrubbed paths (identifiers in folder names must not reach a table), and a header scan is cheap.
+``images`` re-scans the source instead of reading paths from the manifest: tables hold no path at
+all -- their ``rel_path`` column is a salted file key (:mod:`medtrinity_assets.deid.paths`; names live
+in folder and file names) and the key -> path lookup is the private table under ``private/`` -- and a
+header scan is cheap. Free text and burned-in pixel text are de-identified per item (step
+:func:`deidentify`) before anything is encoded or hashed (:mod:`medtrinity_assets.deid.item`).
 
 Isolation: every per-item step -- keying an item found by scan, and for each item of a shard
 :func:`load_item` (the reader decodes it), :func:`item_to_slices` (2D images, windows, hashes) and
@@ -31,6 +34,7 @@ import pyarrow as pa
 
 from medtrinity_assets.config import PipelineConfig, SourceSpec
 from medtrinity_assets.deid import salted_key, scrub, split_of, stable_shard
+from medtrinity_assets.deid.paths import file_key, scrub_reason, write_private_paths
 from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, get_reader
 from medtrinity_assets.storage import DataLayout, rows_to_table
 from medtrinity_assets.tables import IMAGE_SCHEMA, MANIFEST_SCHEMA, QUARANTINE_SCHEMA
@@ -141,8 +145,23 @@ def _keyed(ref: ItemRef, source: SourceSpec, salt: str, shards: int) -> ScannedI
     )
 
 
-def build_manifest(source: SourceSpec, *, salt: str, shards: int) -> tuple[pa.Table, pa.Table]:
-    """Manifest rows (one per readable item, with its shard) and scan-time quarantine rows."""
+def with_file_key(row: dict[str, Any], salt: str, private: dict[str, str] | None = None) -> dict[str, Any]:
+    """A row whose ``rel_path`` is replaced by the file key (and its reason scrubbed of the path);
+    ``private`` collects key -> path for the private table."""
+    rel = str(row.get("rel_path") or "")
+    key = file_key(row["source"], rel, salt)
+    if private is not None and rel:
+        private[key] = rel
+    out = {**row, "rel_path": key}
+    if "reason" in out:
+        out["reason"] = scrub_reason(out["reason"], rel, key)
+    return out
+
+
+def build_manifest(source: SourceSpec, *, salt: str, shards: int, layout: DataLayout | None = None) -> tuple[pa.Table, pa.Table]:
+    """Manifest rows (one per readable item, with its shard) and scan-time quarantine rows.
+
+    Paths become file keys; with ``layout`` the private key -> path table of the source is written."""
     scan = scan_source(source, salt=salt, shards=shards)
     rows = [
         {
@@ -160,8 +179,13 @@ def build_manifest(source: SourceSpec, *, salt: str, shards: int) -> tuple[pa.Ta
         }
         for s in scan.items
     ]
+    private: dict[str, str] = {}
+    rows = [with_file_key(r, salt, private) for r in rows]
+    quarantine = [with_file_key(r, salt, private) for r in scan.quarantine]
+    if layout is not None:
+        write_private_paths(layout.root, source.name, private)
     rows.sort(key=lambda r: (r["shard"], r["rel_path"], r["item_key"]))
-    return rows_to_table(rows, MANIFEST_SCHEMA), rows_to_table(scan.quarantine, QUARANTINE_SCHEMA)
+    return rows_to_table(rows, MANIFEST_SCHEMA), rows_to_table(quarantine, QUARANTINE_SCHEMA)
 
 
 def _json(value: Any) -> str:
@@ -229,9 +253,13 @@ def build_images(
     reader = get_reader(source.format)
     context = int(source.option("context_slices", cfg.context_slices))
     n_workers = workers or cfg.ingest.workers or default_workers()
+    from medtrinity_assets.deid.item import source_policy
+
+    source_policy(source)  # a misspelt pixel_phi / pixel_ocr / text_phi fails the partition once, by name
 
     def one(s: ScannedItem) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        return _ingest_item(cfg, source, shard, layout, reader, s, context)
+        rows, bad = _ingest_item(cfg, source, shard, layout, reader, s, context)
+        return [with_file_key(r, salt) for r in rows], (with_file_key(bad, salt) if bad is not None else None)
 
     rows: list[dict[str, Any]] = []
     quarantine: list[dict[str, Any]] = []
@@ -259,8 +287,9 @@ def build_images(
 def _ingest_item(cfg: PipelineConfig, source: SourceSpec, shard: str, layout: DataLayout, reader, s: ScannedItem,
                  context: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One item -> its image rows (blobs written), or a quarantine row. The steps, in order:
-    decode (:func:`load_item`), 2D images (:func:`item_to_slices`), encode and store
-    (:func:`store_slices`); an exception in any of them becomes the item's quarantine row."""
+    decode (:func:`load_item`), 2D images (:func:`item_to_slices`), de-identify text and pixels
+    (:func:`deidentify`), encode and store (:func:`store_slices`); an exception in any of them becomes
+    the item's quarantine row."""
     from medtrinity_assets.preprocess.item_images import item_to_slices
 
     stage, step = "load", "decoding"
@@ -268,16 +297,35 @@ def _ingest_item(cfg: PipelineConfig, source: SourceSpec, shard: str, layout: Da
         item = load_item(reader, source, s)
         stage, step = "preprocess", "making its 2D images"
         slices = item_to_slices(item, max_side=cfg.max_side, context_slices=context, organ=item.organ or source.organ)
-        step = "encoding and storing its images"
-        return store_slices(source, shard, layout, s, item, slices), None
+        stage, step = "deid", "de-identifying its text and pixels"
+        deid = deidentify(cfg, source, item, slices, s.ref)
+        if deid.quarantine is not None:
+            return [], quarantine_row(source.name, s.ref.rel_path, "deid", *deid.quarantine)
+        stage, step = "preprocess", "encoding and storing its images"
+        return store_slices(source, shard, layout, s, item, slices, deid.records), None
     except Exception as exc:  # noqa: BLE001 -- isolation: this item only
         err = unexpected(exc, step, source)
         return [], quarantine_row(source.name, s.ref.rel_path, stage, err.error_class,
                                   scrub(err.reason, s.ref.identifiers))
 
 
+def deidentify(cfg: PipelineConfig, source: SourceSpec, item: ReadItem, slices: list, ref: ItemRef):
+    """Free text and burned-in text of one item (:func:`medtrinity_assets.deid.item.deidentify_item`),
+    before any encoding or hashing; an OCR failure is a quarantine row, never an image stored unread."""
+    from medtrinity_assets.deid.item import ItemDeid, deidentify_item
+
+    modality = (item.modality or ref.modality or source.modality or "OT").upper()
+    try:
+        return deidentify_item(item, slices, source, modality=modality, identifiers=ref.identifiers,
+                               public_words=[w for s in cfg.sources for w in s.name.split("_")],
+                               engine_name=cfg.ingest.ocr_engine)
+    except Exception as exc:  # noqa: BLE001 -- the OCR engine missing or failing on this image
+        return ItemDeid(quarantine=("deid_failed", f"burned-in text could not be checked ({type(exc).__name__}: "
+                                                   f"{exc}); install the OCR engine or set pixel_ocr on the source"))
+
+
 def store_slices(source: SourceSpec, shard: str, layout: DataLayout, s: ScannedItem, item: ReadItem,
-                 slices: list) -> list[dict[str, Any]]:
+                 slices: list, deid_records: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Encode each 2D image (PNG, values .npy, label PNG), write it content-addressed, and make its row."""
     from medtrinity_assets.preprocess.encode import encode_label_png, encode_png, encode_values
 
@@ -287,7 +335,8 @@ def store_slices(source: SourceSpec, shard: str, layout: DataLayout, s: ScannedI
     disease = item.disease or source.disease or ""
     is_volume = len(slices) > 0 and slices[0].slice_index >= 0
     rows = []
-    for sl in slices:
+    records = deid_records if deid_records is not None else [None] * len(slices)
+    for sl, deid_record in zip(slices, records):
         image_rel, image_sha = layout.put_blob(encode_png(sl.image), ".png")
         values_rel = layout.put_blob(encode_values(sl.values), ".npy")[0] if sl.values is not None else None
         mask_rel = None
@@ -336,6 +385,7 @@ def store_slices(source: SourceSpec, shard: str, layout: DataLayout, s: ScannedI
                 "licence": source.licence,
                 "split": split_of(s.subject_key),
                 "shard": shard,
+                "deid_json": _json(deid_record) if deid_record is not None else None,
             }
         )
     return rows

@@ -7,8 +7,9 @@ and image_facts (ROI stage), passages and context (knowledge), triplets (generat
 Conventions shared by every table:
 - ``*_key`` columns are salted hashes (see :mod:`medtrinity_assets.deid`); raw identifiers never appear.
 - ``*_path`` columns are relative to ``data_root`` (blobs are content-addressed).
-- ``rel_path`` is the operator's provenance (path inside the source folder with header identifiers
-  scrubbed); it lives in internal tables only, never in exports.
+- ``rel_path`` holds a salted *file key* (``fil-…``), never a path: folder and file names can hold
+  names. The key -> path lookup is the private table ``private/paths/source=<name>/`` (see
+  :mod:`medtrinity_assets.deid.paths`), never exported, previewed or logged.
 - JSON-valued columns end in ``_json``; they hold small dicts/lists that vary by source.
 - ROI rows keep their origin (``ground_truth`` or ``expert:<name>@<version>``) so a reader can tell a
   radiologist's contour from a model's guess; a row with ``status='error'`` stands for an item that
@@ -38,7 +39,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("item_key", pa.string()),  # stable id of the input item (hash of source + scrubbed locator)
         ("kind", pa.string()),  # dicom_series | dicom_file | dicom_seg | dicom_rtstruct | nifti | image | ...
-        ("rel_path", pa.string()),  # scrubbed, first file of the item
+        ("rel_path", pa.string()),  # file key of the item's first file (the path is in the private table)
         ("n_files", pa.int32()),
         ("n_frames", pa.int32()),  # slices/frames the header announces (1 for 2D)
         ("subject_key", pa.string()),
@@ -58,7 +59,7 @@ IMAGE_SCHEMA = pa.schema(
         ("study_key", pa.string()),
         ("series_key", pa.string()),
         ("volume_ref", pa.string()),  # item_key of the volume a slice came from ('' for 2D inputs)
-        ("rel_path", pa.string()),
+        ("rel_path", pa.string()),  # file key (see the module doc)
         ("slice_index", pa.int32()),  # -1 for 2D inputs
         ("n_slices", pa.int32()),
         ("axis", pa.string()),  # axial | none
@@ -90,13 +91,16 @@ IMAGE_SCHEMA = pa.schema(
         ("licence", pa.string()),
         ("split", pa.string()),  # train | validation | test (by subject)
         ("shard", pa.string()),
+        # de-identification record: {"ocr": "<engine> <version>" | null, "policy", "redacted_boxes":
+        # [{"bbox": normalised xyxy, "kind": "id"|"date"|...}], "text_fields": {field: {kind: n}}} -- no text
+        ("deid_json", pa.string()),
     ]
 )
 
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("source", pa.string()),
-        ("rel_path", pa.string()),  # relative to the source root, scrubbed
+        ("rel_path", pa.string()),  # file key of the input (the path is in the private table)
         ("stage", pa.string()),  # scan | load | preprocess | roi | ...
         ("reason", pa.string()),  # sentence for a person: what is wrong and what to do
         ("error_class", pa.string()),  # empty_file | truncated | not_dicom | no_pixel_data | ...

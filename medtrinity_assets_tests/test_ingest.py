@@ -22,13 +22,20 @@ def run_mixed(root):
     images: list[dict] = []
     quarantine: list[dict] = []
     for source in cfg.sources:
-        manifest, scan_rows = build_manifest(source, salt="mixed", shards=cfg.shards)
+        manifest, scan_rows = build_manifest(source, salt="mixed", shards=cfg.shards, layout=layout)
         quarantine += scan_rows.to_pylist()
         for shard in SHARDS[: cfg.shards]:
             result = build_images(cfg, source, shard, layout, salt="mixed", workers=1)
             images += result.table.to_pylist()
             quarantine += result.quarantine.to_pylist()
             assert isinstance(result.table, pa.Table)
+    # tables hold file keys; the private table maps them back to the paths the expectations name
+    from medtrinity_assets.deid.paths import lookup
+
+    paths = lookup(layout.root, [r["rel_path"] for r in images + quarantine])
+    for r in images + quarantine:
+        assert r["rel_path"].startswith("fil-") and r["rel_path"] in paths
+        r["rel_path"] = paths[r["rel_path"]]
     return expected, images, quarantine
 
 

@@ -7,6 +7,8 @@ set -euo pipefail
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+# second OCR engine: cross-reads redacted images in benchmarks/bench_deid.py (the pipeline uses RapidOCR from PyPI)
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -14,6 +14,7 @@ from dagster import (
 
 from medtrinity_assets.catalog import refresh_catalog
 from medtrinity_assets.config import source_path_problem
+from medtrinity_assets.deid.report import summarise_records
 from medtrinity_assets.ingest import build_images, build_manifest, count_by
 from medtrinity_assets.partitions import (
     source_partitions,
@@ -43,7 +44,7 @@ def source_manifest(context: AssetExecutionContext, pipeline: PipelineResource) 
     problem = source_path_problem(source)  # a missing folder is an error, not an empty source
     if problem:
         raise Failure(f"{cfg.config_path}: source '{source.name}' {problem}")
-    manifest, quarantine = build_manifest(source, salt=pipeline.salt(), shards=cfg.shards)
+    manifest, quarantine = build_manifest(source, salt=pipeline.salt(), shards=cfg.shards, layout=layout)
     write_table(layout.table_path("manifest", {"source": source.name}), manifest)
     write_table(layout.table_path("quarantine", {"source": source.name, "stage": "scan"}), quarantine)
     refresh_catalog(layout)
@@ -96,6 +97,7 @@ def images(context: AssetExecutionContext, pipeline: PipelineResource) -> Materi
         "preview": MetadataValue.md(
             markdown_preview(result.table, ["sample_id", "modality", "organ", "slice_index", "width", "height", "window"])
         ),
+        "deid": MetadataValue.json(summarise_records(result.table.column("deid_json").to_pylist())),
     }
     sheet = contact_sheet(layout, result.table, layout.preview_path("images", part))
     if sheet is not None:

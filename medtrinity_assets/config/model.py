@@ -44,6 +44,9 @@ class SourceOptions(Settings):
     extra_fields: tuple[str, ...] = ()  # more label-CSV columns to keep
     context_slices: int_at_least(0) | None = None  # overrides the top-level context_slices
     rescan_on_schedule: bool = False  # the source's schedule rescans the folder first
+    pixel_phi: Literal["redact", "quarantine", "keep"] = "redact"  # burned-in identifiers: black out | quarantine | leave
+    pixel_ocr: Literal["auto", "always", "never"] = "auto"  # which images are read for burned-in text (deid.pixels)
+    text_phi: Literal["redact", "keep"] = "redact"  # captions, CSV text columns, metadata strings (deid.item)
 
     def get(self, key: str, default: Any = None) -> Any:
         """Dict-style read: the value when the YAML set it, else ``default`` (what readers were written against)."""

@@ -37,6 +37,7 @@ LABEL_KINDS = ("anatomy", "finding")
 
 class IngestSection(Settings):
     workers: int_at_least(1) | None = None  # threads per partition; None -> min(4, cores)
+    ocr_engine: Literal["rapidocr", "tesseract"] = "rapidocr"  # reads burned-in text (deid.ocr); also the export pixel check
 
 
 def _index_range(value: Any) -> Any:
@@ -184,6 +185,8 @@ class QualitySection(Settings):
     dedup_ignore_same_volume: bool = True  # neighbouring slices of one volume are not duplicates
     leakage_hamming: int_at_least(0) = 4  # distance to an evaluation-set hash at or below which an image leaks
     phi_identifiers_file: ConfigPath | None = None  # extra identifiers (one per line) the PHI scan looks for
+    phi_pixel_check: bool = True  # the export PHI checks also OCR every exported image (quality.phi_pixels)
+    phi_pixel_sample: int_at_least(0) = 0  # 0: every distinct image; n: a seeded sample of n per shard
 
 
 class ExportsSection(Settings):

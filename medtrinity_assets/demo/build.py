@@ -15,6 +15,7 @@ What goes where (paths relative to ``dest``)::
     skimage_folder/*.png + labels.csv
     coco_boxes/images/*.png + annotations.json
     captions/images/*.png + images.jsonl
+    burned_in/*.png + labels.csv  screen captures with burned-in names, IDs, dates (medtrinity_assets.demo.burned_in)
     medrag_demo.jsonl
     eval_hashes.txt            perceptual hashes of two demo images (the leakage check must find them)
 """
@@ -316,6 +317,15 @@ def _captions(folder: Path) -> None:
     _write_text(folder / "images.jsonl", "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
 
 
+def _burned_in(folder: Path) -> None:
+    """Screen captures with invented names, IDs, dates and institutions burned into the pixels (several
+    fonts, sizes, colours, positions), and clean ones with harmless overlays: the pipeline must black out
+    the first kind and leave the second untouched."""
+    from medtrinity_assets.demo.burned_in import write_source
+
+    write_source(folder)
+
+
 # Short radiology passages in MedRAG form, written for this project.
 MEDRAG_PASSAGES: tuple[tuple[str, str], ...] = (
     ("Hypodense liver lesions on CT",
@@ -441,6 +451,7 @@ def build_demo(dest: Path, *, n_phantoms: int = 8) -> dict[str, Any]:
     _rebuild(dest, "skimage_folder", _skimage_folder)
     _rebuild(dest, "coco_boxes", _coco_boxes)
     _rebuild(dest, "captions", _captions)
+    _rebuild(dest, "burned_in", _burned_in)
     _medrag(dest / "medrag_demo.jsonl")
     hashes = _eval_hashes(dest, n_phantoms)
     (dest / "eval_hashes.txt").write_text("".join(h + "\n" for h in hashes), encoding="utf-8")
@@ -452,6 +463,7 @@ def build_demo(dest: Path, *, n_phantoms: int = 8) -> dict[str, Any]:
         "phantom_dicom": len(dicom_truth[0] or []),
         "pydicom_real": len(PYDICOM_FILES),
         "brain_mr": len(NIBABEL_FILES),
+        "burned_in": len(list((dest / "burned_in").glob("*.png"))),
         "medrag_passages": len(MEDRAG_PASSAGES),
         "eval_hashes": hashes,
     }

@@ -116,8 +116,13 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
     excl = near_duplicates.read(layout)
     dedup = excl.dedup.summary()
     splits = check_export_splits(split_membership(layout.exports))
+    from medtrinity_assets.deid.report import dataset_summary, redaction_sheet, sentence
+    from medtrinity_assets.quality.phi import public_words
+
     ids = identifiers if identifiers is not None else collect_identifiers(cfg)
-    phi = scan_tree(layout.exports, ids)
+    phi = scan_tree(layout.exports, ids, public_words=public_words(cfg))
+    deid = dataset_summary(layout)  # what ingest blacked out and redacted (counts by kind, never text)
+    sheet = redaction_sheet(layout, layout.card / card_render.PLOTS_FOLDER / "redactions.png")
     rates = contradiction_by_source(layout, sources)
     vqa_summary = vqa.summarise(vqa_pairs(layout))
     cats = load_categories(categories_path(layout))
@@ -132,6 +137,11 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
         "records_disagreeing_across_formats": len(splits.records_disagreeing_across_formats),
         "phi_files_scanned": phi.files_scanned,
         "phi_hits": phi.hits,
+        "deid_images_ocr_read": deid["images_ocr_read"],
+        "deid_images_redacted": deid["images_redacted"],
+        "deid_boxes_by_kind": deid["boxes_by_kind"],
+        "deid_text_redactions_by_kind": deid["text_redactions_by_kind"],
+        "deid_items_quarantined": deid["items_quarantined"],
         "export_folders_sealed": sum(1 for i in exports.values() if i["sealed"]),
         "export_folders_failing_sha256sums": sum(1 for i in exports.values() if not i["sealed"]),
         "export_reader_problems": sum(len(i["reader_problems"]) for i in exports.values()),
@@ -152,7 +162,9 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
                                f"{len(splits.records_disagreeing_across_formats)} samples split differently by two "
                                f"formats, over {sum(splits.records.values())} records of {len(splits.records)} formats",
         "PHI scan": f"{phi.hits} identifier hits in {phi.files_scanned} export files ({phi.identifiers} input "
-                    "identifiers searched)",
+                    "identifiers searched; every exported image OCR'd by the export checks)",
+        "de-identification": sentence(deid) + (f" ![redacted images, boxes outlined]({card_render.PLOTS_FOLDER}/"
+                                                f"{sheet.name})" if sheet else ""),
         "readers": "every split of every format re-read with its reader: "
                    + (f"{numbers['export_reader_problems']} problems" if numbers["export_reader_problems"] else "no problem"),
         "SHA256SUMS": f"{numbers['export_folders_sealed']} export folders sealed, "
@@ -168,6 +180,8 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
     )
     plots = card_render.write_plots(stats, rates, vqa_summary.get("question_types", {}),
                                     layout.card / card_render.PLOTS_FOLDER)
+    if sheet is not None:
+        plots["redactions"] = sheet  # travels with the Hub card like the other plots
     inputs.plots = {k: f"{card_render.PLOTS_FOLDER}/{p.name}" for k, p in plots.items()}
     markdown = card_render.render_card(inputs)
     atomic_write_text(layout.card / "README.md", markdown)

@@ -1,10 +1,15 @@
-"""PHI scan: search every output file for identifier strings found in the inputs.
+"""PHI scan: search every output file for identifier values found in the inputs, by kind.
 
 Identifiers come from the readers' ``ItemRef.identifiers`` (patient names and IDs, accession numbers
 ... seen in headers and paths) or from a list the caller gives. Text files, JSON, Parquet (string and
 binary columns decoded, nested values walked), tar members and raw bytes of images (PNG text chunks)
-are searched. The report holds counts and file names only: the identifiers themselves are never
+are searched. The report holds counts, kinds and file names only: the identifiers themselves are never
 written anywhere.
+
+Strict and usable at once: whole values are found anywhere in their usual spellings (a person name as
+``FAMILY^GIVEN``, "Given Family", "FAMILY, Given", initials; a date as printed), while a name part
+that is an ordinary word ("Small", "Long", "White", "Young") or a word of a configured source name is
+never searched on its own -- it would block every shard that says "small".
 """
 
 from __future__ import annotations
@@ -17,57 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medtrinity_assets import vocabulary as V
-from medtrinity_assets.deid import identifier_variants
+from medtrinity_assets.deid.detect import KIND_WORDS, KnownValues
 
-MIN_IDENTIFIER_LEN = 4  # shorter values (e.g. "M", "12") match everywhere and identify nobody
 TEXT_SUFFIXES = {".txt", ".json", ".jsonl", ".md", ".csv", ".tsv", ".yaml", ".yml", ".html", ".xml", ""}
 
 
-# header values that are ordinary words of the domain (private tags often hold "ABDOMEN", "NORMAL" ...):
-# searching them would flag every description; they identify nobody
-COMMON_WORDS = frozenset(
-    {"normal", "anonymous", "anonymized", "anonymised", "unknown", "none", "other", "phantom", "test", "axial",
-     "original", "primary", "derived", "secondary", "localizer", "body", "image", "images", "series", "study",
-     "patient", "left", "right", "both", "yes", "true", "false", "null", "default", "routine", "standard",
-     "contrast", "imaging", "center", "centre", "hospital", "clinic", "department", "radiology", "anon",
-     "anonymous^anonymous", "removed", "redacted", "[redacted]"}
-    | set(V.ORGAN_SYNONYMS) | {t for terms in V.MODALITY_TERMS.values() for t in terms} | set(V.FINDING_TERMS)
-)
+def scan_variants(identifiers: Iterable[str], public_words: Iterable[str] = ()) -> dict[str, list[str]]:
+    """kind -> the strings searched for (see :class:`medtrinity_assets.deid.detect.KnownValues`): whole
+    values in their file-name spellings, person names as FAMILY^GIVEN / "Given Family" / "FAMILY, Given" /
+    initials, name parts alone only when they are not ordinary words, dates in their printed forms."""
+    known = KnownValues.from_values(identifiers, public_words=public_words)
+    return {k: sorted(v, key=len, reverse=True) for k, v in known.spellings().items()}
 
 
-def _placeholder(value: str) -> bool:
-    """Filler a header holds instead of a value ("----", "00000", "XXXX"): identifies nobody, matches noise."""
-    alnum = [c for c in value.lower() if c.isalnum()]
-    return len(alnum) < 3 or len(set(alnum)) == 1
-
-
-def scan_variants(identifiers: Iterable[str]) -> list[str]:
-    """The strings searched for: every whole value in its file-name spellings (^ and spaces as _ - . or
-    nothing); the parts of person names (DICOM PN values, ``FAMILY^GIVEN``); never a value that is a
-    common word of the domain. Longest first, so the longest spelling wins."""
-    keep: set[str] = set()
-    for raw in identifiers:
-        value = str(raw or "").strip()
-        if len(value) < MIN_IDENTIFIER_LEN or value.lower() in COMMON_WORDS or _placeholder(value):
-            continue
-        variants = {v for v in identifier_variants([value])
-                    if len(v) >= MIN_IDENTIFIER_LEN and v.lower() not in COMMON_WORDS}
-        if "^" not in value:  # not a person name: its single words identify nobody on their own
-            words = {w for w in re.split(r"[\s,]+", value) if w}
-            if len(words) > 1:
-                variants -= words
-        keep |= variants
-    return sorted(keep, key=len, reverse=True)
-
-
-def compile_identifiers(identifiers: Iterable[str]) -> re.Pattern[bytes] | None:
-    """One case-insensitive byte pattern for every variant, bounded so hashes do not match by chance."""
-    variants = scan_variants(identifiers)
-    if not variants:
-        return None
-    alternation = b"|".join(re.escape(v.encode("utf-8")) for v in variants)
-    return re.compile(rb"(?<![A-Za-z0-9])(?:" + alternation + rb")(?![A-Za-z0-9])", re.IGNORECASE)
+def compile_identifiers(identifiers: Iterable[str], public_words: Iterable[str] = ()) -> dict[str, re.Pattern[bytes]]:
+    """kind -> one case-insensitive byte pattern, bounded so hashes and longer words do not match by chance."""
+    out = {}
+    for kind, variants in scan_variants(identifiers, public_words).items():
+        alternation = b"|".join(re.escape(v.encode("utf-8")) for v in variants)
+        out[kind] = re.compile(rb"(?<![A-Za-z0-9])(?:" + alternation + rb")(?![A-Za-z0-9])", re.IGNORECASE)
+    return out
 
 
 def collect_identifiers(config) -> list[str]:
@@ -94,10 +68,21 @@ class PhiReport:
     files_with_hits: list[str] = field(default_factory=list)  # relative paths (never the identifiers)
     errors: list[str] = field(default_factory=list)
     identifiers: int = 0  # how many distinct identifier values were searched
+    hits_by_kind: dict[str, int] = field(default_factory=dict)  # patient_name | id | date | institution
+    findings: list[str] = field(default_factory=list)  # "<file>: <kind> x<n>" -- where and what kind, no value
+    skipped: list[str] = field(default_factory=list)  # folders left out on purpose (the private path table)
 
     @property
     def ok(self) -> bool:
         return self.hits == 0
+
+    def describe(self, limit: int = 5) -> str | None:
+        """One sentence for a failing check: which kind of identifier, in which files (never the value)."""
+        if self.ok:
+            return None
+        kinds = ", ".join(f"{KIND_WORDS.get(k, k)} x{n}" for k, n in sorted(self.hits_by_kind.items()))
+        where = "; ".join(self.findings[:limit]) + (" ..." if len(self.findings) > limit else "")
+        return f"identifiers found ({kinds}) in: {where}"
 
 
 def _parquet_chunks(data: bytes) -> Iterator[bytes]:
@@ -146,43 +131,64 @@ def _chunks_of(name: str, data: bytes) -> Iterator[bytes]:
         yield data  # text, JSON, PNG (tEXt chunks), NumPy: raw bytes
 
 
-def scan_file(path: Path, pattern: re.Pattern[bytes] | None, display_name: str | None = None) -> tuple[int, int]:
-    """(hits, bytes) in one file."""
+def scan_file(path: Path, patterns: dict[str, re.Pattern[bytes]], display_name: str | None = None) -> tuple[dict[str, int], int]:
+    """(hits per kind, bytes) in one file."""
     data = Path(path).read_bytes()
-    if pattern is None:
-        return 0, len(data)
-    hits = 0
+    hits: dict[str, int] = {}
+    if not patterns:
+        return hits, len(data)
     for chunk in _chunks_of(display_name or Path(path).name, data):
-        hits += len(pattern.findall(chunk))
+        for kind, pattern in patterns.items():
+            n = len(pattern.findall(chunk))
+            if n:
+                hits[kind] = hits.get(kind, 0) + n
     return hits, len(data)
 
 
-def scan_paths(root: Path, paths: Iterable[Path], identifiers: Iterable[str]) -> PhiReport:
+def scan_paths(root: Path, paths: Iterable[Path], identifiers: Iterable[str], public_words: Iterable[str] = ()) -> PhiReport:
     """Scan the given files (relative names reported against ``root``)."""
     ids = sorted({str(i) for i in identifiers if i})
-    pattern = compile_identifiers(ids)
+    patterns = compile_identifiers(ids, public_words)
     rep = PhiReport(identifiers=len(ids))
     for p in sorted(paths):
         rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name
         try:
-            hits, size = scan_file(p, pattern, display_name=rel)
+            hits, size = scan_file(p, patterns, display_name=rel)
         except Exception as exc:  # an unreadable output is itself a finding
             rep.errors.append(f"{rel}: {type(exc).__name__}")
             continue
         rep.files_scanned += 1
         rep.bytes_scanned += size
         if hits:
-            rep.hits += hits
+            rep.hits += sum(hits.values())
             rep.files_with_hits.append(rel)
+            for kind, n in sorted(hits.items()):
+                rep.hits_by_kind[kind] = rep.hits_by_kind.get(kind, 0) + n
+                rep.findings.append(f"{rel}: {KIND_WORDS.get(kind, kind)} x{n}")
     return rep
 
 
-def scan_tree(root: Path, identifiers: Iterable[str], skip: Iterable[str] = (".salt",)) -> PhiReport:
-    """Scan every file under ``root`` (except the salt and temporaries)."""
+def scan_tree(root: Path, identifiers: Iterable[str], skip: Iterable[str] = (".salt",),
+              public_words: Iterable[str] = ()) -> PhiReport:
+    """Scan every file under ``root`` except the salt, temporaries and the private path table
+    (``private/``: the one documented place that maps file keys back to paths; reported as skipped)."""
+    from medtrinity_assets.deid.paths import PRIVATE_DIR
+
     root = Path(root)
     skip = set(skip)
-    paths = [p for p in root.rglob("*") if p.is_file() and p.name not in skip and not p.name.endswith(".tmp")]
-    return scan_paths(root, paths, identifiers)
+    private = root / PRIVATE_DIR
+    paths = [p for p in root.rglob("*") if p.is_file() and p.name not in skip and not p.name.endswith(".tmp")
+             and not p.is_relative_to(private)]
+    rep = scan_paths(root, paths, identifiers, public_words)
+    if private.exists():
+        rep.skipped.append(PRIVATE_DIR + "/")
+    return rep
+
+
+def public_words(config) -> list[str]:
+    """Words that are public by construction (the configured source and corpus names): never searched alone."""
+    names = [s.name for s in config.sources] + [c.name for c in getattr(config, "corpora", ())]
+    return sorted({w for n in names for w in re.split(r"[_\W]+", n) if w})
 
 
 def identifiers_for(config) -> list[str]:
@@ -193,3 +199,62 @@ def identifiers_for(config) -> list[str]:
     if path is not None:
         ids.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     return sorted(ids)
+
+
+@dataclass
+class ExportPhiResult:
+    """The export PHI check: bytes (identifier values) and pixels (OCR) of one shard folder."""
+
+    text: PhiReport
+    pixels: Any  # quality.phi_pixels.PixelScanReport, or None when the shard has no image / OCR is off
+
+    @property
+    def ok(self) -> bool:
+        return self.text.ok and not self.text.errors and (self.pixels is None or self.pixels.ok)
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "files_scanned": self.text.files_scanned, "bytes_scanned": self.text.bytes_scanned,
+            "hits": self.text.hits, "hits_by_kind": self.text.hits_by_kind,
+            "identifiers_searched": self.text.identifiers, "files_with_hits": self.text.findings[:50],
+            "unreadable_files": self.text.errors[:50],
+        }
+        if self.pixels is not None:
+            meta.update(self.pixels.metadata())
+            meta["pixel_findings"] = self.pixels.images_with_phi[:50]
+            meta["pixel_errors"] = self.pixels.errors[:20]
+        return meta
+
+    def describe(self) -> str | None:
+        parts = [d for d in (self.text.describe(),) if d]
+        if self.pixels is not None and self.pixels.images_with_phi:
+            kinds = ", ".join(f"{KIND_WORDS.get(k, k)} x{n}" for k, n in sorted(self.pixels.kinds.items()))
+            parts.append(f"text readable in {len(self.pixels.images_with_phi)} exported images ({kinds}): "
+                         + "; ".join(self.pixels.images_with_phi[:5]))
+        if self.pixels is not None and self.pixels.errors:
+            parts.append(f"{len(self.pixels.errors)} images could not be read for the pixel check")
+        return " | ".join(parts) + "; this shard will not be published" if parts else None
+
+
+def check_export_shard(folder: Path, config, layout, identifiers: Iterable[str], salt: str, *,
+                       seed: str = "") -> ExportPhiResult:
+    """Byte scan + OCR of the images of one export shard (``quality.phi_pixel_check: false`` turns the
+    OCR part off; ``quality.phi_pixel_sample: n`` reads a sample, see :mod:`quality.phi_pixels`)."""
+    words = public_words(config)
+    ids = list(identifiers)
+    text = scan_tree(folder, ids, public_words=words)
+    q = config.quality
+    pixels = None
+    if q.phi_pixel_check:
+        from medtrinity_assets.quality.phi_pixels import scan_export_pixels
+
+        pixels = scan_export_pixels(folder, ids, cache_dir=layout.root / "cache" / "phi_ocr", salt=salt,
+                                    engine_name=config.ingest.ocr_engine,
+                                    sample=q.phi_pixel_sample, seed=_seed(seed), public_words=words)
+    return ExportPhiResult(text=text, pixels=pixels)
+
+
+def _seed(text: str) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)

@@ -24,9 +24,10 @@ OPPOSITE = {"left": "right", "right": "left"}
 @pytest.mark.slow
 def test_phantom_pipeline_triplets_match_truth(tmp_path):
     from medtrinity_assets.config import load_config
+    from medtrinity_assets.deid.paths import lookup
     from medtrinity_assets.demo.build import _phantom_ct
     from medtrinity_assets.demo.phantom import LABEL_NAMES
-    from medtrinity_assets.ingest import build_images
+    from medtrinity_assets.ingest import build_images, build_manifest
     from medtrinity_assets.roi.build import RoiSettings, describe_partition
     from medtrinity_assets.storage import DataLayout
 
@@ -43,9 +44,11 @@ def test_phantom_pipeline_triplets_match_truth(tmp_path):
     cfg = load_config(cfg_path)
     layout = DataLayout(cfg.data_root)
     source = cfg.source("phantom_ct")
+    build_manifest(source, salt="t", shards=1, layout=layout)  # writes the private file-key -> path table
     images = build_images(cfg, source, "s00", layout, salt="t").table
     assert images.num_rows > 0
     image_rows = images.to_pylist()
+    paths = lookup(layout.root, [r["rel_path"] for r in image_rows])
     roi_rows, _stats = describe_partition(image_rows, layout, "ground_truth", [], RoiSettings.from_config(cfg.min_component_pixels, cfg.section("rois")))
     facts = assemble(image_rows, roi_rows, [], {})
     table, stats, _ = generate_rows(list(zip(facts, image_rows)), GroundedBackend(seed=0), load_template(), lambda p: b"", "s00")
@@ -59,7 +62,7 @@ def test_phantom_pipeline_triplets_match_truth(tmp_path):
         a = row["attributes"]
         assert re.search(r"\bCT\b|computed tomography", a["modality"]) and "abdomen" in a["organ"]
         assert score_triplet(row["description"], row["attributes"], f.scorer_facts()) == []
-        vol = truth[img["rel_path"].split("/")[-1]]
+        vol = truth[paths[img["rel_path"]].split("/")[-1]]
         z = img["slice_index"]
         clauses = json.loads(row["clauses_json"])
         for roi in f.findings:
