@@ -121,3 +121,16 @@ def test_dataset_folders_point_at_each_image_once(layout: DataLayout):
     paths = [dataset_dir(layout, fmt) / img["file_name"] for fmt in ("coco", "llava", "vqa")]
     assert len({p.stat().st_ino for p in paths}) == 1 and paths[0].stat().st_nlink >= 4  # the blob and three names
     assert nd.read(layout).dedup.n_images == -1  # the exports never recount the dataset's images
+
+
+def test_split_check_catches_a_subject_in_two_splits_and_a_record_in_the_wrong_file():
+    from medtrinity_assets.quality.export_readers import Membership
+
+    hf = Membership({"a": ("train", "train", "subj1"), "b": ("test", "test", "subj2")})
+    assert check_export_splits({"hf": hf, "llava": Membership({"a": ("train", "train", ""), "b": ("test", "test", "")})}).ok
+    moved = Membership({"a": ("train", "train", ""), "b": ("train", "test", "")})  # b written into train.json
+    rep = check_export_splits({"hf": hf, "llava": moved})
+    assert rep.records_in_wrong_file == ["llava: b is in the train file but says test"]
+    assert rep.records_disagreeing_across_formats == ["b: ['test', 'train']"] and rep.subjects_spanning_splits == 1
+    same_subject = Membership({"a": ("train", "train", "subj1"), "c": ("test", "test", "subj1")})
+    assert check_export_splits({"hf": same_subject}).subjects_spanning_splits == 1
