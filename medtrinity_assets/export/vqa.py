@@ -342,16 +342,17 @@ def _finding_questions(c: Candidates, s: ExportSample, findings: Sequence[Findin
         correct = labels[_hash(sid, "pmc") % len(labels)]
         c.choice("multiple_choice", "Which of these findings can be seen in this image?", correct,
                  sorted(absent, key=lambda lab: _hash(sid, "pmd", lab)), "presence")
-    # counting (ground truth only: a model's silence is no proof of absence)
+    # counting, per annotated label only: ground truth says how many of *that* finding there are (a model's
+    # silence proves nothing, and an annotation of liver tumours says nothing about kidney cysts)
     if annotated_gt:
         counts = Counter(f.label for f in lesions)
         for label, n in sorted(counts.items()):
             if n <= MAX_COUNT:
-                c.open("counting", f"How many {plural(label)} are visible in this image?", str(n))
-        total = len(lesions)
-        if total <= MAX_COUNT and (total or absent):
-            c.open("counting", _pick(("How many lesions are visible in this image?",
-                                      "How many abnormal findings does this image show?"), sid, "ct"), str(total))
+                c.open("counting", _pick(("How many {} are visible in this image?", "How many {} does this image show?"),
+                                         sid, "ct", label).format(plural(label)), str(n))
+        if absent and not counts:  # one zero count, so that "how many" is not always answered with a positive number
+            label = absent[_hash(sid, "c0") % len(absent)]
+            c.open("counting", f"How many {plural(label)} are visible in this image?", "0")
     # per finding: the largest few
     organs_here = set(_organs_seen(s, findings))
     for f in sorted(lesions, key=lambda f: (-f.area, f.label))[:MAX_FINDINGS]:

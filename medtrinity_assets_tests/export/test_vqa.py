@@ -80,7 +80,7 @@ def test_questions_follow_the_facts():
     modality_q = next(q for q, a in qa.items() if a == "MRI")
     assert "modality" in modality_q or "technique" in modality_q or "imaging" in modality_q
     assert qa["Is this an MRI image?"] == "yes" and any(q.startswith("Is this a") and a == "no" for q, a in qa.items())
-    assert qa["How many cysts are visible in this image?"] == "1"
+    assert [a for q, a in qa.items() if q.startswith("How many cysts")] == ["1"]
     assert qa["How far apart are the hyperintense kidney tumour and the cyst?"] == "42 mm"
     assert qa["Is the hyperintense kidney tumour larger than the cyst?"] == "yes"
     assert qa["Is the cyst larger than the hyperintense kidney tumour?"] == "no"
