@@ -12,9 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from medtrinity_assets.storage import temp_file_beside
 
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
@@ -42,12 +45,33 @@ def place(src: Path, dest: Path) -> bool:
     return False
 
 
+def default_file_mode(folder: Path) -> int:
+    """The mode a new file gets in ``folder`` under the current umask (read from a probe file, since
+    ``os.umask`` can only be read by changing it, which races with other threads)."""
+    fd, probe = temp_file_beside(Path(folder) / "mode-probe")
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+
+
 def place_all(files: Mapping[str, Path], folder: Path) -> Placed:
-    """``folder/<relative path>`` for every entry of ``files`` (relative path -> source file)."""
+    """``folder/<relative path>`` for every entry of ``files`` (relative path -> source file).
+
+    A linked file keeps its source's mode; a blob written narrower than the umask allows (by an older
+    version that created every file 0600) is widened to it, so every name of it is readable as any
+    other file of the export."""
     out = Placed()
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    wanted = default_file_mode(folder)
     for rel, src in sorted(files.items()):
-        if place(Path(src), Path(folder) / rel):
+        dest = Path(folder) / rel
+        if place(Path(src), dest):
             out.linked += 1
         else:
             out.copied += 1
+        mode = stat.S_IMODE(dest.stat().st_mode)
+        if mode | wanted != mode:
+            os.chmod(dest, mode | wanted)
     return out

@@ -88,6 +88,7 @@ class Finding:
     nearest_organ: str = ""
     in_mm: bool = False  # relation distances are in mm (the spacing is known)
     others: tuple[tuple[str, float], ...] = ()  # (label, centroid distance) of the image's other findings
+    edge_mm: float | None = None  # to the nearest organ's edge (inside it: how close it comes to the surface)
     area: float = 0.0
 
     @property
@@ -110,6 +111,7 @@ class Finding:
             nearest_organ=(organs([rel.nearest_organ]) or ("",))[0] if rel.nearest_organ else "",
             in_mm=rel.distance_unit == "mm",
             others=tuple((vocab.humanise(o.label), float(o.distance)) for o in rel.other_lesions or ()),
+            edge_mm=rel.distance_to_organ_edge_mm,
             area=float(f.area_fraction or 0.0),
         )
 
@@ -400,6 +402,15 @@ def _one_finding(c: Candidates, sid: str, f: Finding, lesions: Sequence[Finding]
         ref = refer(f, lesions, avoid=[f.nearest_organ])
         if ref:
             c.open("relation", f"Which organ is closest to the {ref}?", f.nearest_organ)
+    # how close it comes to the surface of its organ (inside), or how far it lies from the nearest organ
+    edge = f.edge_mm
+    if f.in_mm and edge is not None and edge >= 1.0 and f.nearest_organ in vocab.ORGAN_BY_NAME:
+        organ = f.nearest_organ
+        ref = refer(f, lesions, avoid=[organ])
+        if ref and organ in f.inside:
+            c.open("relation", f"How close does the {ref} come to the edge of the {organ}?", f"{round(edge):d} mm")
+        elif ref and not f.overlaps:
+            c.open("relation", f"How far is the {ref} from the {organ}?", f"{round(edge):d} mm")
     # size in millimetres
     d = f.diameter_mm
     if d and d > 0:
@@ -454,10 +465,16 @@ def _comparisons(c: Candidates, sid: str, lesions: Sequence[Finding]) -> None:
                 if diff >= MIN_DIFFERENCE_MM:
                     c.open("size_comparison", f"By how many millimetres does the diameter of the {nbig} exceed that of "
                                               f"the {nsmall}?", f"{round(diff):d} mm")
-        if a.in_mm:
-            dist = next((d for label, d in a.others if label == b.label), None)
-            if dist:
-                c.open("relation", f"How far apart are the {na} and the {nb}?", f"{round(dist):d} mm")
+        dist = next((d for label, d in a.others if label == b.label), None) if a.in_mm else None
+        if dist:
+            c.open("relation", f"How far apart are the {na} and the {nb}?", f"{round(dist):d} mm")
+            below = [t for t in SIZE_STEPS_MM if t * SIZE_MARGIN <= dist]
+            above = [t for t in SIZE_STEPS_MM if t >= dist * SIZE_MARGIN]
+            c.yes_no("relation", f"Are the {na} and the {nb} more than {below[-1]} mm apart?" if below else None,
+                     f"Are the {na} and the {nb} more than {above[0]} mm apart?" if above else None)
+        if a.side in vocab.SIDES and b.side in vocab.SIDES:
+            same = f"Are the {na} and the {nb} on the same side of the patient?"
+            c.yes_no("position", same if a.side == b.side else None, same if a.side != b.side else None)
 
 
 def _measurement_questions(c: Candidates, s: ExportSample) -> None:

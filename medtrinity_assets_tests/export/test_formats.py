@@ -134,3 +134,23 @@ def test_split_check_catches_a_subject_in_two_splits_and_a_record_in_the_wrong_f
     assert rep.records_disagreeing_across_formats == ["b: ['test', 'train']"] and rep.subjects_spanning_splits == 1
     same_subject = Membership({"a": ("train", "train", "subj1"), "c": ("test", "test", "subj1")})
     assert check_export_splits({"hf": same_subject}).subjects_spanning_splits == 1
+
+
+def test_linked_images_are_readable_even_when_an_old_blob_was_written_private(tmp_path: Path):
+    import os
+    import stat
+
+    from medtrinity_assets.export.images import place_all
+
+    blob = tmp_path / "blobs" / "ab" / "abc.png"
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"png")
+    os.chmod(blob, 0o600)  # what every file of a data root written before the umask fix looks like
+    old = os.umask(0o022)
+    try:
+        placed = place_all({"images/ab/x.png": blob}, tmp_path / "export")
+    finally:
+        os.umask(old)
+    dest = tmp_path / "export" / "images" / "ab" / "x.png"
+    assert placed.linked == 1 and dest.stat().st_ino == blob.stat().st_ino
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644 and not [p for p in (tmp_path / "export").iterdir() if p.name.startswith(".")]
