@@ -63,14 +63,9 @@ def _prepare_env(config: Path, data_root: Path) -> None:
 
 def stage_names() -> tuple[str, ...]:
     """The pipeline's stages: its asset groups, as the code location declares them."""
-    from medtrinity_assets import definitions
+    from medtrinity_assets.definitions import STAGE_NAMES
 
-    names = getattr(definitions, "STAGE_NAMES", None)
-    if names is None:  # transition: the runner's own list, until the code location declares its groups
-        from medtrinity_assets.runner import STAGES
-
-        names = (*STAGES, "exports")
-    return tuple(names)
+    return STAGE_NAMES
 
 
 def _check_choices(asked: list[str] | None, known: list[str] | tuple[str, ...], what: str) -> None:

@@ -1,42 +1,25 @@
 """The one Definitions object of the code location.
 
-Each stage module under ``assets/`` (and ``checks``, ``schedules``, ``sensors``) contributes its
-assets and checks (found by Dagster's loaders) and optional module-level lists ``JOBS``,
-``SCHEDULES``, ``SENSORS`` and a dict ``RESOURCES``.
+The pipeline's stages are the modules listed in ``STAGES``, in the order data flows through them. Each
+stage module declares its own assets (all in the asset group named by its ``STAGE``), asset checks and
+sensors as a ``Definitions`` object (``defs``); they merge here with the jobs (:mod:`medtrinity_assets.jobs`),
+the per-source schedules (:mod:`medtrinity_assets.schedules`) and the resources
+(:mod:`medtrinity_assets.resources`). ``medtrinity run --stages`` selects these groups.
 """
 
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions
 
-from medtrinity_assets import checks, schedules, sensors
 from medtrinity_assets.assets import exports, ingest, knowledge, quality, rois, triplets
-from medtrinity_assets.resources import default_pipeline_resource
+from medtrinity_assets.jobs import JOBS
+from medtrinity_assets.resources import default_resources
+from medtrinity_assets.schedules import SCHEDULES
 
-_ASSET_MODULES = [ingest, rois, knowledge, triplets, quality, exports]
-_ALL_MODULES = [*_ASSET_MODULES, checks, schedules, sensors]
+STAGES = (ingest, rois, knowledge, triplets, quality, exports)
+STAGE_NAMES = tuple(stage.STAGE for stage in STAGES)
 
-
-def _collect(name: str) -> list:
-    out: list = []
-    for mod in _ALL_MODULES:
-        out.extend(getattr(mod, name, []))
-    return out
-
-
-def all_resources() -> dict:
-    """Every resource the stages declare, keyed as the assets ask for them (also used by the CLI runner)."""
-    res: dict = {"pipeline": default_pipeline_resource()}
-    for mod in _ALL_MODULES:
-        res.update(getattr(mod, "RESOURCES", {}))
-    return res
-
-
-defs = Definitions(
-    assets=load_assets_from_modules(_ASSET_MODULES),
-    asset_checks=load_asset_checks_from_modules(_ALL_MODULES),
-    jobs=_collect("JOBS"),
-    schedules=_collect("SCHEDULES"),
-    sensors=_collect("SENSORS"),
-    resources=all_resources(),
+defs = Definitions.merge(
+    *(stage.defs for stage in STAGES),
+    Definitions(jobs=JOBS, schedules=SCHEDULES, resources=default_resources()),
 )

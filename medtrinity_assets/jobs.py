@@ -1,89 +1,55 @@
-"""Jobs that schedules and sensors target, one per partitioning of the per-source work.
+"""Every job of the code location, in the order ``medtrinity run`` launches them.
 
-- ``source_manifest_job`` [source]: rescans one source's folder.
-- ``source_shard_job`` [source x shard]: every source x shard asset (images, rois, context, triplets
-  and their checks) for one partition, in dependency order inside one run.
+An asset job runs assets of one partitioning, so the pipeline is a short sequence of jobs:
 
-Where the steps of a run execute is a deployment choice (:mod:`medtrinity_assets.executors`).
+- ``models_job``: train the built-in lesion model, resolve the expert-model registry (unpartitioned);
+- ``knowledge_job`` [corpus]: read, chunk, embed and index one knowledge corpus;
+- ``source_manifest_job`` [source]: rescan one source's folder;
+- ``source_shard_job`` [source x shard]: everything made per sample for one partition, from ``images``
+  to ``triplets`` (with their checks), in dependency order inside one run;
+- ``near_duplicates_job``: the dataset-wide duplicate groups and evaluation-set leaks;
+- ``exports_job`` [shard]: every export format's part of one shard;
+- ``dataset_job``: the parts merged into the per-split dataset users train on, and its card.
 
-The assets are found by importing the stage modules that exist, so a stage that has not landed yet
-(or was removed) shrinks the job instead of breaking the code location.
+Jobs select assets by key and group (this module imports no stage module, so the stage modules can
+import it for their sensors). Where the steps of a run execute is a deployment choice
+(:mod:`medtrinity_assets.executors`).
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
-
-from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job, load_assets_from_modules
+from dagster import AssetSelection, define_asset_job
 
 from medtrinity_assets.executors import executor_from_env
-from medtrinity_assets.partitions import source_partitions, source_shard_partitions
+from medtrinity_assets.partitions import corpus_partitions, shard_partitions, source_partitions, source_shard_partitions
 
-log = logging.getLogger(__name__)
-
-STAGE_MODULES = ("ingest", "rois", "knowledge", "triplets", "quality", "exports")
-
-
-def _stage_assets() -> list[AssetsDefinition]:
-    mods = []
-    for name in STAGE_MODULES:
-        try:
-            mods.append(importlib.import_module(f"medtrinity_assets.assets.{name}"))
-        except ImportError as exc:  # a stage still being written: leave it out, say so
-            log.warning("jobs: stage module %s not importable (%s); its assets are not in the jobs", name, exc)
-    return [a for a in load_assets_from_modules(mods) if isinstance(a, AssetsDefinition)]
+# Everything built per sample from the images (source x shard), before the dataset-wide stages.
+PER_SAMPLE_ASSETS = AssetSelection.assets("images").downstream() - AssetSelection.groups("quality", "exports")
 
 
-def keys_partitioned_by(partitions_def) -> list[AssetKey]:
-    """Asset keys of the stage modules whose partitioning is exactly ``partitions_def``."""
-    keys: list[AssetKey] = []
-    for a in _stage_assets():
-        if a.partitions_def == partitions_def:
-            keys.extend(k for k in a.keys if k not in keys)
-    return sorted(keys, key=lambda k: k.to_user_string())
+def _job(name: str, selection: AssetSelection, description: str, partitions_def=None):
+    return define_asset_job(name, selection=selection, partitions_def=partitions_def, description=description,
+                            executor_def=executor_from_env())
 
 
-SOURCE_SHARD_KEYS = keys_partitioned_by(source_shard_partitions)
-SOURCE_KEYS = keys_partitioned_by(source_partitions)
+models_job = _job("models_job", AssetSelection.assets("lesion_model", "expert_models"),
+                  "Train the built-in lesion segmenter (when asked) and resolve every expert model of the registry.")
+knowledge_job = _job("knowledge_job", AssetSelection.assets("knowledge_corpus", "knowledge_index"),
+                     "Read, chunk, embed and index one knowledge corpus.", corpus_partitions)
+source_manifest_job = _job("source_manifest_job", AssetSelection.assets("source_manifest"),
+                           "Rescan one source (its manifest); the followup sensor then runs its source x shard partitions.",
+                           source_partitions)
+source_shard_job = _job("source_shard_job", PER_SAMPLE_ASSETS,
+                        "Everything made per sample for one source x shard partition: images -> rois -> context -> triplets.",
+                        source_shard_partitions)
+near_duplicates_job = _job("near_duplicates_job", AssetSelection.assets("near_duplicates"),
+                           "Dataset-wide near-duplicate groups and evaluation-set leaks (read by the exports and the card).")
+DATASET_ASSETS = AssetSelection.assets("dataset_exports", "dataset_card")
+exports_job = _job("exports_job", AssetSelection.groups("exports") - DATASET_ASSETS,
+                   "Every export format's part of one shard, gated by the blocking checks of its triplet partitions.",
+                   shard_partitions)
+dataset_job = _job("dataset_job", DATASET_ASSETS,
+                   "The export parts merged into the per-split dataset (exports/<format>/) and its dataset card.")
 
-def make_source_jobs(source_keys, source_shard_keys):
-    """(source_manifest_job, source_shard_job) over the given asset keys, on the executor of the environment."""
-    scan = define_asset_job(
-        "source_manifest_job",
-        selection=AssetSelection.assets(*source_keys),
-        partitions_def=source_partitions,
-        description="Rescan one source (its manifest); the followup sensor then runs its source x shard partitions.",
-        tags={"medtrinity/kind": "scan"},
-        executor_def=executor_from_env(),
-    )
-    shard = define_asset_job(
-        "source_shard_job",
-        selection=AssetSelection.assets(*source_shard_keys),
-        partitions_def=source_shard_partitions,
-        description="Every source x shard asset for one partition: images -> rois/context -> triplets.",
-        tags={"medtrinity/kind": "shard"},
-        executor_def=executor_from_env(),
-    )
-    return scan, shard
-
-
-source_manifest_job, source_shard_job = make_source_jobs(SOURCE_KEYS, SOURCE_SHARD_KEYS)
-JOBS = [source_manifest_job, source_shard_job] if SOURCE_KEYS and SOURCE_SHARD_KEYS else []
-
-
-def downstream_within(key: AssetKey, keys: list[AssetKey]) -> list[AssetKey]:
-    """``key`` and every asset of ``keys`` that depends on it (transitively), in ``keys`` order."""
-    deps: dict[AssetKey, set[AssetKey]] = {}
-    for a in _stage_assets():
-        for k in a.keys:
-            deps[k] = {d.asset_key for d in a.specs_by_key[k].deps}
-    wanted = {key}
-    changed = True
-    while changed:
-        changed = False
-        for k in keys:
-            if k not in wanted and deps.get(k, set()) & wanted:
-                wanted.add(k)
-                changed = True
-    return [k for k in keys if k in wanted] or [key]
+# The order `medtrinity run` follows: each job's assets only depend on assets of the jobs before it.
+JOBS = [models_job, knowledge_job, source_manifest_job, source_shard_job, near_duplicates_job, exports_job, dataset_job]

@@ -1,95 +1,103 @@
-"""Run the whole asset graph for a config, in process, through Dagster's own ``materialize``.
+"""Run the pipeline for a config without the UI: the project's named jobs, in order, on the instance of
+``DAGSTER_HOME``.
 
-The graph mixes partitionings (source, corpus, source x shard, shard, none). The runner orders the
-assets topologically and groups consecutive assets of one partitioning into a step; each step runs
-once per partition key. Global steps (models, knowledge) go before the per-shard work that needs
-them, so a (source, shard) partition usually goes from images to triplets in a single run.
+Each job of :data:`medtrinity_assets.jobs.JOBS` runs once per partition it needs (a model run, one run
+per corpus, per source, per source x shard, per shard, one card run), in the run process. Every run
+carries its job's name and the ``medtrinity/source`` / ``medtrinity/shard`` tags of its partition, so
+the runs show in the UI's Overview, Runs and Jobs pages exactly like runs launched there.
+``stages`` narrows each job to the assets of those stages (asset groups).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STAGES = {
-    "ingest": {"source_manifest", "images"},
-    "rois": {"expert_models", "lesion_model", "rois"},
-    "knowledge": {"knowledge_corpus", "knowledge_index", "context"},
-    "triplets": {"triplets"},
-}
-
 log = logging.getLogger(__name__)
 
-
-def stage_of(asset_name: str) -> str:
-    """The `--stages` name an asset belongs to; quality assets, exports and the card are 'exports'."""
-    return next((stage for stage, names in STAGES.items() if asset_name in names), "exports")
+LAUNCHED_BY_TAG = "medtrinity/launched_by"
+ONCE_ASSETS = ("lesion_model",)  # trained when never materialised; retraining is a deliberate model update
 
 
-def _pdef_kind(pdef) -> str:
-    if pdef is None:
-        return "none"
-    from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, StaticPartitionsDefinition
+@dataclass
+class PlannedJob:
+    """One job of the pipeline, narrowed to the selected stages, with the partitions it runs."""
 
-    if isinstance(pdef, MultiPartitionsDefinition):
-        return "source_shard"
-    if isinstance(pdef, DynamicPartitionsDefinition):
-        return pdef.name or "dynamic"
-    if isinstance(pdef, StaticPartitionsDefinition):
-        return "shard"
-    return "other"
+    name: str
+    asset_keys: list  # AssetKey, in the job's selection
+    partitions: list[Any] = field(default_factory=lambda: [None])
+
+    def tags_for(self, partition) -> dict[str, str]:
+        from medtrinity_assets.partitions import SOURCE, split_key
+
+        tags = {LAUNCHED_BY_TAG: "cli"}
+        if partition is None:
+            return tags
+        dims = getattr(partition, "keys_by_dimension", None)
+        if dims is not None:
+            source, shard = split_key(partition)
+            return {**tags, "medtrinity/source": source, "medtrinity/shard": shard}
+        kind = {"source_manifest_job": SOURCE, "exports_job": "shard", "knowledge_job": "corpus"}.get(self.name)
+        return {**tags, f"medtrinity/{kind}": str(partition)} if kind else tags
 
 
-def plan_steps(asset_graph: dict[str, tuple[str, set[str]]]) -> list[tuple[str, list[str]]]:
-    """Group assets into steps. ``asset_graph``: key -> (partitioning kind, upstream keys).
+def plan_jobs(cfg, instance, defs, jobs, sources: list[str], stages: list[str] | None) -> list[PlannedJob]:
+    """The jobs to launch for ``sources`` and ``stages``, each with its partitions, in pipeline order."""
+    from dagster import AssetKey, AssetSelection
 
-    Among the assets whose upstreams are done, global partitionings (none, source, corpus) go
-    first; per-shard work waits until nothing global is ready, so it can be batched per partition.
-    """
-    remaining = set(asset_graph)
-    steps: list[tuple[str, list[str]]] = []
-    order = {"none": 0, "source": 1, "corpus": 2, "source_shard": 3, "shard": 4}
-    while remaining:
-        ready = sorted(k for k in remaining if not (asset_graph[k][1] & remaining))
-        if not ready:
-            raise ValueError(f"cycle among {sorted(remaining)}")
-        kind = min((asset_graph[k][0] for k in ready), key=lambda x: order.get(x, 9))
-        group: list[str] = []
-        grew = True
-        while grew:  # keep adding assets of this partitioning whose upstreams are done or in the group
-            grew = False
-            for k in sorted(remaining - set(group)):
-                if asset_graph[k][0] == kind and not (asset_graph[k][1] & (remaining - set(group))):
-                    group.append(k)
-                    grew = True
-        remaining -= set(group)
-        steps.append((kind, group))
-    return steps
+    from medtrinity_assets.deid import shard_name
+    from medtrinity_assets.partitions import source_shard_key
+
+    graph = defs.resolve_asset_graph()
+    wanted = AssetSelection.groups(*stages).resolve(graph) if stages else None
+    shards = [shard_name(i) for i in range(cfg.shards)]
+    partitions_of = {
+        "knowledge_job": [c.name for c in cfg.corpora],
+        "source_manifest_job": list(sources),
+        "source_shard_job": [source_shard_key(s, shard) for s in sources for shard in shards],
+        "exports_job": shards,
+    }
+    planned = []
+    for job in jobs:
+        keys = [k for k in graph.toposorted_asset_keys if k in job.selection.resolve(graph)]
+        if wanted is not None:
+            keys = [k for k in keys if k in wanted]
+        for once in ONCE_ASSETS:
+            if AssetKey(once) in keys and instance.get_latest_materialization_event(AssetKey(once)) is not None:
+                keys.remove(AssetKey(once))
+        parts = partitions_of.get(job.name, [None])
+        if keys and parts:
+            planned.append(PlannedJob(job.name, keys, parts))
+    return planned
 
 
 def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list[str] | None = None,
                  quiet: bool = False) -> dict[str, Any]:
-    """Materialise every asset for every (selected) source; returns a summary for people."""
-    from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+    """Launch every (selected) job for every (selected) source; returns a summary for people."""
+    from dagster import DagsterInstance
     from tqdm import tqdm
 
     from medtrinity_assets import definitions
     from medtrinity_assets.catalog import query, refresh_catalog
     from medtrinity_assets.config import load_config
-    from medtrinity_assets.deid import shard_name
-    from medtrinity_assets.partitions import SHARDS, source_shard_key
+    from medtrinity_assets.jobs import JOBS
+    from medtrinity_assets.partitions import SHARDS
     from medtrinity_assets.storage import DataLayout
 
     cfg = load_config(config)
     layout = DataLayout(cfg.data_root)
-    chosen_sources = [s.name for s in cfg.sources if not sources or s.name in sources]
     unknown = sorted(set(sources or []) - {s.name for s in cfg.sources})
     if unknown:
         raise SystemExit(f"unknown source(s) {unknown}; known: {[s.name for s in cfg.sources]}")
+    unknown = sorted(set(stages or []) - set(definitions.STAGE_NAMES))
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {unknown}; known: {list(definitions.STAGE_NAMES)}")
     if len(SHARDS) != cfg.shards:
         raise SystemExit(f"{config}: shards={cfg.shards} but the code location was loaded with {len(SHARDS)} shards")
+    chosen_sources = [s.name for s in cfg.sources if not sources or s.name in sources]
 
     instance = DagsterInstance.get()
     for dim, names in (("source", [s.name for s in cfg.sources]), ("corpus", [c.name for c in cfg.corpora])):
@@ -99,59 +107,26 @@ def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list
             instance.add_dynamic_partitions(dim, new)
 
     defs = definitions.defs
-    graph = defs.resolve_asset_graph()
-    all_defs = list(defs.assets or []) + list(defs.asset_checks or [])
-    resources = definitions.all_resources()
-    wanted_stages = set(stages or [])
-    keys: dict[str, tuple[str, set[str]]] = {}
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if not node.is_materializable:
-            continue
-        name = key.to_user_string()
-        if wanted_stages and stage_of(name) not in wanted_stages:
-            continue
-        keys[name] = (_pdef_kind(node.partitions_def), {p.to_user_string() for p in node.parent_keys})
-    keys = {k: (kind, ups & set(keys)) for k, (kind, ups) in keys.items()}
-
-    # Train models only when they were never materialised: retraining is a deliberate model update.
-    for once in ("lesion_model",):
-        if once in keys and instance.get_latest_materialization_event(AssetKey(once)) is not None:
-            keys.pop(once)
-            keys = {k: (kind, ups - {once}) for k, (kind, ups) in keys.items()}
-
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     failed: list[str] = []
     runs = 0
-    for kind, group in plan_steps(keys):
-        if kind == "none":
-            partitions: list[str | None] = [None]
-        elif kind == "source":
-            partitions = list(chosen_sources)
-        elif kind == "corpus":
-            partitions = [c.name for c in cfg.corpora]
-        elif kind == "source_shard":
-            partitions = [source_shard_key(s, shard_name(i)) for s in chosen_sources for i in range(cfg.shards)]
-        elif kind == "shard":
-            partitions = [shard_name(i) for i in range(cfg.shards)]
-        else:
-            raise SystemExit(f"cannot run assets {group} with partitioning {kind}")
-        bar = tqdm(partitions, desc=" + ".join(group), unit="partition", disable=quiet, leave=True)
+    for planned in plan_jobs(cfg, instance, defs, JOBS, chosen_sources, stages):
+        job_def = defs.resolve_job_def(planned.name)
+        label = f"{planned.name}: " + " + ".join(k.to_user_string() for k in planned.asset_keys)
+        bar = tqdm(planned.partitions, desc=label, unit="run", disable=quiet, leave=True)
         for pk in bar:
-            result = materialize(
-                all_defs,
-                selection=AssetSelection.assets(*[AssetKey(g) for g in group]),
-                partition_key=pk,
-                instance=instance,
-                resources=resources,
+            result = job_def.execute_in_process(
                 run_config=run_config,
+                instance=instance,
+                partition_key=str(pk) if pk is not None else None,
+                asset_selection=planned.asset_keys,
+                tags=planned.tags_for(pk),
                 raise_on_error=False,
-                tags={"medtrinity/launched_by": "cli"},
             )
             runs += 1
             if not result.success:
-                failed.append(f"{'+'.join(group)}[{pk or 'all'}] run {result.run_id}")
-                bar.write(f"FAILED {'+'.join(group)} [{pk}]: see run {result.run_id} in the UI")
+                failed.append(f"{planned.name}[{pk or 'all'}] run {result.run_id}")
+                bar.write(f"FAILED {planned.name} [{pk or 'all'}]: see run {result.run_id} in the UI")
     refresh_catalog(layout)
     return {"config": str(config), "data_root": str(cfg.data_root), "dagster_home": os.environ.get("DAGSTER_HOME"),
             "runs": runs, "failed_runs": failed, **catalog_summary(layout, query)}
@@ -173,4 +148,3 @@ def catalog_summary(layout, query) -> dict[str, Any]:
             continue
         out[name] = {str(list(r.values())[0]): list(r.values())[1] for r in rows}
     return out
-

@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from medtrinity_assets.config import PipelineConfig, SourceSpec
-from medtrinity_assets.jobs import JOBS, source_manifest_job, source_shard_job
+from medtrinity_assets.jobs import source_manifest_job, source_shard_job
 from medtrinity_assets.partitions import SHARDS, SOURCE, source_shard_key
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def source_run_requests(source: str, stamp: str, shards: list[str] | None = None
         RunRequest(
             run_key=f"{source}|{shard}|{stamp}",
             partition_key=source_shard_key(source, shard),
-            tags={"medtrinity/source": source, "medtrinity/trigger": "schedule"},
+            tags={"medtrinity/source": source, "medtrinity/shard": shard, "medtrinity/trigger": "schedule"},
         )
         for shard in (shards or SHARDS)
     ]
@@ -71,8 +71,8 @@ def build_source_schedule(spec: SourceSpec) -> ScheduleDefinition:
 
 
 def build_source_schedules(cfg: PipelineConfig | None) -> list[ScheduleDefinition]:
-    """Schedules for every source of ``cfg``; none when there is no config or no per-source job."""
-    if cfg is None or not JOBS:
+    """Schedules for every source of ``cfg``; none when there is no config."""
+    if cfg is None:
         return []
     return [build_source_schedule(s) for s in cfg.sources]
 
@@ -89,4 +89,3 @@ def _active_config_or_none() -> PipelineConfig | None:
 
 
 SCHEDULES = build_source_schedules(_active_config_or_none())
-__all__ = ["SCHEDULES", "JOBS", "build_source_schedules", "build_source_schedule", "source_run_requests"]

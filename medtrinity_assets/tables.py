@@ -195,7 +195,7 @@ PASSAGE_SCHEMA = pa.schema(
     ]
 )
 
-CONTEXT_SCHEMA = pa.schema(
+RETRIEVED_PASSAGES_SCHEMA = pa.schema(
     [
         ("sample_id", pa.string()),
         ("source", pa.string()),

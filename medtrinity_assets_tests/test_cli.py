@@ -202,7 +202,7 @@ def test_run_ingest_on_unseen_folders_then_query_catalog(tmp_path):
 
 
 @pytest.mark.slow
-def test_config_without_knowledge_section_gets_context_from_the_core_corpus(tmp_path):
+def test_config_without_knowledge_section_gets_retrieved_passages_from_the_core_corpus(tmp_path):
     cfg = write_small_sources(tmp_path, n_volumes=1)
     assert "knowledge" not in yaml.safe_load(cfg.read_text())
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "MEDTRINITY_CONFIG": str(cfg)}
@@ -210,7 +210,7 @@ def test_config_without_knowledge_section_gets_context_from_the_core_corpus(tmp_
                env, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout[out.stdout.index("{"):])["failed_runs"] == []
-    q = _run(["catalog", "--config", str(cfg), "select count(*) as n, count(distinct sample_id) as samples from context"],
+    q = _run(["catalog", "--config", str(cfg), "select count(*) as n, count(distinct sample_id) as samples from retrieved_passages"],
              env, tmp_path)
     (row,) = [json.loads(line) for line in q.stdout.splitlines()]
     images = _run(["catalog", "--config", str(cfg), "select count(*) as n from images where source = 'ct_phantom'"],

@@ -1,9 +1,75 @@
-"""The code location loads, validates, and keeps heavy libraries out of its import path."""
+"""The code location loads, validates, keeps heavy libraries out of its import path, and its asset graph
+matches the committed snapshot (keys, groups = stages, partitions, dependencies with their partition
+mappings, checks, jobs, sensors).
 
+The snapshot is ``medtrinity_assets_tests/data/definitions_snapshot.json``. A change to the graph is a
+deliberate act: regenerate it with ``MEDTRINITY_UPDATE_SNAPSHOT=1 pytest medtrinity_assets_tests/test_definitions.py``
+and review the diff in the commit.
+"""
+
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-from medtrinity_assets.runner import plan_steps, stage_of
+import pytest
+
+SNAPSHOT = Path(__file__).parent / "data" / "definitions_snapshot.json"
+
+
+def _partitions(pdef) -> str | None:
+    from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, StaticPartitionsDefinition
+
+    if pdef is None:
+        return None
+    if isinstance(pdef, MultiPartitionsDefinition):
+        return " x ".join(_partitions(d.partitions_def) for d in pdef.partitions_defs)
+    if isinstance(pdef, DynamicPartitionsDefinition):
+        return f"dynamic:{pdef.name}"
+    if isinstance(pdef, StaticPartitionsDefinition):
+        return "static:shard"  # the only static partitioning; its count comes from the config
+    return type(pdef).__name__
+
+
+def _mapping(mapping) -> str:
+    name = type(mapping).__name__.replace("PartitionMapping", "") or "Identity"
+    dim = getattr(mapping, "partition_dimension_name", None)
+    return f"{name}({dim})" if dim else name
+
+
+def graph_snapshot(defs) -> dict:
+    """What a reviewer wants to see change in a diff: the graph, its checks, jobs and sensors."""
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in graph.toposorted_asset_keys:
+        node = graph.get(key)
+        deps = {}
+        for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
+            parent_pdef = graph.get(parent).partitions_def
+            partitioned = node.partitions_def is not None and parent_pdef is not None
+            deps[parent.to_user_string()] = _mapping(graph.get_partition_mapping(key, parent)) if partitioned else "-"
+        checks = {}
+        for check_key in sorted(node.check_keys, key=lambda k: k.name):
+            spec = graph.get_check_spec(check_key)
+            checks[check_key.name] = {"blocking": spec.blocking, "partitioned": spec.partitions_def is not None}
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "partitions": _partitions(node.partitions_def),
+            "kind": "materializable" if node.is_materializable else "observable",
+            "deps": deps,
+            "checks": checks,
+            "has_code_version": node.code_version is not None,
+        }
+    jobs = {}
+    for job in sorted(defs.jobs or [], key=lambda j: j.name):
+        keys = job.selection.resolve(graph)
+        jobs[job.name] = {"partitions": _partitions(job.partitions_def),
+                          "assets": sorted(k.to_user_string() for k in keys)}
+    sensors = {}
+    for s in sorted(defs.sensors or [], key=lambda s: s.name):
+        sensors[s.name] = {"jobs": sorted(t.job_name for t in s.targets), "default_status": s.default_status.value}
+    return {"assets": assets, "jobs": jobs, "sensors": sensors}
 
 
 def test_definitions_validate_loadable():
@@ -12,8 +78,74 @@ def test_definitions_validate_loadable():
     from medtrinity_assets.definitions import defs
 
     Definitions.validate_loadable(defs)
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"source_manifest", "images"} <= keys
+
+
+def test_asset_graph_matches_the_snapshot():
+    from medtrinity_assets.definitions import defs
+
+    current = graph_snapshot(defs)
+    if os.environ.get("MEDTRINITY_UPDATE_SNAPSHOT"):
+        SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(SNAPSHOT.read_text())
+    for section in ("assets", "jobs", "sensors"):
+        assert sorted(current[section]) == sorted(expected[section]), (
+            f"{section} added or removed; if intended, regenerate the snapshot (see this module's docstring)")
+        for name in expected[section]:
+            assert current[section][name] == expected[section][name], (
+                f"{section[:-1]} {name!r} changed; if intended, regenerate the snapshot (see this module's docstring)")
+
+
+def test_every_asset_belongs_to_exactly_one_stage_and_its_module():
+    """The stages are the asset groups, one module each: `--stages` selects groups, nothing else."""
+    from medtrinity_assets.definitions import STAGE_NAMES, STAGES, defs
+
+    graph = defs.resolve_asset_graph()
+    assert STAGE_NAMES == ("ingest", "rois", "knowledge", "triplets", "quality", "exports")
+    assert set(graph.all_group_names) == set(STAGE_NAMES)
+    for stage in STAGES:
+        own = {a.key for a in stage.defs.assets}
+        assert own and {graph.get(k).group_name for k in own} == {stage.STAGE}, stage.__name__
+        assert own == set(graph.asset_keys_for_group(stage.STAGE)), stage.__name__
+
+
+@pytest.mark.parametrize("stage", ["ingest", "rois", "knowledge", "triplets", "quality", "exports"])
+def test_each_stage_selects_only_its_own_assets(stage):
+    from dagster import AssetSelection
+
+    from medtrinity_assets.definitions import STAGES, defs
+
+    graph = defs.resolve_asset_graph()
+    module = next(s for s in STAGES if s.STAGE == stage)
+    materializable = {a.key for a in module.defs.assets} & set(graph.materializable_asset_keys)
+    assert AssetSelection.groups(stage).resolve(graph) == materializable
+
+
+def test_jobs_run_in_dependency_order():
+    """Every asset a job runs depends only on assets of earlier jobs (or of itself, or observed sources)."""
+    from medtrinity_assets.definitions import defs
+    from medtrinity_assets.jobs import JOBS
+
+    graph = defs.resolve_asset_graph()
+    done: set = set(graph.observable_asset_keys)
+    covered: set = set()
+    for job in JOBS:
+        keys = job.selection.resolve(graph)
+        for key in keys:
+            assert graph.get(key).parent_keys <= done | keys, f"{job.name}: {key.to_user_string()} runs before its inputs"
+        done |= keys
+        covered |= keys
+    assert covered == set(graph.materializable_asset_keys), "every materialisable asset is in one pipeline job"
+
+
+def test_sensors_load_stopped_unless_automation_is_on():
+    code = ("import medtrinity_assets.definitions as d\n"
+            "print(sorted({s.default_status.value for s in d.defs.sensors}))\n")
+    env = {k: v for k, v in os.environ.items() if k != "MEDTRINITY_AUTOMATION"}
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                        env={**env, "MEDTRINITY_AUTOMATION": "on"})
+    assert off.stdout.strip() == "['STOPPED']"
+    assert on.stdout.strip() == "['RUNNING']"
 
 
 def test_definitions_import_without_heavy_libraries():
@@ -26,34 +158,7 @@ def test_definitions_import_without_heavy_libraries():
     assert out.stdout.strip() == "", f"definitions import pulls in {out.stdout.strip()}"
 
 
-def test_runner_batches_per_shard_work_after_global_steps():
-    graph = {
-        "source_manifest": ("source", set()),
-        "images": ("source_shard", {"source_manifest"}),
-        "expert_models": ("none", set()),
-        "rois": ("source_shard", {"images", "expert_models"}),
-        "knowledge_corpus": ("corpus", set()),
-        "knowledge_index": ("corpus", {"knowledge_corpus"}),
-        "context": ("source_shard", {"images", "rois", "knowledge_index"}),
-        "triplets": ("source_shard", {"context", "rois"}),
-        "exports": ("shard", {"triplets"}),
-        "dataset_card": ("none", {"exports"}),
-    }
-    steps = plan_steps(graph)
-    assert ("source_shard", ["images", "rois", "context", "triplets"]) in steps
-    done = set()
-    for _, group in steps:
-        for k in group:
-            assert graph[k][1] <= done | set(group)
-        done |= set(group)
-    assert done == set(graph)
-
-
-def test_every_asset_belongs_to_one_cli_stage():
-    from medtrinity_assets.definitions import defs
-
-    names = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert stage_of("images") == "ingest" and stage_of("rois") == "rois" and stage_of("context") == "knowledge"
-    assert stage_of("triplets") == "triplets"
-    assert {stage_of(n) for n in names if n.startswith("export_")} == {"exports"}
-    assert stage_of("dataset_card") == "exports"
+def test_no_private_dagster_imports_in_the_package():
+    package = Path(__file__).resolve().parents[1] / "medtrinity_assets"
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py") if "dagster._" in p.read_text()]
+    assert offenders == []

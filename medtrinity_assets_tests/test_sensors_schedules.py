@@ -41,9 +41,9 @@ def tiny_config(tmp_path, monkeypatch):
 def evaluate(sensor_def, instance, definitions, resources=None):
     """One tick as the daemon runs it: partition keys are checked against the instance's dynamic
     partitions plus the ones the tick itself adds (that needs the instance ref)."""
-    ctx = build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=definitions,
-                               resources=resources)
-    return sensor_def.evaluate_tick(ctx)
+    with build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=definitions,
+                              resources=resources) as ctx:  # resources with a teardown need the context manager
+        return sensor_def.evaluate_tick(ctx)
 
 
 def _defs():
@@ -90,8 +90,7 @@ def test_schedule_requests_only_its_sources_partitions(tmp_path, instance):
     from medtrinity_assets import definitions
 
     schedules = build_source_schedules(load_config(path))
-    repo = Definitions(assets=list(definitions.defs.assets), asset_checks=list(definitions.defs.asset_checks or []),
-                       schedules=schedules, resources=definitions.all_resources()).get_repository_def()
+    repo = Definitions.merge(definitions.defs, Definitions(schedules=schedules)).get_repository_def()
     sched = {s.name: s for s in schedules}["tiny_1_schedule"]
     when = dt.datetime(2026, 11, 30, 2, 1, tzinfo=dt.UTC)
 
@@ -129,7 +128,7 @@ def test_definitions_without_a_config_have_no_schedules(monkeypatch, tmp_path, c
 
 
 def test_new_yaml_entry_becomes_a_partition_and_gets_its_first_run(tmp_path, instance, monkeypatch):
-    from medtrinity_assets.sensors import source_sync_sensor
+    from medtrinity_assets.assets.ingest import source_sync_sensor
 
     path = write_tiny_sources(tmp_path, n_sources=2)
     monkeypatch.setenv("MEDTRINITY_CONFIG", str(path))
@@ -161,7 +160,7 @@ def test_new_yaml_entry_becomes_a_partition_and_gets_its_first_run(tmp_path, ins
 
 
 def test_manifest_followup_requests_the_shards_older_than_the_manifest(tiny_config, instance):
-    from medtrinity_assets.sensors import manifest_followup_sensor
+    from medtrinity_assets.assets.ingest import manifest_followup_sensor
 
     defs = _defs()
     instance.add_dynamic_partitions("source", ["tiny_0", "tiny_1"])
@@ -250,7 +249,8 @@ def test_model_update_reruns_exactly_the_partitions_that_used_it(tiny_config, in
 
 def test_generator_change_targets_partitions_built_with_other_settings(tiny_config, instance):
     """The generator/encoder path: partitions recorded with an older settings fingerprint are rerun."""
-    from medtrinity_assets.sensors import generator_versions, targeted_rerun_sensor
+    from medtrinity_assets.assets.triplets import generator_versions
+    from medtrinity_assets.sensors import targeted_rerun_sensor
 
     cfg = load_config(tiny_config)
     current = generator_versions(cfg, instance)
@@ -273,7 +273,8 @@ def test_encoder_change_targets_context_retrieved_with_another_encoder(tiny_conf
     """The encoder path: context records its encoder; the current one is knowledge_encoder's observed version."""
     from dagster import AssetObservation
 
-    from medtrinity_assets.sensors import encoder_versions, targeted_rerun_sensor
+    from medtrinity_assets.assets.knowledge import encoder_versions
+    from medtrinity_assets.sensors import targeted_rerun_sensor
 
     assert encoder_versions(load_config(tiny_config), instance) == {}  # nothing observed yet: no opinion
     instance.report_runless_asset_event(AssetObservation("knowledge_encoder", tags={"dagster/data_version": "minilm@new"}))
@@ -297,11 +298,11 @@ def test_every_sensor_and_schedule_of_the_code_location_evaluates(tiny_config, i
     import importlib
 
     import medtrinity_assets.schedules as schedules
-    from medtrinity_assets import definitions
+    from medtrinity_assets.resources import default_resources
 
     defs = _defs()
     for sensor_def in defs.sensors or []:
-        result = evaluate(sensor_def, instance, defs, resources=definitions.all_resources())
+        result = evaluate(sensor_def, instance, defs, resources=default_resources())
         assert result.run_requests is not None or result.skip_message, sensor_def.name
     repo = defs.get_repository_def()
     for sched in importlib.reload(schedules).SCHEDULES:

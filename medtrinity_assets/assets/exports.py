@@ -1,31 +1,42 @@
-"""Export stage: ``triplets`` [source x shard] -> ``export_<format>`` [shard] -> ``dataset_exports`` -> ``dataset_card``.
+"""Export stage: ``triplets`` [source x shard] + ``near_duplicates`` -> ``export_<format>`` [shard] ->
+``dataset_exports`` -> ``dataset_card``, and their checks.
 
 Each ``export_<format>`` partition writes one shard's *part* of one format (``export_parts/<format>/<shard>/``)
 and depends on that shard's triplets of every source (fan-in = number of sources) and on the dataset-wide
-``near_duplicates`` (which duplicates and leaks to drop). Before writing, a shard is gated: if the latest
-evaluation of a blocking check on any of its triplet partitions failed, or its contradiction rate is above
-``quality.max_contradiction_rate``, the export fails and names the partition, so a broken shard never
-reaches an export even when the check ran in an earlier run. ``dataset_exports`` merges the parts into the
-per-split files users train on (``exports/llava/train.json`` ...; see ``export/merge.py`` for why), and
-``dataset_card`` describes them (``exports/hf/README.md`` and ``card/README.md``).
+``near_duplicates`` (which duplicates and leaks to drop; read, never recomputed). Before writing, a shard is
+gated on the triplets' blocking checks (``triplets.EXPORT_GATING_CHECKS``): every triplet partition of the
+shard must have passed them on its latest materialisation, as Dagster recorded it. A failed, missing or
+outdated evaluation stops the export with the partitions named, so a broken shard never reaches an export
+even when its check ran in an earlier run; the contradiction score itself is computed once, by its check.
+``dataset_exports`` merges the parts into the per-split files users train on (``exports/llava/train.json``
+...; see ``export/merge.py`` for why), and ``dataset_card`` describes them (``exports/hf/README.md`` and
+``card/README.md``).
 """
 
 
+import functools
 from pathlib import Path
 
 from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    Definitions,
     Failure,
     MaterializeResult,
     MetadataValue,
-    MultiPartitionKey,
     asset,
+    asset_check,
 )
 
-from medtrinity_assets.partitions import SHARD, SOURCE, shard_partitions, source_shard_to_shard
+from medtrinity_assets.assets.triplets import EXPORT_GATING_CHECKS
+from medtrinity_assets.partitions import shard_partitions, source_shard_key, source_shard_to_shard
 from medtrinity_assets.resources import PipelineResource
+
+STAGE = "exports"
 
 EXPORT_FORMATS = {
     "hf": "Hugging Face Parquet (id, image with embedded bytes, caption, ROIs, attributes, provenance); "
@@ -37,61 +48,43 @@ EXPORT_FORMATS = {
     "vqa": "Question-answer candidates from the facts (16 question types incl. relations, counting, size in mm, "
            "multiple choice); yes/no balanced when merged.",
 }
-TRIPLET_BLOCKING_CHECKS = ("triplets_schema", "triplets_consistency")
-DEFAULT_MAX_CONTRADICTION_RATE = 0.05
 
 
 def export_asset_key(fmt: str) -> AssetKey:
     return AssetKey(f"export_{fmt}")
 
 
-def max_contradiction_rate(quality: dict) -> float:
-    return float(quality.get("max_contradiction_rate", DEFAULT_MAX_CONTRADICTION_RATE))
+def gating_check_keys() -> list[AssetCheckKey]:
+    return [key for check in EXPORT_GATING_CHECKS for key in check.check_keys]
 
 
-def failed_blocking_checks(instance, shard: str, sources: list[str]) -> list[str]:
-    """'<check> on <shard|source>' for every triplet partition whose latest blocking check failed."""
-    from dagster import AssetCheckKey
-    from dagster._core.event_api import PartitionKeyFilter
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
+def unverified_triplet_partitions(instance, layout, shard: str, sources: list[str]) -> list[str]:
+    """'<why> <check> on <partition>' for every triplet partition of the shard (with a triplets table to
+    export) whose gating checks did not pass on its latest materialisation, as Dagster recorded them."""
+    parts = sorted(str(source_shard_key(s, shard)) for s in sources
+                   if layout.table_path("triplets", {"source": s, "shard": shard}).exists())
+    if not parts:
+        return []
+    keys = gating_check_keys()
+    try:
+        infos = instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=parts)
+    except Exception as exc:
+        raise Failure(description=f"shard {shard}: the instance could not report the triplet checks ({exc}); "
+                                  "refusing to export unchecked triplets") from exc
+    latest = {(i.check_key, i.partition_key): i for i in infos}
     out = []
-    storage = instance.event_log_storage
-    for source in sources:
-        pk = str(MultiPartitionKey({SOURCE: source, SHARD: shard}))
-        for name in TRIPLET_BLOCKING_CHECKS:
-            key = AssetCheckKey(AssetKey("triplets"), name)
-            try:
-                recs = storage.get_asset_check_execution_history(key, limit=1, partition_filter=PartitionKeyFilter(key=pk))
-            except Exception:  # storage without partitioned check history: the inline gate still runs
-                recs = []
-            if recs and recs[0].status == AssetCheckExecutionRecordStatus.FAILED:
-                ev = recs[0].evaluation
-                if ev is None or getattr(ev, "blocking", True):
-                    out.append(f"{name} on {pk}")
+    for pk in parts:
+        for key in keys:
+            info = latest.get((key, pk))
+            if info is None:
+                out.append(f"never ran {key.name} on {pk}")
+            elif info.latest_execution_status.value == "FAILED":
+                out.append(f"failed {key.name} on {pk}")
+            elif info.latest_execution_status.value != "SUCCEEDED":
+                out.append(f"unfinished {key.name} on {pk}")
+            elif not info.is_current:
+                out.append(f"outdated {key.name} on {pk} (the triplets were rematerialised since)")
     return out
-
-
-def contradiction_gate(layout, shard: str, sources: list[str], quality: dict) -> dict[str, float]:
-    """Contradiction rate of every triplet partition of the shard that is above the maximum."""
-    from medtrinity_assets.export.shard_inputs import read_rows
-    from medtrinity_assets.quality.consistency import score_rows
-
-    limit = max_contradiction_rate(quality)
-    over = {}
-    for source in sources:
-        part = {"source": source, "shard": shard}
-        rows = read_rows(layout.table_path("triplets", part))
-        if not rows:
-            continue
-        rois: dict[str, list] = {}
-        for r in read_rows(layout.table_path("rois", part)):
-            if (r.get("status") or "ok") == "ok":
-                rois.setdefault(str(r["sample_id"]), []).append(r)
-        score = score_rows(rows, rois)
-        if score.contradiction_rate > limit:
-            over[source] = round(score.contradiction_rate, 4)
-    return over
 
 
 def _make_export_asset(fmt: str, description: str):
@@ -99,7 +92,7 @@ def _make_export_asset(fmt: str, description: str):
         name=f"export_{fmt}",
         partitions_def=shard_partitions,
         deps=[AssetDep("triplets", partition_mapping=source_shard_to_shard), AssetDep("near_duplicates")],
-        group_name="exports",
+        group_name=STAGE,
         kinds={"python", "parquet" if fmt == "hf" else "json"},
         description=f"One shard's part of the {fmt} export (export_parts/{fmt}/<shard>/): " + description,
     )
@@ -112,20 +105,12 @@ def _make_export_asset(fmt: str, description: str):
         layout = pipeline.layout()
         shard = context.partition_key
         sources = [s.name for s in cfg.sources]
-        quality = cfg.section("quality")
-        blocked = failed_blocking_checks(context.instance, shard, sources)
-        over = contradiction_gate(layout, shard, sources, quality)
-        if blocked or over:
+        blocked = unverified_triplet_partitions(context.instance, layout, shard, sources)
+        if blocked:
             raise Failure(
-                description=(
-                    f"shard {shard} is blocked from the {fmt} export: "
-                    + "; ".join([*(f"failed {b}" for b in blocked),
-                                 *(f"contradiction rate {r:.1%} of source {s} is above "
-                                   f"quality.max_contradiction_rate={max_contradiction_rate(quality):.1%}"
-                                   for s, r in over.items())])
-                    + ". Fix or regenerate those triplet partitions, then rerun this export."
-                ),
-                metadata={"blocked_checks": MetadataValue.json(blocked), "contradiction_rates": MetadataValue.json(over)},
+                description=f"shard {shard} is blocked from the {fmt} export: " + "; ".join(blocked)
+                + ". Fix or regenerate those triplet partitions (source_shard_job runs their checks), then rerun this export.",
+                metadata={"blocked_checks": MetadataValue.json(blocked)},
             )
         try:
             excl = near_duplicates.read(layout)
@@ -165,7 +150,7 @@ EXPORT_ASSETS = [export_hf, export_llava, export_webdataset, export_coco, export
 
 @asset(
     deps=[AssetDep(a.key) for a in EXPORT_ASSETS],
-    group_name="exports",
+    group_name=STAGE,
     kinds={"python", "json"},
     description="The dataset as users get it: every format's shard parts merged into per-split files "
                 "(exports/llava/train.json, exports/coco/annotations_test.json, exports/hf/data/<split>-*.parquet, "
@@ -214,7 +199,7 @@ def dataset_exports(context: AssetExecutionContext, pipeline: PipelineResource) 
 
 @asset(
     deps=[AssetDep("dataset_exports"), AssetDep("near_duplicates")],
-    group_name="exports",
+    group_name=STAGE,
     kinds={"python", "markdown"},
     description="Dataset card (Hub YAML front matter, Markdown, PNG plots) at exports/hf/README.md and card/README.md: "
                 "sources, licences and citations, columns and conventions, splits, categories, ROI origins, VQA "
@@ -246,3 +231,140 @@ def dataset_card(context: AssetExecutionContext, pipeline: PipelineResource) -> 
             "contradiction_rate_by_source": MetadataValue.json(result.contradiction_by_source),
         }
     )
+
+
+# ---- checks ----------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _identifiers(config_path: str, stamp: float) -> tuple[str, ...]:
+    from medtrinity_assets.config import read_config
+    from medtrinity_assets.quality.phi import identifiers_for
+
+    return tuple(identifiers_for(read_config(config_path)))
+
+
+def identifiers(pipeline: PipelineResource) -> tuple[str, ...]:
+    """Identifiers of the inputs, re-scanned once per process and config version."""
+    path = Path(pipeline.config_path)
+    return _identifiers(str(path), path.stat().st_mtime if path.exists() else 0.0)
+
+
+def _make_export_checks(fmt: str):
+    key = export_asset_key(fmt)
+
+    @asset_check(asset=key, name=f"export_{fmt}_integrity", partitions_def=shard_partitions, blocking=True,
+                 description=f"The {fmt} shard part's SHA256SUMS verifies and its files re-read with the format's reader.")
+    def _integrity(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+        from medtrinity_assets.export.build import part_dir
+        from medtrinity_assets.export.sha256sums import verify_sha256sums
+        from medtrinity_assets.quality.export_readers import read_back_part
+
+        folder = part_dir(pipeline.layout(), fmt, context.partition_key)
+        sums = verify_sha256sums(folder)
+        n, problems = read_back_part(fmt, folder, pipeline.layout().root) if sums.ok else (0, [])
+        return AssetCheckResult(
+            passed=sums.ok and not problems,
+            metadata={"files_verified": sums.verified, "files_listed": sums.listed,
+                      "mismatched": MetadataValue.json(sums.mismatched), "missing": MetadataValue.json(sums.missing),
+                      "unlisted": MetadataValue.json(sums.unlisted), "samples_read_back": n,
+                      "reader_problems": MetadataValue.json(problems[:20]), "error": sums.error},
+        )
+
+    @asset_check(asset=key, name=f"export_{fmt}_phi", partitions_def=shard_partitions, blocking=True,
+                 description=f"No identifier of the inputs in any file of the {fmt} shard, and no identifier "
+                             "(header value, name, ID, date, time) readable by OCR in its images; reports kinds "
+                             "and file names only.")
+    def _phi(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+        from medtrinity_assets.export.build import part_dir
+        from medtrinity_assets.quality.phi import check_export_shard
+
+        folder = part_dir(pipeline.layout(), fmt, context.partition_key)
+        res = check_export_shard(folder, pipeline.config(), pipeline.layout(), identifiers(pipeline), pipeline.salt(),
+                                 seed=context.partition_key)
+        return AssetCheckResult(passed=res.ok, metadata=res.metadata(), description=res.describe())
+
+    return [_integrity, _phi]
+
+
+EXPORT_CHECKS = [check for fmt in EXPORT_FORMATS for check in _make_export_checks(fmt)]
+
+
+# ---- dataset exports -----------------------------------------------------------------------------
+
+
+@asset_check(asset=dataset_exports, blocking=True,
+             description="Every split file of every format re-reads with its reader, every format folder's SHA256SUMS "
+                         "verifies, and no subject appears in two splits in any format (nor a record in another "
+                         "split's file).")
+def dataset_exports_splits_and_readers(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.export.build import FORMATS, dataset_dir
+    from medtrinity_assets.export.sha256sums import verify_sha256sums
+    from medtrinity_assets.quality.export_readers import check_export_splits, read_back_dataset, split_membership
+
+    layout = pipeline.layout()
+    per_format, problems, unsealed = {}, [], []
+    for fmt in FORMATS:
+        folder = dataset_dir(layout, fmt)
+        if not folder.is_dir():
+            continue
+        if not verify_sha256sums(folder).ok:
+            unsealed.append(fmt)
+        per_format[fmt], found = read_back_dataset(fmt, folder)
+        problems += [f"{fmt}: {p}" for p in found]
+    rep = check_export_splits(split_membership(layout.exports))
+    return AssetCheckResult(
+        passed=bool(per_format) and rep.ok and not problems and not unsealed,
+        metadata={"samples_per_split": MetadataValue.json(per_format),
+                  "subjects_spanning_splits": rep.subjects_spanning_splits,
+                  "records_in_wrong_split_file": MetadataValue.json(rep.records_in_wrong_file[:20]),
+                  "records_disagreeing_across_formats": MetadataValue.json(rep.records_disagreeing_across_formats[:20]),
+                  "reader_problems": MetadataValue.json(problems[:20]), "folders_not_verifying": MetadataValue.json(unsealed)},
+    )
+
+
+# ---- dataset card --------------------------------------------------------------------------------
+
+
+@asset_check(asset=dataset_card, blocking=True,
+             description="PHI scan over every output file under data_root (tables, blobs, exports, card, catalog); "
+                         "the private path table is left out and reported as skipped.")
+def dataset_card_phi_scan(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.deid.report import dataset_summary
+    from medtrinity_assets.quality.phi import public_words, scan_tree
+
+    rep = scan_tree(pipeline.layout().root, identifiers(pipeline), public_words=public_words(pipeline.config()))
+    redactions = dataset_summary(pipeline.layout())  # what ingest removed: pixels and free text, by kind
+    return AssetCheckResult(
+        passed=rep.ok,
+        metadata={"files_scanned": rep.files_scanned, "bytes_scanned": rep.bytes_scanned, "hits": rep.hits,
+                  "hits_by_kind": MetadataValue.json(rep.hits_by_kind),
+                  "identifiers_searched": rep.identifiers, "files_with_hits": MetadataValue.json(rep.findings[:50]),
+                  "skipped_private": MetadataValue.json(rep.skipped),
+                  "redacted_at_ingest": MetadataValue.json(redactions),
+                  "unreadable_files": MetadataValue.json(rep.errors[:50])},
+        description=rep.describe(),
+    )
+
+
+@asset_check(asset=dataset_card, blocking=True,
+             description="Every export format folder's SHA256SUMS verifies (the hf folder's covers the card).")
+def dataset_card_exports_sealed(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.export.build import FORMATS, dataset_dir
+    from medtrinity_assets.export.sha256sums import verify_sha256sums
+
+    results = {}
+    for fmt in FORMATS:
+        folder = dataset_dir(pipeline.layout(), fmt)
+        if folder.is_dir():
+            rep = verify_sha256sums(folder)
+            results[fmt] = "ok" if rep.ok else (rep.error or f"{len(rep.mismatched)} mismatched, "
+                                                             f"{len(rep.missing)} missing, {len(rep.unlisted)} unlisted")
+    return AssetCheckResult(passed=bool(results) and all(v == "ok" for v in results.values()),
+                            metadata={"formats": MetadataValue.json(results)})
+
+
+defs = Definitions(
+    assets=[*EXPORT_ASSETS, dataset_exports, dataset_card],
+    asset_checks=[*EXPORT_CHECKS, dataset_exports_splits_and_readers, dataset_card_phi_scan, dataset_card_exports_sealed],
+)

@@ -1,39 +1,57 @@
-"""Ingest stage: ``source_manifest`` [source] -> ``images`` [source x shard]."""
+"""Ingest stage: ``source_manifest`` [source] -> ``images`` [source x shard], their checks, and the
+sensors that turn new sources and rescanned manifests into runs.
 
+- ``source_sync_sensor``: a new entry in the sources YAML becomes a ``source`` partition and gets its
+  first run (its manifest); corpora are the knowledge stage's ``knowledge_corpus_sensor``.
+- ``manifest_followup_sensor``: when a source's manifest is newer than a shard's ``images``, that
+  source x shard partition is requested (one run per manifest version, by run key).
+"""
 
 from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
+    Definitions,
     Failure,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
     asset,
+    asset_check,
+    sensor,
 )
 
+from medtrinity_assets.assets.partition_checks import non_empty_result, partition_rows, schema_metadata, schema_result
 from medtrinity_assets.catalog import refresh_catalog
 from medtrinity_assets.config import source_path_problem
 from medtrinity_assets.deid.report import summarise_records
 from medtrinity_assets.ingest import build_images, build_manifest, count_by
+from medtrinity_assets.jobs import source_manifest_job, source_shard_job
 from medtrinity_assets.partitions import (
+    SHARDS,
+    SOURCE,
     source_partitions,
+    source_shard_key,
     source_shard_partitions,
     source_to_source_shard,
     split_key,
 )
 from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.sensors import default_sensor_status, fresh_config, latest_storage_ids
 from medtrinity_assets.storage import write_table
 from medtrinity_assets.ui_preview import contact_sheet, inline_png_markdown, markdown_preview
 
-
-def _schema_metadata(table) -> TableSchema:
-    return TableSchema(columns=[TableColumn(f.name, str(f.type)) for f in table.schema])
+STAGE = "ingest"
 
 
 @asset(
     partitions_def=source_partitions,
-    group_name="ingest",
+    group_name=STAGE,
     kinds={"python", "parquet"},
     description="Every readable item of a source (headers only), with provenance and its shard; unreadable inputs go to quarantine.",
 )
@@ -59,7 +77,7 @@ def source_manifest(context: AssetExecutionContext, pipeline: PipelineResource) 
             "by_modality": count_by(manifest, "modality"),
             "quarantine_reasons": count_by(quarantine, "error_class"),
             "dagster/row_count": manifest.num_rows,
-            "dagster/column_schema": _schema_metadata(manifest),
+            "dagster/column_schema": schema_metadata(manifest),
             "preview": MetadataValue.md(markdown_preview(manifest, ["kind", "rel_path", "n_frames", "modality", "shard"])),
         }
     )
@@ -68,7 +86,7 @@ def source_manifest(context: AssetExecutionContext, pipeline: PipelineResource) 
 @asset(
     partitions_def=source_shard_partitions,
     deps=[AssetDep(source_manifest, partition_mapping=source_to_source_shard)],
-    group_name="ingest",
+    group_name=STAGE,
     kinds={"python", "parquet"},
     description="One row per 2D image: slices of volumes and 2D inputs, windowed, resized, stored as content-addressed PNG.",
 )
@@ -93,7 +111,7 @@ def images(context: AssetExecutionContext, pipeline: PipelineResource) -> Materi
         "by_split": count_by(result.table, "split"),
         "quarantine_reasons": count_by(result.quarantine, "error_class"),
         "dagster/row_count": result.table.num_rows,
-        "dagster/column_schema": _schema_metadata(result.table),
+        "dagster/column_schema": schema_metadata(result.table),
         "preview": MetadataValue.md(
             markdown_preview(result.table, ["sample_id", "modality", "organ", "slice_index", "width", "height", "window"])
         ),
@@ -104,3 +122,101 @@ def images(context: AssetExecutionContext, pipeline: PipelineResource) -> Materi
         metadata["thumbnails"] = MetadataValue.path(str(sheet))
         metadata["thumbnails_preview"] = MetadataValue.md(inline_png_markdown(sheet, "thumbnails"))
     return MaterializeResult(metadata=metadata)
+
+
+# ---- checks ----------------------------------------------------------------------------------------
+
+
+@asset_check(asset=images, partitions_def=source_shard_partitions, blocking=True,
+             description="The images partition has every column of IMAGE_SCHEMA with the right types.")
+def images_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.tables import IMAGE_SCHEMA
+
+    return schema_result(pipeline, "images", context.partition_key, IMAGE_SCHEMA)
+
+
+@asset_check(asset=images, partitions_def=source_shard_partitions,
+             description="Warns when a source x shard partition holds no image (a shard with no subject of the source).")
+def images_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    return non_empty_result(pipeline, "images", context.partition_key)
+
+
+@asset_check(asset=images, partitions_def=source_shard_partitions, blocking=True,
+             description="Patient-level split: no subject in two splits, every split = deid.split_of(subject_key).")
+def images_split(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.quality.splits import check_splits
+
+    rep = check_splits(partition_rows(pipeline, "images", context.partition_key, ["subject_key", "split"]))
+    return AssetCheckResult(
+        passed=rep.ok,
+        metadata={"spanning_subjects": rep.spanning_subjects, "misassigned_images": rep.misassigned_images,
+                  "unknown_split_images": rep.unknown_split_images, "missing_subject_images": rep.missing_subject_images,
+                  **{f"images_{k}": v for k, v in rep.counts.items()}, **{f"subjects_{k}": v for k, v in rep.subjects.items()}},
+    )
+
+
+# ---- sensors ---------------------------------------------------------------------------------------
+
+
+@sensor(
+    name="source_sync_sensor",
+    jobs=[source_manifest_job],
+    minimum_interval_seconds=30,
+    default_status=default_sensor_status(),
+    description="New sources in the YAML become partitions and get their first run (corpora: knowledge_corpus_sensor).",
+)
+def source_sync_sensor(context: SensorEvaluationContext):
+    try:
+        cfg = fresh_config()
+    except Exception as exc:
+        return SkipReason(f"configuration unreadable, no partitions added: {exc}")
+    have_sources = set(context.instance.get_dynamic_partitions(SOURCE))
+    new_sources = [s.name for s in cfg.sources if s.name not in have_sources]
+    gone = sorted(have_sources - {s.name for s in cfg.sources})
+    if gone:  # kept: their outputs stay; deleting a partition is an operator's decision
+        context.log.info(f"sources no longer in the YAML (partitions kept): {gone}")
+    if not new_sources:
+        return SkipReason("every source of the YAML is already a partition")
+    runs = [
+        RunRequest(run_key=f"first|{name}", job_name=source_manifest_job.name, partition_key=name,
+                   tags={"medtrinity/source": name, "medtrinity/trigger": "new_source"})
+        for name in new_sources
+    ]
+    return SensorResult(run_requests=runs, dynamic_partitions_requests=[source_partitions.build_add_request(new_sources)])
+
+
+@sensor(
+    name="manifest_followup_sensor",
+    jobs=[source_shard_job],
+    minimum_interval_seconds=30,
+    default_status=default_sensor_status(),
+    description="Runs a source's source x shard partitions whose images are older than the source's latest manifest.",
+)
+def manifest_followup_sensor(context: SensorEvaluationContext):
+    manifests = latest_storage_ids(context.instance, AssetKey("source_manifest"))
+    if not manifests:
+        return SkipReason("no source manifest materialised yet")
+    images_done = latest_storage_ids(context.instance, AssetKey("images"))
+    existing = set(context.instance.get_dynamic_partitions(SOURCE))
+    requests = []
+    for source, manifest_id in sorted(manifests.items()):
+        if source not in existing:
+            continue
+        for shard in SHARDS:
+            pk = source_shard_key(source, shard)
+            if images_done.get(str(pk), -1) > manifest_id:
+                continue
+            requests.append(
+                RunRequest(run_key=f"{source}|{shard}|m{manifest_id}", job_name=source_shard_job.name, partition_key=pk,
+                           tags={"medtrinity/source": source, "medtrinity/shard": shard, "medtrinity/trigger": "manifest"})
+            )
+    if not requests:
+        return SkipReason("every source x shard partition is newer than its manifest")
+    return SensorResult(run_requests=requests)
+
+
+defs = Definitions(
+    assets=[source_manifest, images],
+    asset_checks=[images_schema, images_non_empty, images_split],
+    sensors=[source_sync_sensor, manifest_followup_sensor],
+)

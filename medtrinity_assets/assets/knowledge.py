@@ -1,9 +1,11 @@
-"""Knowledge stage: ``knowledge_corpus`` [corpus] -> ``knowledge_index`` [corpus] -> ``context`` [source x shard].
+"""Knowledge stage: ``knowledge_corpus`` [corpus] -> ``knowledge_index`` [corpus] -> ``retrieved_passages``
+[source x shard], its checks, and its sensors.
 
 The domain work lives in :mod:`medtrinity_assets.knowledge`; this module wires it to Dagster. The
 encoder is an observable source asset whose data version is the encoder id, so a new encoder
-marks every index stale; ``knowledge_corpus_sensor`` adds corpora from the sources YAML and
-rebuilds indexes whose files or encoder changed.
+marks every index stale. ``knowledge_corpus_sensor`` adds corpora from the sources YAML and rebuilds
+indexes whose files or encoder changed; ``encoder_change_sensor`` reruns the retrieved passages (and
+what is built from them) of the partitions retrieved with another encoder than the one observed now.
 """
 
 import hashlib
@@ -13,12 +15,14 @@ from pathlib import Path
 
 from dagster import (
     AllPartitionMapping,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
-    AssetOut,
-    ConfigurableResource,
+    DagsterInstance,
     DataVersion,
+    Definitions,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -26,17 +30,19 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     asset,
-    define_asset_job,
-    multi_asset,
+    asset_check,
     observable_source_asset,
     sensor,
 )
 
+from medtrinity_assets.assets.partition_checks import non_empty_result, partition_rows, schema_result
 from medtrinity_assets.catalog import refresh_catalog
+from medtrinity_assets.config import PipelineConfig
+from medtrinity_assets.jobs import knowledge_job
 from medtrinity_assets.knowledge.chunking import passage_batches, tokenizer_for
 from medtrinity_assets.knowledge.context import build_context
 from medtrinity_assets.knowledge.corpus import IngestReport, read_corpus
-from medtrinity_assets.knowledge.embedding import encoder_id, load_encoder, resolve_encoder
+from medtrinity_assets.knowledge.embedding import resolve_encoder
 from medtrinity_assets.knowledge.index import (
     MANIFEST_FILE,
     CorpusIndex,
@@ -46,48 +52,32 @@ from medtrinity_assets.knowledge.index import (
     write_passages,
 )
 from medtrinity_assets.knowledge.retrieval import Retriever
-from medtrinity_assets.knowledge.settings import KnowledgeSettings, settings_from_config
 from medtrinity_assets.partitions import corpus_partitions, source_shard_partitions, split_key
-from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.resources import EmbedderResource, PipelineResource
+from medtrinity_assets.sensors import default_sensor_status, targeted_rerun_sensor
 from medtrinity_assets.storage import read_table, write_table
 
-
-class EmbedderResource(ConfigurableResource):
-    """Which sentence encoder to use: ``encoder`` overrides ``knowledge.encoder`` of the sources YAML when set."""
-
-    encoder: str = ""
-
-    def settings(self, pipeline: PipelineResource) -> KnowledgeSettings:
-        return settings_from_config(pipeline.config(), self.encoder)
-
-    def encoder_id(self, pipeline: PipelineResource) -> str:
-        return encoder_id(resolve_encoder(self.settings(pipeline).encoder))
-
-    def load(self, pipeline: PipelineResource):
-        s = self.settings(pipeline)
-        return load_encoder(s.encoder, device=s.device, batch_size=s.batch_size)
-
-
-RESOURCES = {"embedder": EmbedderResource()}
+STAGE = "knowledge"
+RETRIEVED = "retrieved_passages"  # asset key and table name
 
 
 def _observe_encoder(context) -> DataVersion:
-    return DataVersion(context.resources.embedder.encoder_id(context.resources.pipeline))
+    return DataVersion(context.resources.embedder.encoder_id())
 
 
 with warnings.catch_warnings():  # observable source assets are marked beta; the behaviour used here is basic
     warnings.simplefilter("ignore")
     knowledge_encoder = observable_source_asset(
         name="knowledge_encoder",
-        group_name="knowledge",
-        required_resource_keys={"pipeline", "embedder"},
+        group_name=STAGE,
+        required_resource_keys={"embedder"},
         description="The sentence encoder in use; its data version is name@digest of its files.",
     )(_observe_encoder)
 
 
 @asset(
     partitions_def=corpus_partitions,
-    group_name="knowledge",
+    group_name=STAGE,
     kinds={"python", "parquet"},
     description="A knowledge corpus read and cut into token passages (tables/passages/<corpus>.parquet).",
 )
@@ -95,7 +85,7 @@ def knowledge_corpus(context: AssetExecutionContext, pipeline: PipelineResource,
                      embedder: EmbedderResource) -> MaterializeResult:
     cfg, layout = pipeline.config(), pipeline.layout()
     spec = cfg.corpus(context.partition_key)
-    settings = embedder.settings(pipeline)
+    settings = embedder.settings()
     tokenizer = tokenizer_for(resolve_encoder(settings.encoder).path)
     report = IngestReport()
     path = layout.table_path("passages", spec.name)
@@ -130,7 +120,7 @@ def knowledge_corpus(context: AssetExecutionContext, pipeline: PipelineResource,
 @asset(
     partitions_def=corpus_partitions,
     deps=[knowledge_corpus, knowledge_encoder],
-    group_name="knowledge",
+    group_name=STAGE,
     kinds={"python", "faiss"},
     description="Embeddings of a corpus's passages in a FAISS index (exact or HNSW/IVF by size) under knowledge/<corpus>/.",
 )
@@ -138,18 +128,18 @@ def knowledge_index(context: AssetExecutionContext, pipeline: PipelineResource,
                     embedder: EmbedderResource) -> MaterializeResult:
     layout = pipeline.layout()
     corpus = context.partition_key
-    settings = embedder.settings(pipeline)
+    settings = embedder.settings()
     passages = layout.table_path("passages", corpus)
     if not passages.is_file():
         raise Failure(f"{passages}: no passages for corpus {corpus!r}; materialise knowledge_corpus first")
     folder = layout.knowledge / corpus
     started = time.perf_counter()
-    reused = index_is_current(folder, passages, embedder.encoder_id(pipeline), settings)
+    reused = index_is_current(folder, passages, embedder.encoder_id(), settings)
     if reused:
         m = read_manifest(folder)
         context.log.info(f"{corpus}: index already matches passages and encoder; not re-embedded")
     else:
-        m = build_index_folder(corpus, passages, folder, embedder.load(pipeline), settings,
+        m = build_index_folder(corpus, passages, folder, embedder.load(), settings,
                                chunking={"chunk_tokens": settings.chunk_tokens, "overlap": settings.overlap})
     seconds = time.perf_counter() - started
     return MaterializeResult(
@@ -168,21 +158,20 @@ def knowledge_index(context: AssetExecutionContext, pipeline: PipelineResource,
     )
 
 
-# "context" is a reserved op/output name in Dagster, so the asset key is set on an explicitly named output.
-@multi_asset(
-    name="retrieve_context",
-    outs={"sample_context": AssetOut(
-        key=AssetKey("context"), group_name="knowledge", kinds={"python", "parquet"},
-        description="Top-k knowledge passages per image, from a query built of modality, organ, labels and ROI facts.",
-    )},
+@asset(
+    name=RETRIEVED,
     partitions_def=source_shard_partitions,
     deps=[AssetDep("images"), AssetDep("rois"), AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
+    group_name=STAGE,
+    kinds={"python", "parquet"},
+    description="Top-k knowledge passages per image, from a query built of modality, organ, labels and ROI facts.",
 )
-def context_asset(context: AssetExecutionContext, pipeline: PipelineResource, embedder: EmbedderResource) -> MaterializeResult:
+def retrieved_passages(context: AssetExecutionContext, pipeline: PipelineResource,
+                       embedder: EmbedderResource) -> MaterializeResult:
     cfg, layout = pipeline.config(), pipeline.layout()
     source, shard = split_key(context.partition_key)
     part = {"source": source, "shard": shard}
-    settings = embedder.settings(pipeline)
+    settings = embedder.settings()
     images = read_table(layout.table_path("images", part))
     rois_path = layout.table_path("rois", part)
     rois = read_table(rois_path) if rois_path.exists() else None
@@ -190,16 +179,15 @@ def context_asset(context: AssetExecutionContext, pipeline: PipelineResource, em
     folders = [layout.knowledge / c for c in corpora if (layout.knowledge / c / MANIFEST_FILE).is_file()]
     if not folders:
         raise Failure(f"no knowledge index under {layout.knowledge} for corpora {corpora}; materialise knowledge_index")
-    retriever = Retriever([CorpusIndex.load(f) for f in folders], embedder.load(pipeline))
+    retriever = Retriever([CorpusIndex.load(f) for f in folders], embedder.load())
     result = build_context(images, rois, retriever, settings.top_k, source, shard)
-    write_table(layout.table_path("context", part), result.table)
+    write_table(layout.table_path(RETRIEVED, part), result.table)
     refresh_catalog(layout)
     preview = "\n".join(
         f"- `{r['sample_id'][:12]}` — *{r['query']}* → {'; '.join(r['titles'][:3])}"
         for r in result.table.slice(0, 3).to_pylist()
     )
     return MaterializeResult(
-        asset_key="context",
         metadata={
             "samples": result.table.num_rows,
             "unique_queries": result.unique_queries,
@@ -213,13 +201,6 @@ def context_asset(context: AssetExecutionContext, pipeline: PipelineResource, em
     )
 
 
-knowledge_job = define_asset_job(
-    "knowledge_job", selection=["knowledge_corpus", "knowledge_index"], partitions_def=corpus_partitions,
-    description="Read, chunk, embed and index one knowledge corpus.",
-)
-JOBS = [knowledge_job]
-
-
 def _corpus_stamp(path: Path) -> str:
     """Cheap change marker of a corpus's files (names, sizes, mtimes), not their bytes."""
     h = hashlib.sha256()
@@ -230,13 +211,13 @@ def _corpus_stamp(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
-@sensor(job=knowledge_job, minimum_interval_seconds=300,
+@sensor(job=knowledge_job, minimum_interval_seconds=300, default_status=default_sensor_status(),
         description="Adds corpora of the sources YAML as partitions; rebuilds a corpus when its files or the encoder change.")
 def knowledge_corpus_sensor(context: SensorEvaluationContext, pipeline: PipelineResource,
                             embedder: EmbedderResource) -> SensorResult:
     cfg = pipeline.config()
     known = set(context.instance.get_dynamic_partitions(corpus_partitions.name))
-    enc = embedder.encoder_id(pipeline)
+    enc = embedder.encoder_id()
     new = [c.name for c in cfg.corpora if c.name not in known]
     requests = [
         RunRequest(partition_key=c.name, run_key=f"{c.name}:{enc}:{_corpus_stamp(c.path)}")
@@ -249,4 +230,42 @@ def knowledge_corpus_sensor(context: SensorEvaluationContext, pipeline: Pipeline
     )
 
 
-SENSORS = [knowledge_corpus_sensor]
+
+def encoder_versions(cfg: PipelineConfig, instance: DagsterInstance) -> dict[str, str]:
+    """The encoder in use, as Dagster last observed it: the data version of ``knowledge_encoder``
+    (an observable source asset whose version is the encoder's name@digest). {} before any observation."""
+    record = instance.get_latest_data_version_record(AssetKey("knowledge_encoder"))
+    version = record.asset_event.data_version if record is not None and record.asset_event is not None else None
+    return {"encoder": version} if version else {}
+
+
+encoder_change_sensor = targeted_rerun_sensor(
+    "encoder_change_sensor", AssetKey(RETRIEVED), encoder_versions, recorded_keys={"encoder": "encoder"},
+    description="Rerun the retrieved passages (and triplets) of partitions retrieved with another encoder than the one "
+    "observed now.",
+)
+
+
+# ---- checks ----------------------------------------------------------------------------------------
+
+
+@asset_check(asset=retrieved_passages, partitions_def=source_shard_partitions, blocking=True,
+             description="The retrieved_passages partition has the columns the generator reads (RETRIEVED_PASSAGES_SCHEMA).")
+def retrieved_passages_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.tables import RETRIEVED_PASSAGES_SCHEMA
+
+    return schema_result(pipeline, RETRIEVED, context.partition_key, RETRIEVED_PASSAGES_SCHEMA)
+
+
+@asset_check(asset=retrieved_passages, partitions_def=source_shard_partitions,
+             description="Warns when a partition with images has no retrieved passages.")
+def retrieved_passages_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    n_images = len(partition_rows(pipeline, "images", context.partition_key, ["sample_id"]))
+    return non_empty_result(pipeline, RETRIEVED, context.partition_key, n_images > 0)
+
+
+defs = Definitions(
+    assets=[knowledge_encoder, knowledge_corpus, knowledge_index, retrieved_passages],
+    asset_checks=[retrieved_passages_schema, retrieved_passages_non_empty],
+    sensors=[knowledge_corpus_sensor, encoder_change_sensor],
+)

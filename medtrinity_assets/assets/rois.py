@@ -1,4 +1,5 @@
-"""ROI stage: ``lesion_model`` -> ``expert_models`` -> ``rois`` [source x shard], and the model-update sensor.
+"""ROI stage: ``lesion_model`` -> ``expert_models`` -> ``rois`` [source x shard], its checks, and the
+model-update sensor.
 
 - ``lesion_model`` trains the built-in lesion segmenter on the configured labelled volumes and registers it.
 - ``expert_models`` resolves every entry of ``models.yaml`` (version + weights sha256); its data
@@ -15,23 +16,30 @@ import json
 
 import pyarrow as pa
 from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
     DataVersion,
+    Definitions,
     MaterializeResult,
     MetadataValue,
     asset,
+    asset_check,
 )
 
+from medtrinity_assets.assets.partition_checks import non_empty_result, partition_rows, schema_result
 from medtrinity_assets.executors import GPU_POOL, gpu_step_tags
 from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, config_versions, fingerprint
 from medtrinity_assets.partitions import source_shard_partitions, split_key
 from medtrinity_assets.resources import PipelineResource
 from medtrinity_assets.roi.registry import RegistryError, ResolvedModel, current_versions, load_registry
+from medtrinity_assets.sensors import targeted_rerun_sensor
 from medtrinity_assets.storage import DataLayout, read_table, rows_to_table, write_table
 from medtrinity_assets.tables import IMAGE_FACTS_SCHEMA, ROI_SCHEMA
 
+STAGE = "rois"
 LESION_MODEL_DIR = "lesion_seg"
 
 
@@ -54,7 +62,7 @@ def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
 
 
 @asset(
-    group_name="rois",
+    group_name=STAGE,
     kinds={"pytorch", "monai"},
     pool=GPU_POOL,
     op_tags=gpu_step_tags(),
@@ -89,7 +97,7 @@ def lesion_model(context: AssetExecutionContext, pipeline: PipelineResource) -> 
 
 @asset(
     deps=[lesion_model],
-    group_name="rois",
+    group_name=STAGE,
     kinds={"yaml"},
     description="Every expert model of models.yaml resolved to version + weights sha256 (its data version); "
     "models that cannot be resolved are listed with the reason.",
@@ -126,7 +134,7 @@ def expert_models(context: AssetExecutionContext, pipeline: PipelineResource) ->
 @asset(
     partitions_def=source_shard_partitions,
     deps=[AssetDep("images"), AssetDep(expert_models)],
-    group_name="rois",
+    group_name=STAGE,
     kinds={"python", "parquet"},
     description="One row per ROI (every connected component): origin, model digest, confidence, COCO RLE mask, box, "
     "and facts (side, position, region, size, intensity, texture, shape, margin, relations); error rows name what "
@@ -187,25 +195,50 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
     return MaterializeResult(metadata=metadata)
 
 
-def _model_versions_for_sensor(cfg, instance) -> dict[str, str]:
-    return model_input_versions(cfg, DataLayout(cfg.data_root))
+# ---- checks ----------------------------------------------------------------------------------------
 
 
-def __getattr__(name: str):
-    """``SENSORS`` is built on first access: the sensor factory imports the jobs, and the jobs import
-    this module, so building it at import time would be circular."""
-    if name == "SENSORS":
-        from medtrinity_assets.sensors import targeted_rerun_sensor
+@asset_check(asset=rois, partitions_def=source_shard_partitions, blocking=True,
+             description="The rois partition has every column of ROI_SCHEMA with the right types.")
+def rois_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    return schema_result(pipeline, "rois", context.partition_key, ROI_SCHEMA)
 
-        sensors = [
-            targeted_rerun_sensor(
-                "model_update_sensor",
-                AssetKey("rois"),
-                _model_versions_for_sensor,
-                description="Rerun the rois partitions (and what depends on them) whose recorded expert-model "
-                "versions or rois settings differ from the current registry; others are left alone.",
-            )
-        ]
-        globals()["SENSORS"] = sensors
-        return sensors
-    raise AttributeError(name)
+
+@asset_check(asset=rois, partitions_def=source_shard_partitions,
+             description="Warns when a partition with images has no ROI although its source is not `roi: none`.")
+def rois_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    source, _ = split_key(context.partition_key)
+    n_images = len(partition_rows(pipeline, "images", context.partition_key, ["sample_id"]))
+    expected = pipeline.config().source(source).roi != "none" and n_images > 0
+    return non_empty_result(pipeline, "rois", context.partition_key, expected)
+
+
+@asset_check(asset=rois, partitions_def=source_shard_partitions, blocking=True,
+             description="Boxes inside [0,1]; masks decode, are non-empty, have the image's size and agree with their boxes.")
+def rois_sanity(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+    from medtrinity_assets.quality.roi_sanity import check_rois
+
+    sizes = {str(r["sample_id"]): (int(r["width"]), int(r["height"]))
+             for r in partition_rows(pipeline, "images", context.partition_key, ["sample_id", "width", "height"])}
+    rep = check_rois(partition_rows(pipeline, "rois", context.partition_key), sizes)
+    examples = (rep.bad_boxes + rep.empty_masks + rep.wrong_mask_size + rep.box_mask_mismatch
+                + rep.undecodable_masks + rep.missing_image)[:20]
+    return AssetCheckResult(passed=rep.ok, metadata={**rep.numbers(), "failing_roi_ids": MetadataValue.json(examples)})
+
+
+# ---- sensors ---------------------------------------------------------------------------------------
+
+model_update_sensor = targeted_rerun_sensor(
+    "model_update_sensor",
+    AssetKey("rois"),
+    lambda cfg, instance: model_input_versions(cfg, DataLayout(cfg.data_root)),
+    description="Rerun the rois partitions (and what is built from them) whose recorded expert-model versions or "
+    "rois settings differ from the current registry; others are left alone.",
+)
+
+
+defs = Definitions(
+    assets=[lesion_model, expert_models, rois],
+    asset_checks=[rois_schema, rois_non_empty, rois_sanity],
+    sensors=[model_update_sensor],
+)

@@ -11,7 +11,7 @@ import pyarrow as pa
 from medtrinity_assets.knowledge.queries import build_queries, is_finding_query
 from medtrinity_assets.knowledge.retrieval import Hit, Retriever
 from medtrinity_assets.storage import rows_to_table
-from medtrinity_assets.tables import CONTEXT_SCHEMA
+from medtrinity_assets.tables import RETRIEVED_PASSAGES_SCHEMA
 
 ROI_COLUMNS = ("sample_id", "label", "kind", "status", "side", "region", "intensity", "texture", "margin", "shape")
 
@@ -75,4 +75,4 @@ def build_context(images: pa.Table, rois: pa.Table | None, retriever: Retriever,
             "scores": [h.score for h in found],
             "encoder": retriever.encoder.id,
         })
-    return ContextResult(rows_to_table(out, CONTEXT_SCHEMA), len(unique), bool(by_sample))
+    return ContextResult(rows_to_table(out, RETRIEVED_PASSAGES_SCHEMA), len(unique), bool(by_sample))

@@ -1,16 +1,27 @@
 """The Dagster layer of the exports: a blocking check on a broken triplet shard stops the export of that
-shard (across runs, on a temp instance); a good shard exports its part, passes its integrity and PHI checks,
-and a tampered file fails them; dataset_exports merges the parts per split and passes its check; the dataset
-card renders with its plots, in card/ and as the Hub card of exports/hf/."""
+shard (across runs, on a temp instance), and so does a shard whose checks never ran; a good shard exports
+its part, passes its integrity and PHI checks, and a tampered file fails them; the exports and the card read
+the near-duplicate tables (never recompute them); dataset_exports merges the parts per split and passes its
+check; the dataset card renders with its plots, in card/ and as the Hub card of exports/hf/."""
 
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, MaterializeResult, asset, materialize
 
-from medtrinity_assets import checks
-from medtrinity_assets.assets.exports import dataset_card, dataset_exports, export_coco, export_hf, export_vqa
+from medtrinity_assets.assets.exports import (
+    EXPORT_CHECKS,
+    dataset_card,
+    dataset_card_exports_sealed,
+    dataset_card_phi_scan,
+    dataset_exports,
+    dataset_exports_splits_and_readers,
+    export_coco,
+    export_hf,
+    export_vqa,
+)
 from medtrinity_assets.assets.quality import near_duplicates
+from medtrinity_assets.assets.triplets import triplets_consistency, triplets_schema
 from medtrinity_assets.export.build import part_dir
 from medtrinity_assets.partitions import source_shard_key, source_shard_partitions
 from medtrinity_assets.resources import PipelineResource
@@ -18,6 +29,10 @@ from medtrinity_assets.storage import DataLayout
 from medtrinity_assets_tests.support.quality import GOOD_DESCRIPTION, sample_set, triplet_row, write_config, write_partition
 
 SOURCES = ["src_a", "src_b"]
+
+
+def export_checks(fmt: str) -> list:
+    return [c for c in EXPORT_CHECKS if next(iter(c.check_keys)).name.startswith(f"export_{fmt}_")]
 
 
 def _stub_triplets(layout: DataLayout, corrupt: set[str]):
@@ -53,7 +68,7 @@ def _materialize_triplets(layout, instance, resources, corrupt: set[str]):
     stub = _stub_triplets(layout, corrupt)
     results = {}
     for source in SOURCES:
-        res = materialize([stub, checks.triplets_schema, checks.triplets_consistency],
+        res = materialize([stub, triplets_schema, triplets_consistency],
                           partition_key=source_shard_key(source, "s00"), instance=instance, resources=resources,
                           raise_on_error=False)
         results[source] = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
@@ -66,18 +81,18 @@ def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     checks_run = _materialize_triplets(layout, instance, resources, corrupt={"src_b"})
     assert checks_run["src_a"] == {"triplets_schema": True, "triplets_consistency": True}
     assert checks_run["src_b"]["triplets_consistency"] is False
-
     assert materialize([near_duplicates], instance=instance, resources=resources).success
     res = materialize([export_hf], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
     assert not res.success
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "triplets_consistency on s00|src_b" in failure.event_specific_data.error.message
+    message = failure.event_specific_data.error.message
+    assert "failed triplets_consistency on s00|src_b" in message and "src_a" not in message
     assert not part_dir(layout, "hf", "s00").exists()
 
     # regenerate the broken shard: the check passes and the export goes through
     checks_run = _materialize_triplets(layout, instance, resources, corrupt=set())
     assert all(checks_run["src_b"].values())
-    res = materialize([export_hf, checks.export_hf_integrity, checks.export_hf_phi], partition_key="s00",
+    res = materialize([export_hf, *export_checks("hf")], partition_key="s00",
                       instance=instance, resources=resources)
     assert res.success
     evals = {e.check_name: e for e in res.get_asset_check_evaluations()}
@@ -85,6 +100,14 @@ def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     assert evals["export_hf_phi"].passed
     meta = res.asset_materializations_for_node("export_hf")[0].metadata
     assert meta["samples"].value == 8
+
+    # triplets rematerialised without their checks: the passed evaluation no longer covers them
+    assert materialize([_stub_triplets(layout, set())], partition_key=source_shard_key("src_a", "s00"),
+                       instance=instance, resources=resources).success
+    res = materialize([export_hf], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
+    assert not res.success
+    message = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error.message
+    assert "outdated triplets_consistency on s00|src_a" in message and "src_b" not in message
 
     # tampering with a sealed file is what the integrity check recomputes (domain test: test_quality_gates)
     from medtrinity_assets.export.sha256sums import verify_sha256sums
@@ -94,33 +117,45 @@ def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     assert verify_sha256sums(part_dir(layout, "hf", "s00")).mismatched == [victim.name]
 
 
-def test_inline_gate_blocks_even_without_a_check_run(env):
+def test_a_shard_whose_checks_never_ran_is_not_exported(env):
     instance, resources, layout = env
     images, rois, trips = sample_set(layout, "src_a", "s00", n=4)
     trips = [triplet_row(i, [r], description=GOOD_DESCRIPTION.replace("left", "right")) for i, r in zip(images, rois)]
     write_partition(layout, "src_a", "s00", images, rois, trips)
     res = materialize([export_coco], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
     assert not res.success
-    assert not (layout.exports / "coco" / "s00").exists()
+    message = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error.message
+    assert "never ran triplets_consistency on s00|src_a" in message and "never ran triplets_schema on s00|src_a" in message
+    assert not part_dir(layout, "coco", "s00").exists()
 
 
 @pytest.mark.slow
-def test_dataset_card_renders_with_plots(env):
+def test_dataset_card_renders_with_plots(env, monkeypatch):
     instance, resources, layout = env
     _materialize_triplets(layout, instance, resources, corrupt=set())
-    res = materialize([near_duplicates], instance=instance, resources=resources)
-    dup_meta = res.asset_materializations_for_node("near_duplicates")[0].metadata
+    dups = materialize([near_duplicates], instance=instance, resources=resources)
+    assert dups.success
+    dup_meta = dups.asset_materializations_for_node("near_duplicates")[0].metadata
     assert dup_meta["duplicate_groups"].value == 0 and dup_meta["images"].value == 8
+    assert {e.check_name: e.passed for e in dups.get_asset_check_evaluations()} == {"no_near_duplicates": True,
+                                                                                    "no_eval_leaks": True}
+    assert (layout.root / "tables" / "near_duplicates" / "all.parquet").is_file()
+
+    # the exports and the card read the tables near_duplicates wrote; they never recompute them
+    def recomputed(*args, **kwargs):
+        raise AssertionError("dataset-wide dedup recomputed outside the near_duplicates asset")
+
+    monkeypatch.setattr("medtrinity_assets.quality.near_duplicates.find_duplicates", recomputed)
+    monkeypatch.setattr("medtrinity_assets.quality.near_duplicates.find_leaks", recomputed)
     for a in (export_hf, export_vqa):
         assert materialize([a], partition_key="s00", instance=instance, resources=resources).success
-    res = materialize([dataset_exports, checks.dataset_exports_splits_and_readers, dataset_card,
-                       checks.dataset_card_phi_scan, checks.dataset_card_exports_sealed],
+    res = materialize([dataset_exports, dataset_exports_splits_and_readers, dataset_card,
+                       dataset_card_phi_scan, dataset_card_exports_sealed],
                       instance=instance, resources=resources)
     assert res.success
     merged = res.asset_materializations_for_node("dataset_exports")[0].metadata
     assert sum(merged["hf/samples"].value.values()) == 8 and merged["hf/missing_shards"].value == ["s01", "s02", "s03"]
     assert merged["vqa/images_linked"].value == 8 and merged["vqa/images_copied"].value == 0
-    assert (layout.root / "tables" / "near_duplicates" / "all.parquet").is_file()
     card = (layout.card / "README.md").read_text()
     assert card == (layout.exports / "hf" / "README.md").read_text() and card.startswith("---\n")
     assert "| src_a | image_folder | CC0-1.0 |" in card and "## Quality checks" in card and "## Conventions" in card

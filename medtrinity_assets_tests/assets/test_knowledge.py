@@ -1,4 +1,4 @@
-"""The knowledge assets on a temporary Dagster instance: core + MedRAG corpora, index reuse, context, sensor."""
+"""The knowledge assets on a temporary Dagster instance: core + MedRAG corpora, index reuse, retrieved passages, sensor."""
 
 from __future__ import annotations
 
@@ -16,16 +16,15 @@ from dagster import (
 )
 
 from medtrinity_assets.assets.knowledge import (
-    EmbedderResource,
-    context_asset,
     knowledge_corpus,
     knowledge_corpus_sensor,
     knowledge_encoder,
     knowledge_index,
+    retrieved_passages,
 )
 from medtrinity_assets.knowledge.corpus import bundled_core_path
 from medtrinity_assets.knowledge.index import MANIFEST_FILE
-from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.resources import EmbedderResource, PipelineResource
 from medtrinity_assets.storage import DataLayout, read_table, rows_to_table, write_table
 from medtrinity_assets.tables import IMAGE_SCHEMA
 from medtrinity_assets_tests.support.knowledge import write_medrag_file
@@ -48,7 +47,8 @@ def setup(tmp_path_factory):
     instance = DagsterInstance.local_temp(tempdir=str(root / "dagster_home"))
     instance.add_dynamic_partitions("corpus", ["core", "medrag_small"])
     instance.add_dynamic_partitions("source", ["demo"])
-    resources = {"pipeline": PipelineResource(config_path=str(cfg)), "embedder": EmbedderResource()}
+    pipeline = PipelineResource(config_path=str(cfg))
+    resources = {"pipeline": pipeline, "embedder": EmbedderResource(pipeline=pipeline)}
     yield root, instance, resources, DataLayout(root / "out")
     instance.dispose()
 
@@ -87,7 +87,7 @@ def test_index_rematerialisation_reuses_vectors(setup):
     assert _meta(result, "knowledge_index")["reused_existing_index"] is True
 
 
-def test_context_for_samples(setup):
+def test_retrieved_passages_for_samples(setup):
     _, instance, resources, layout = setup
     part = {"source": "demo", "shard": "s00"}
     write_table(layout.table_path("images", part), rows_to_table([
@@ -96,12 +96,12 @@ def test_context_for_samples(setup):
         {"sample_id": "m1", "source": "demo", "modality": "MR", "organ": "brain", "labels": []},
     ], IMAGE_SCHEMA))
     key = MultiPartitionKey({"source": "demo", "shard": "s00"})
-    result = materialize([context_asset], partition_key=key, instance=instance, resources=resources)
+    result = materialize([retrieved_passages], partition_key=key, instance=instance, resources=resources)
     assert result.success
-    meta = _meta(result, "retrieve_context")
+    meta = _meta(result, "retrieved_passages")
     assert meta["samples"] == 3 and meta["unique_queries"] == 2 and meta["roi_facts_used"] is False
     assert sorted(meta["corpora"]) == ["core", "medrag_small"]
-    rows = {r["sample_id"]: r for r in read_table(layout.table_path("context", part)).to_pylist()}
+    rows = {r["sample_id"]: r for r in read_table(layout.table_path("retrieved_passages", part)).to_pylist()}
     assert rows["k1"]["passage_ids"][0] == "core:kidney_simple_cyst#0"
     assert rows["k1"]["passage_ids"] == rows["k2"]["passage_ids"]
     assert len(rows["m1"]["passage_ids"]) == 4 and "Normal brain MRI" in rows["m1"]["titles"][:2]
@@ -110,8 +110,8 @@ def test_context_for_samples(setup):
 def test_sensor_adds_corpora_and_requests_builds(setup):
     root, _, resources, _ = setup
     with DagsterInstance.ephemeral() as fresh:
-        ctx = build_sensor_context(instance=fresh, resources=resources)
-        result = knowledge_corpus_sensor(ctx)
+        with build_sensor_context(instance=fresh, resources=resources) as ctx:
+            result = knowledge_corpus_sensor(ctx)
     assert isinstance(result, SensorResult)
     added = result.dynamic_partitions_requests[0]
     assert sorted(added.partition_keys) == ["core", "medrag_small"]

@@ -84,14 +84,16 @@ def _data_version(instance) -> str | None:
 
 
 def _sensor_partitions(instance) -> list[str] | str:
-    from medtrinity_assets.assets import rois as rois_module
+    from medtrinity_assets.assets.rois import model_update_sensor
+    from medtrinity_assets.definitions import defs
 
-    sensor = rois_module.SENSORS[0]
-    result = sensor(build_sensor_context(instance=instance))
+    result = model_update_sensor(build_sensor_context(instance=instance, definitions=defs))
     if isinstance(result, SkipReason):
         return "skip"
     assert isinstance(result, SensorResult)
-    assert all(AssetKey("rois") in (r.asset_selection or []) for r in result.run_requests)
+    # the rerun covers rois and what is built from it per sample, never the images
+    assert all(r.asset_selection == [AssetKey("rois"), AssetKey("retrieved_passages"), AssetKey("triplets")]
+               for r in result.run_requests), result.run_requests[0].asset_selection
     return sorted(str(r.partition_key) for r in result.run_requests)
 
 

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from medtrinity_assets.assets.triplets import GeneratorResource, triplets
-from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.assets.triplets import triplets
+from medtrinity_assets.resources import GeneratorResource, PipelineResource
 from medtrinity_assets.storage import DataLayout, rows_to_table, write_table
-from medtrinity_assets.tables import CONTEXT_SCHEMA, IMAGE_SCHEMA, PASSAGE_SCHEMA, ROI_SCHEMA, TRIPLET_SCHEMA
+from medtrinity_assets.tables import IMAGE_SCHEMA, PASSAGE_SCHEMA, RETRIEVED_PASSAGES_SCHEMA, ROI_SCHEMA, TRIPLET_SCHEMA
 from medtrinity_assets_tests.support.generation import LoopbackChatServer, Reply, echo_answer, tiny_png, user_text
 
 PART = {"source": "phantom_ct", "shard": "s00"}
@@ -54,16 +54,20 @@ def write_upstream(layout: DataLayout) -> None:
                         "encoder": "enc"})
     write_table(layout.table_path("images", PART), rows_to_table(images, IMAGE_SCHEMA))
     write_table(layout.table_path("rois", PART), rows_to_table(rois, ROI_SCHEMA))
-    write_table(layout.table_path("context", PART), rows_to_table(context, CONTEXT_SCHEMA))
+    write_table(layout.table_path("retrieved_passages", PART), rows_to_table(context, RETRIEVED_PASSAGES_SCHEMA))
     passages = [{"corpus": "core", "passage_id": "core:liver_tumour#0", "doc_id": "liver_tumour", "chunk_index": 0,
                  "title": "Liver tumour", "text": "Liver tumour: Primary and secondary liver tumours are common. On portal venous CT most "
                  "metastases are hypodense with a heterogeneous centre. Some lesions are hyperdense in the arterial phase.", "n_tokens": 30}]
     write_table(layout.table_path("passages", "core"), rows_to_table(passages, PASSAGE_SCHEMA))
 
 
-def run(config: Path, instance: DagsterInstance, generator: GeneratorResource | None = None):
-    result = materialize([triplets], partition_key=KEY, instance=instance,
-                         resources={"pipeline": PipelineResource(config_path=str(config)), "generator": generator or GeneratorResource()})
+def resources_for(config: Path, **generator_fields) -> dict:
+    pipeline = PipelineResource(config_path=str(config))
+    return {"pipeline": pipeline, "generator": GeneratorResource(pipeline=pipeline, **generator_fields)}
+
+
+def run(config: Path, instance: DagsterInstance, **generator_fields):
+    result = materialize([triplets], partition_key=KEY, instance=instance, resources=resources_for(config, **generator_fields))
     assert result.success
     [mat] = result.asset_materializations_for_node("triplets")
     return mat
@@ -106,7 +110,7 @@ def test_grounded_triplets_partition(tmp_path, instance):
     first_version = mat.tags["dagster/data_version"]
     again = run(cfg, instance)
     assert again.tags["dagster/data_version"] == first_version  # deterministic rerun, same data version
-    other = run(cfg, instance, GeneratorResource(backend="grounded"))
+    other = run(cfg, instance, backend="grounded")
     assert other.tags["dagster/data_version"] == first_version
 
 
@@ -143,9 +147,9 @@ def test_openai_backend_partition_failures_cache_and_identity(tmp_path, instance
         assert mat.tags["dagster/data_version"] != grounded.tags["dagster/data_version"]  # switching model -> new version
         assert mat.metadata["input_versions"].data["config:generator"] != grounded.metadata["input_versions"].data["config:generator"]
         # the ops sensor's view: the YAML now names the grounded generator again -> this partition is outdated
+        from medtrinity_assets.assets.triplets import generator_versions
         from medtrinity_assets.config import read_config
         from medtrinity_assets.input_versions import outdated_names
-        from medtrinity_assets.sensors import generator_versions
 
         now = generator_versions(read_config(write_config(tmp_path, "g2", {"backend": "grounded"})), instance)
         assert outdated_names(mat.metadata["input_versions"].data, now) == ["config:generator"]
@@ -165,8 +169,7 @@ def test_a_broken_generator_leaves_the_previous_shard_intact(tmp_path, instance)
     run(cfg, instance)
     before = layout.table_path("triplets", PART).read_bytes()
     result = materialize([triplets], partition_key=KEY, instance=instance, raise_on_error=False,
-                         resources={"pipeline": PipelineResource(config_path=str(cfg)),
-                                    "generator": GeneratorResource(backend="transformers", model_dir=str(tmp_path / "no_model"))})
+                         resources=resources_for(cfg, backend="transformers", model_dir=str(tmp_path / "no_model")))
     assert not result.success
     assert layout.table_path("triplets", PART).read_bytes() == before
 
@@ -180,3 +183,34 @@ def test_unreachable_server_marks_every_sample_failed(tmp_path, instance):
     rows = pq.read_table(layout.table_path("triplets", PART)).to_pylist()
     assert {r["status"] for r in rows} == {"failed"} and all("connection error" in r["failure_reason"] for r in rows)
     assert all(r["description"] is None for r in rows) and mat.metadata["failed"].value == 3
+
+
+def test_the_generator_resource_closes_its_backend_at_teardown(tmp_path, instance, monkeypatch):
+    """The backend is opened by the asset and closed by Dagster's resource teardown, also when the step fails."""
+    import medtrinity_assets.generation.backends as backends
+    import medtrinity_assets.generation.run as generation_run
+
+    closed: list[str] = []
+    real_make_backend = backends.make_backend
+
+    def recording_make_backend(settings, cache_dir=None):
+        backend = real_make_backend(settings, cache_dir=cache_dir)
+        real_close = backend.close
+        backend.close = lambda: (closed.append(backend.name), real_close())
+        return backend
+
+    monkeypatch.setattr(backends, "make_backend", recording_make_backend)
+    layout = DataLayout(tmp_path / "out")
+    write_upstream(layout)
+    cfg = write_config(tmp_path, "g", {"backend": "grounded"})
+    run(cfg, instance)
+    assert closed == ["grounded"]
+
+    def broken_generate_rows(*args, **kwargs):
+        raise RuntimeError("generation blew up")
+
+    monkeypatch.setattr("medtrinity_assets.assets.triplets.generate_rows", broken_generate_rows)
+    assert generation_run.generate_rows is not broken_generate_rows
+    result = materialize([triplets], partition_key=KEY, instance=instance, resources=resources_for(cfg), raise_on_error=False)
+    assert not result.success
+    assert closed == ["grounded", "grounded"]

@@ -18,7 +18,7 @@ from medtrinity_assets.knowledge.queries import build_queries, build_query
 from medtrinity_assets.knowledge.retrieval import Retriever
 from medtrinity_assets.knowledge.settings import KnowledgeSettings
 from medtrinity_assets.storage import rows_to_table
-from medtrinity_assets.tables import CONTEXT_SCHEMA, IMAGE_SCHEMA
+from medtrinity_assets.tables import IMAGE_SCHEMA, RETRIEVED_PASSAGES_SCHEMA
 from medtrinity_assets_tests.support.knowledge import (
     CountingEncoder,
     bundled_encoder,
@@ -132,7 +132,7 @@ def test_context_rows_for_demo_like_samples(core_index):
     })
     enc = CountingEncoder(bundled_encoder())
     result = build_context(images, rois, Retriever([core_index], enc), 5, "demo", "s00")
-    assert result.table.schema == CONTEXT_SCHEMA
+    assert result.table.schema == RETRIEVED_PASSAGES_SCHEMA
     rows = {r["sample_id"]: r for r in result.table.to_pylist()}
     assert result.roi_facts_used and result.unique_queries == 7
     assert enc.calls == 1 and enc.texts == 7

@@ -10,7 +10,8 @@ from dagster import Definitions, define_asset_job
 from medtrinity_assets.assets.ingest import images, source_manifest
 from medtrinity_assets.executors import executor_from_env
 from medtrinity_assets.partitions import source_partitions, source_shard_partitions
-from medtrinity_assets.resources import default_pipeline_resource
+from medtrinity_assets.resources import PipelineResource
+from medtrinity_assets.settings import active_config_path
 
 source_manifest_job = define_asset_job("source_manifest_job", selection=[source_manifest],
                                        partitions_def=source_partitions, executor_def=executor_from_env())
@@ -20,7 +21,7 @@ source_shard_job = define_asset_job("source_shard_job", selection=[images],
 defs = Definitions(
     assets=[source_manifest, images],
     jobs=[source_manifest_job, source_shard_job],
-    resources={"pipeline": default_pipeline_resource()},
+    resources={"pipeline": PipelineResource(config_path=str(active_config_path()))},
 )
 
 
@@ -38,7 +39,7 @@ def build_shard_job():
     job = define_asset_job("source_shard_job", selection=[images], partitions_def=source_shard_partitions,
                            executor_def=executor_from_env())
     return Definitions(assets=[source_manifest, images], jobs=[job],
-                       resources={"pipeline": default_pipeline_resource()}).resolve_job_def("source_shard_job")
+                       resources={"pipeline": PipelineResource(config_path=str(active_config_path()))}).resolve_job_def("source_shard_job")
 
 
 def build_shard_job_for_executor_test():

@@ -149,3 +149,15 @@ def write_config(tmp: Path, sources: list[str], extra: str = "") -> Path:
     path = tmp / "sources.yaml"
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
+
+
+def dataset_exclusions(layout, quality: dict, eval_hashes=None):
+    """What the ``near_duplicates`` asset does for a test's tables: find the dataset-wide exclusions over
+    every image, write them where the exports read them, and return them."""
+    from medtrinity_assets.export.shard_inputs import image_index
+    from medtrinity_assets.quality.leakage import load_eval_hashes
+    from medtrinity_assets.quality.near_duplicates import find_exclusions, write_exclusions
+
+    excl = find_exclusions(image_index(layout), load_eval_hashes(eval_hashes), quality, root=layout.root)
+    write_exclusions(layout, excl)
+    return excl
