@@ -220,7 +220,7 @@ def phantom_set(n: int, retriever) -> dict[str, Any]:
         images = build_images(cfg, cfg.source("phantom"), "s00", layout, salt="bench").table
         image_rows = images.to_pylist()
         roi_rows, _ = describe_partition(image_rows, layout, "ground_truth", [],
-                                         RoiSettings.from_config(cfg.min_component_pixels, cfg.section("rois")))
+                                         RoiSettings.from_config(cfg))
         context = build_context(images, rows_to_table(roi_rows, ROI_SCHEMA), retriever, K, "phantom", "s00").table
         passages = _passages(retriever)
         facts = assemble(image_rows, roi_rows, context.to_pylist(), passages, K)

@@ -62,7 +62,7 @@ def _from_phantom(volumes: int):
     layout = DataLayout(cfg.data_root)
     image_rows = build_images(cfg, cfg.source("phantom_ct"), "s00", layout, salt="bench").table.to_pylist()
     roi_rows, _ = describe_partition(image_rows, layout, "ground_truth", [],
-                                     RoiSettings.from_config(cfg.min_component_pixels, cfg.section("rois")))
+                                     RoiSettings.from_config(cfg))
     facts = assemble(image_rows, roi_rows, [], {})
     table, _, _ = generate_rows(list(zip(facts, image_rows)), GroundedBackend(seed=0), load_template(),
                                 lambda p: b"", "s00")

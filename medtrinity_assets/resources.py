@@ -71,7 +71,8 @@ class GeneratorResource(ConfigurableResource):
     _opened: list = PrivateAttr(default_factory=list)
 
     def settings(self) -> dict[str, Any]:
-        s = self.pipeline.config().section("generator")
+        """The typed ``generator`` section as the backends read it (unset backend-specific fields left out)."""
+        s = self.pipeline.config().generator.model_dump(mode="json", exclude_none=True)
         for key in ("backend", "model", "base_url", "model_dir"):
             value = getattr(self, key)
             if value:

@@ -78,8 +78,8 @@ def test_valid_registry_resolves_relative_to_the_file(tmp_path):
     assert cfg.generator.backend == "openai" and cfg.generator.temperature == 0.0 and cfg.generator.concurrency is None
     assert cfg.quality.leakage_hamming == 6 and cfg.quality.dedup_hamming == 4
     assert cfg.ingest.workers is None
-    # the transition helper gives what the file set, nothing else
-    assert cfg.section("quality") == {"leakage_hamming": 6} and cfg.section("exports") == {}
+    # what the file set, nothing else (what a change of configuration is measured on)
+    assert cfg.quality.explicit() == {"leakage_hamming": 6} and cfg.exports.explicit() == {}
     with pytest.raises(KeyError, match="known"):
         cfg.source("absent")
 
@@ -279,6 +279,11 @@ def test_files_are_checked_at_load(tmp_path):
     fails("quality: {phi_identifiers_file: ids.txt}\n" + ONE_SOURCE, "field 'quality.phi_identifiers_file'")
     fails("generator: {backend: transformers, model_dir: vlm}\n" + ONE_SOURCE, "field 'generator.model_dir'")
     fails("allow_links_into: [/no/such/store]\n" + ONE_SOURCE, "field 'allow_links_into'")
+    fails("rois: {lesion_model: {data: 'medtrinity_assets.demo.phantom:no_such_volumes'}}\n" + ONE_SOURCE,
+          "field 'rois.lesion_model.data'", "cannot import")
+    fails("rois: {lesion_model: {data: volumes}}\n" + ONE_SOURCE, "field 'rois.lesion_model.data'", "package.module:function")
+    assert load_config(_write(tmp_path, "rois: {lesion_model: {data: 'medtrinity_assets.demo.phantom:lesion_training_volume'}}\n"
+                                        + ONE_SOURCE)).rois.lesion_model.data
 
 
 def test_data_root_that_is_a_file_or_inside_a_source_is_refused(tmp_path):

@@ -52,7 +52,7 @@ def resolve_models(cfg, layout: DataLayout) -> list[ResolvedModel]:
 
 def rois_settings_version(cfg) -> dict[str, str]:
     """Fingerprint of the settings that shape ROI rows (training settings excluded: they act through the model)."""
-    section = {k: v for k, v in cfg.section("rois").items() if k != "lesion_model"}
+    section = {k: v for k, v in cfg.rois.explicit().items() if k != "lesion_model"}
     return config_versions({"rois": {**section, "min_component_pixels": cfg.min_component_pixels}})
 
 
@@ -71,10 +71,10 @@ def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
     "registers it under <data_root>/models/lesion_seg. Without training data configured it trains nothing.",
 )
 def lesion_model(context: AssetExecutionContext, pipeline: PipelineResource) -> MaterializeResult:
-    from medtrinity_assets.roi.lesion_model import TrainSettings, load_volume_source, train
+    from medtrinity_assets.roi.lesion_model import load_volume_source, train
 
     cfg = pipeline.config()
-    settings = TrainSettings.from_config(cfg.section("rois").get("lesion_model"))
+    settings = cfg.rois.lesion_model
     if not settings.data:
         reason = ("no training data configured (rois.lesion_model.data): no lesion model trained; "
                   "registry entries that point at @models/lesion_seg report it as missing")
@@ -151,7 +151,7 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
     source = cfg.source(source_name)
     part = {"source": source_name, "shard": shard}
     images = read_table(layout.table_path("images", part)).to_pylist()
-    settings = RoiSettings.from_config(cfg.min_component_pixels, cfg.section("rois"))
+    settings = RoiSettings.from_config(cfg)
     models = resolve_models(cfg, layout) if source.roi == "expert" else []
     result = roi_partition(images, layout, source.roi, models, settings)
     rows, stats = result.rois, result.stats

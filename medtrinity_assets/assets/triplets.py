@@ -115,9 +115,9 @@ def triplets(context: AssetExecutionContext, pipeline: PipelineResource, generat
 def generator_versions(cfg: PipelineConfig, instance: DagsterInstance | None = None) -> dict[str, str]:
     """The generator's identity as triplets record it: the ``generator`` settings (backend, model,
     version, seed, ...) and the prompt template's hash (``prompt:<name>``)."""
-    versions = config_versions({"generator": cfg.section("generator")})
+    versions = config_versions({"generator": cfg.generator.explicit()})  # what the YAML sets
     try:
-        template = load_template(str(cfg.section("generator").get("prompt", "description_v1")))
+        template = load_template(cfg.generator.prompt)
         versions[f"prompt:{template.name}"] = template.sha256[:16]
     except Exception as exc:  # a missing template fails the triplets run itself, with its own message
         log.warning("prompt template not readable (%s); comparing generator settings only", exc)

@@ -85,16 +85,18 @@ def int_at_least(minimum: int):
     return Annotated[int, BeforeValidator(check)]
 
 
-def number_at_least(minimum: float, *, above: bool = False):
-    """A real-number field (an integer is fine, a bool is not) with a lower bound."""
+def number_at_least(minimum: float, *, above: bool = False, optional: bool = False):
+    """A real-number field (an integer is fine, a bool is not) with a lower bound; ``optional``: null allowed."""
 
     def check(value: Any) -> Any:
+        if value is None and optional:
+            return None
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
         if not ok or (value <= minimum if above else value < minimum):
             raise problem(f"expected a number {'>' if above else '>='} {minimum}, got {value!r}")
         return float(value)
 
-    return Annotated[float, BeforeValidator(check)]
+    return Annotated[float | None, BeforeValidator(check)] if optional else Annotated[float, BeforeValidator(check)]
 
 
 def keys_of(cls: type) -> BeforeValidator:

@@ -126,6 +126,7 @@ def check_paths(cfg: PipelineConfig) -> None:
             raise ConfigError(f"{file}: corpus '{corpus.name}' field 'path': {corpus.path} does not exist")
     _check_knowledge(cfg)
     _check_generator(cfg)
+    _check_lesion_data(cfg)
     phi = cfg.quality.phi_identifiers_file
     if phi is not None and not phi.is_file():
         raise ConfigError(f"{file}: field 'quality.phi_identifiers_file': file {phi} does not exist")
@@ -151,6 +152,20 @@ def _check_generator(cfg: PipelineConfig) -> None:
     if gen.backend == "openai" and gen.api_key_env and not os.environ.get(gen.api_key_env):
         raise ConfigError(f"{file}: field 'generator.api_key_env': ${gen.api_key_env} is not set; export it, "
                           "or remove api_key_env for a local server")
+
+
+def _check_lesion_data(cfg: PipelineConfig) -> None:
+    """The lesion model's training volumes (``package.module:function``) must import, before hours of work."""
+    spec = cfg.rois.lesion_model.data
+    if not spec:
+        return
+    from medtrinity_assets.roi.lesion_model import load_volume_source
+
+    try:
+        load_volume_source(spec)
+    except ValueError as exc:
+        why = str(exc).removeprefix(f"rois.lesion_model.data {spec!r}").lstrip(": ")
+        raise ConfigError(f"{cfg.config_path}: field 'rois.lesion_model.data': {spec!r}: {why}") from None
 
 
 def default_config_path() -> Path:

@@ -196,7 +196,3 @@ class PipelineConfig(Settings):
             if c.name == name:
                 return c
         raise KeyError(f"corpus {name!r} is not in {self.config_path}; known: {[c.name for c in self.corpora]}")
-
-    def section(self, name: str) -> dict[str, Any]:
-        """Transition helper: the keys the YAML set in a section, as a dict. Read ``cfg.<section>`` instead."""
-        return getattr(self, name).explicit()

@@ -181,7 +181,8 @@ class GeneratorSection(Settings):
 class QualitySection(Settings):
     max_contradiction_rate: number_at_least(0) = 0.05  # exports are blocked above this share of contradicted triplets
     dedup_hamming: int_at_least(0) = 4  # perceptual-hash distance at or below which two images are near duplicates
-    dedup_max_pixel_mad: number_at_least(0) = 0.005  # ... and their 32x32 thumbnails differ this little
+    dedup_max_pixel_mad: number_at_least(0, optional=True) = 0.005  # ... and their 32x32 thumbnails differ this
+    # little (mean absolute difference, 0..1 grey); null trusts the hash alone
     dedup_ignore_same_volume: bool = True  # neighbouring slices of one volume are not duplicates
     leakage_hamming: int_at_least(0) = 4  # distance to an evaluation-set hash at or below which an image leaks
     phi_identifiers_file: ConfigPath | None = None  # extra identifiers (one per line) the PHI scan looks for

@@ -14,15 +14,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from medtrinity_assets.config import QualitySection
 from medtrinity_assets.quality.dedup import DedupResult, DupGroup, DupMember, find_duplicates
 from medtrinity_assets.quality.leakage import LeakHit, find_leaks
 from medtrinity_assets.quality.pixels import pixel_confirmer
 from medtrinity_assets.storage import DataLayout
 
 INDEX_COLUMNS = ("sample_id", "source", "phash", "split", "subject_key", "volume_ref", "shard", "image_path")
-DEFAULT_DEDUP_HAMMING = 4
-DEFAULT_DEDUP_MAX_PIXEL_MAD = 0.005  # 32x32 thumbnails, 0..1 grey: re-encoded/rescaled copies only
-DEFAULT_LEAKAGE_HAMMING = 4
 DUPLICATES_TABLE = "near_duplicates"
 LEAKS_TABLE = "eval_leaks"
 
@@ -80,18 +78,18 @@ class Exclusions:
         return [{"sample_id": h.sample_id, "source": h.source, "distance": h.distance} for h in self.leaks]
 
 
-def compute(index: list[dict[str, Any]], eval_hashes: list[int], quality: dict[str, Any],
+def compute(index: list[dict[str, Any]], eval_hashes: list[int], quality: QualitySection,
             root: Path | None = None) -> Exclusions:
     """Leaks and near-duplicate groups over ``index`` (every image). With ``root`` (the data_root), phash
     matches are confirmed on the pixels (``quality.dedup_max_pixel_mad``; null trusts the hash alone)."""
-    leaks = find_leaks(index, eval_hashes, threshold=int(quality.get("leakage_hamming", DEFAULT_LEAKAGE_HAMMING)))
+    leaks = find_leaks(index, eval_hashes, threshold=quality.leakage_hamming)
     leaked = {h.sample_id for h in leaks}
-    max_mad = quality.get("dedup_max_pixel_mad", DEFAULT_DEDUP_MAX_PIXEL_MAD)
-    confirm = pixel_confirmer(root, float(max_mad)) if root is not None and max_mad is not None else None
+    max_mad = quality.dedup_max_pixel_mad
+    confirm = pixel_confirmer(root, max_mad) if root is not None and max_mad is not None else None
     dedup = find_duplicates(
         index,
-        threshold=int(quality.get("dedup_hamming", DEFAULT_DEDUP_HAMMING)),
-        same_volume_ok=bool(quality.get("dedup_ignore_same_volume", True)),
+        threshold=quality.dedup_hamming,
+        same_volume_ok=quality.dedup_ignore_same_volume,
         avoid_as_representative=leaked,
         confirm=confirm,
     )

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from medtrinity_assets.roi.ground_truth import Candidate, from_boxes, from_label
 from medtrinity_assets.roi.image_facts import ImageReadings, image_facts_row, region_from_ground_truth
 from medtrinity_assets.roi.registry import ResolvedModel
 from medtrinity_assets.storage import DataLayout
+
+if TYPE_CHECKING:
+    from medtrinity_assets.config import PipelineConfig
 
 GROUND_TRUTH = "ground_truth"
 
@@ -42,11 +45,13 @@ class RoiSettings:
     label_kinds: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, min_component_pixels: int, section: dict[str, Any]) -> RoiSettings:
+    def from_config(cls, cfg: PipelineConfig) -> RoiSettings:
+        """The typed ``rois`` section (its ``min_component_pixels`` wins over the top-level one)."""
+        rois = cfg.rois
         return cls(
-            min_component_pixels=int(section.get("min_component_pixels", min_component_pixels)),
-            thresholds=Thresholds.from_config(section.get("thresholds")),
-            label_kinds={str(k).lower(): str(v) for k, v in (section.get("label_kinds") or {}).items()},
+            min_component_pixels=rois.min_component_pixels or cfg.min_component_pixels,
+            thresholds=rois.thresholds,
+            label_kinds=dict(rois.label_kinds),
         )
 
 

@@ -226,17 +226,6 @@ class Thresholds:
     margin_min_cnr: float = 1.5  # |contrast| / noise below which no margin can be well defined
     adjacent_mm: float = 3.0  # gap up to which an organ is "adjacent" (pixels when the spacing is unknown)
 
-    @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> Thresholds:
-        if not raw:
-            return cls()
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"rois.thresholds: unknown key(s) {unknown}; known: {sorted(known)}")
-        vals = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        return cls(**vals)
-
 
 def estimate_noise(values: np.ndarray, where: np.ndarray | None = None) -> float:
     """Robust noise sigma: MAD of the residual after a 3x3 median filter (inside ``where``)."""

@@ -46,20 +46,6 @@ class TrainSettings:
     # where the labelled volumes come from: "package.module:function" (a VolumeSource); None = not configured
     data: str | None = None
 
-    @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> TrainSettings:
-        raw = dict(raw or {})
-        for key in ("train_indices", "eval_indices"):
-            if isinstance(raw.get(key), dict):  # {start: a, stop: b}
-                raw[key] = tuple(range(int(raw[key]["start"]), int(raw[key]["stop"])))
-        for key in ("train_indices", "eval_indices", "channels"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"rois.lesion_model: unknown key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**raw)
-
 
 def load_volume_source(spec: str | None) -> VolumeSource:
     """The training-data callable a config names (``"package.module:function"``)."""

@@ -49,7 +49,7 @@ def test_phantom_pipeline_triplets_match_truth(tmp_path):
     assert images.num_rows > 0
     image_rows = images.to_pylist()
     paths = lookup(layout.root, [r["rel_path"] for r in image_rows])
-    roi_rows, _stats = describe_partition(image_rows, layout, "ground_truth", [], RoiSettings.from_config(cfg.min_component_pixels, cfg.section("rois")))
+    roi_rows, _stats = describe_partition(image_rows, layout, "ground_truth", [], RoiSettings.from_config(cfg))
     facts = assemble(image_rows, roi_rows, [], {})
     table, stats, _ = generate_rows(list(zip(facts, image_rows)), GroundedBackend(seed=0), load_template(), lambda p: b"", "s00")
     assert stats.failed == 0

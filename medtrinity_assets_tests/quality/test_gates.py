@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from medtrinity_assets.config import QualitySection
 from medtrinity_assets.export.build import export_part
 from medtrinity_assets.export.sha256sums import verify_sha256sums, write_sha256sums
 from medtrinity_assets.quality.dedup import find_duplicates
@@ -21,7 +22,7 @@ from medtrinity_assets.storage import DataLayout
 from medtrinity_assets_tests.support.exports import write_near_duplicates
 from medtrinity_assets_tests.support.quality import image_row, make_png, roi_row, sample_set, triplet_row, write_partition
 
-QUALITY = {"dedup_hamming": 4, "leakage_hamming": 0}
+QUALITY = QualitySection(dedup_hamming=4, leakage_hamming=0)
 
 
 def test_near_pairs_match_brute_force():

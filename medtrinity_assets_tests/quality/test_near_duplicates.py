@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from medtrinity_assets.config import QualitySection
 from medtrinity_assets.quality import near_duplicates as nd
 from medtrinity_assets.storage import DataLayout
 from medtrinity_assets_tests.support.exports import write_near_duplicates
@@ -19,8 +20,8 @@ def test_tables_read_back_as_computed(tmp_path: Path):
     write_partition(layout, "src_a", "s00", imgs, rois, trips)
     eval_file = tmp_path / "eval.txt"
     eval_file.write_text(imgs[2]["phash"] + "\n")
-    computed = nd.compute(nd.image_index(layout), [int(imgs[2]["phash"], 16)], {"leakage_hamming": 0}, root=layout.root)
-    read = write_near_duplicates(layout, {"leakage_hamming": 0}, eval_file)
+    computed = nd.compute(nd.image_index(layout), [int(imgs[2]["phash"], 16)], QualitySection(leakage_hamming=0), root=layout.root)
+    read = write_near_duplicates(layout, QualitySection(leakage_hamming=0), eval_file)
     assert read.dedup.groups == computed.dedup.groups and read.dedup.groups
     assert read.dedup.representative_of() == computed.dedup.representative_of() == {"src_a-001": "src_a-001",
                                                                                    "src_b-dup": "src_a-001"}

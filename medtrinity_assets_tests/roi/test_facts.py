@@ -10,7 +10,7 @@ import pytest
 from medtrinity_assets.demo.phantom import make_phantom
 from medtrinity_assets.roi import rle
 from medtrinity_assets.roi.build import RoiSettings, describe_partition
-from medtrinity_assets.roi.facts import ImageContext, Thresholds, describe
+from medtrinity_assets.roi.facts import ImageContext, describe
 from medtrinity_assets.storage import DataLayout
 from medtrinity_assets_tests.support.roi import (
     disk,
@@ -166,12 +166,6 @@ def test_shape_margin_and_mr_intensity_classes():
     assert describe(masks["round"], ImageContext(dark.astype(np.float32), "US", (float("nan"),) * 2, "", "", {})).intensity == "darker"
     iso = 200.0 + rng.normal(0, 5, shape)
     assert describe(masks["round"], ImageContext(iso.astype(np.float32), "MR", (1.0, 1.0), "", "", {})).intensity == "isointense"
-
-
-def test_thresholds_from_config_reject_unknown_keys():
-    assert Thresholds.from_config({"ct_contrast_hu": 15}).ct_contrast_hu == 15
-    with pytest.raises(ValueError, match="unknown key"):
-        Thresholds.from_config({"ct_contrast": 15})
 
 
 def test_rows_read_back_into_the_same_record(described):

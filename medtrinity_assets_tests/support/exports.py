@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from medtrinity_assets.config import QualitySection
 from medtrinity_assets.deid import split_of
 from medtrinity_assets.export.build import FORMATS, export_part
 from medtrinity_assets.export.merge import DatasetMerge, merge_dataset
@@ -18,11 +19,11 @@ from medtrinity_assets.storage import DataLayout, rows_to_table, write_table
 from medtrinity_assets.tables import DUPLICATE_SCHEMA, LEAK_SCHEMA
 from medtrinity_assets_tests.support.quality import image_row, roi_row, triplet_row, write_partition
 
-QUALITY = {"dedup_hamming": 4, "leakage_hamming": 0}
+QUALITY = QualitySection(dedup_hamming=4, leakage_hamming=0)
 LABEL_NAMES = {"1": "kidney", "2": "liver", "10": "tumour", "11": "cyst"}  # the sources' label map
 
 
-def write_near_duplicates(layout: DataLayout, quality: dict | None = None, eval_hashes: Path | None = None) -> nd.Exclusions:
+def write_near_duplicates(layout: DataLayout, quality: QualitySection | None = None, eval_hashes: Path | None = None) -> nd.Exclusions:
     """What the near_duplicates asset does: compute over every image, write its two tables; returns them as
     the exports read them back."""
     excl = nd.compute(nd.image_index(layout), load_eval_hashes(eval_hashes), quality or QUALITY, root=layout.root)
