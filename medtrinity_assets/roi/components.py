@@ -23,9 +23,17 @@ def split_components(mask: np.ndarray, min_pixels: int = 9, connectivity: int = 
     if mask.ndim != 2:
         raise ValueError(f"components need a 2D mask, got shape {mask.shape}")
     structure = ndimage.generate_binary_structure(2, connectivity)
-    labelled, n = ndimage.label(mask.astype(bool), structure=structure)
-    if n == 0:
+    mask = mask.astype(bool, copy=False)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
         return Components([], 0)
+    win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # label the bounding box only
+    labelled, n = ndimage.label(mask[win], structure=structure)
     sizes = np.bincount(labelled.ravel(), minlength=n + 1)[1:]
     keep = [i + 1 for i in np.argsort(-sizes, kind="stable") if sizes[i] >= min_pixels]
-    return Components([labelled == k for k in keep], int(n - len(keep)))
+    out = []
+    for k in keep:
+        m = np.zeros(mask.shape, bool)
+        m[win] = labelled == k
+        out.append(m)
+    return Components(out, int(n - len(keep)))

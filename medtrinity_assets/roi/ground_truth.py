@@ -76,7 +76,9 @@ def from_label_map(
             f"label map shape {label_map.shape} differs from the image's {tuple(image_shape)}; "
             "re-export the label map on the image grid"))]
     out = []
-    for value in (int(v) for v in np.unique(label_map) if v != 0):
+    lm = np.asarray(label_map)
+    present = np.flatnonzero(np.bincount(lm.ravel())) if lm.dtype.kind in "ub" else np.unique(lm)
+    for value in (int(v) for v in present if v != 0):
         name = names.get(value) or f"label_{value}"
         out.append(Candidate(name, label_kind(name, kinds), origin, label_map == value))
     return out

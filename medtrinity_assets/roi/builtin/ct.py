@@ -43,9 +43,9 @@ def body_mask_coarse(v: np.ndarray, g: Grid) -> np.ndarray:
     return ndimage.binary_fill_holes(fg)
 
 
-def body_mask(values: np.ndarray, px_mm: float = 1.0) -> np.ndarray:
-    """The body on the image grid (used as the reference frame of every CT ROI)."""
-    g = Grid.for_image(values.shape, px_mm)
+def body_mask(values: np.ndarray, px_mm: float = 1.0, grid_mm: float = 1.5) -> np.ndarray:
+    """The body on the image grid, found on a ``grid_mm`` grid (the reference frame of every CT ROI)."""
+    g = Grid.for_image(values.shape, px_mm, target_mm=grid_mm)
     return g.up(body_mask_coarse(g.down(values), g))
 
 
