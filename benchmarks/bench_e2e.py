@@ -172,9 +172,18 @@ def run_stage(cfg: Path, stage: str, env: dict[str, str]) -> dict[str, Any]:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        tail = out.read().decode(errors="replace").strip().splitlines()[-5:]
+        text = out.read().decode(errors="replace")
+    summary: dict[str, Any] = {}
+    start = text.find("{")
+    if start >= 0:
+        try:
+            summary = json.JSONDecoder().raw_decode(text[start:])[0]
+        except json.JSONDecodeError:
+            summary = {}
+    failed = summary.get("failed_runs") or []
+    problem = {"failed_runs": failed} if failed else {"tail": text.strip().splitlines()[-5:]}
     return {"wall_s": round(time.perf_counter() - t, 2), "exit_code": proc.returncode,
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **({"tail": tail} if proc.returncode else {})}
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **(problem if proc.returncode else {})}
 
 
 def step_seconds(dagster_home: Path) -> dict[str, float]:
@@ -271,10 +280,9 @@ def main(quick: bool = False) -> dict[str, Any]:
         m = {"slices": [small["slices"], slices],
              "images_peak_rss_mb": [small["stages"]["ingest"]["peak_rss_mb"], by_stage["ingest"]["peak_rss_mb"]],
              "rois_peak_rss_mb": [small["stages"]["rois"]["peak_rss_mb"], by_stage["rois"]["peak_rss_mb"]]}
-        extra = max(slices - small["slices"], 1)
         for key in ("images", "rois"):
             a, b = m[f"{key}_peak_rss_mb"]
-            m[f"{key}_growth_mb_per_1000_slices"] = round(1000 * (b - a) / extra, 1)
+            m[f"{key}_peak_ratio_at_{round(slices / max(small['slices'], 1), 1)}x_slices"] = round(b / a, 3) if a else None
         result["memory"] = m
     result["projection_25m"] = project(result)
     result["load_average_1min"] = round(os.getloadavg()[0], 2)

@@ -35,9 +35,10 @@ from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, config_versions
 from medtrinity_assets.partitions import source_shard_partitions, split_key
 from medtrinity_assets.resources import PipelineResource
 from medtrinity_assets.roi.registry import RegistryError, ResolvedModel, current_versions, load_registry
+from medtrinity_assets.roi.volumes import SourceVolumes
 from medtrinity_assets.sensors import targeted_rerun_sensor
 from medtrinity_assets.storage import DataLayout, read_table, rows_to_table, write_table
-from medtrinity_assets.tables import IMAGE_FACTS_SCHEMA, ROI_SCHEMA
+from medtrinity_assets.tables import IMAGE_FACTS_SCHEMA, QUARANTINE_SCHEMA, ROI_SCHEMA
 
 STAGE = "rois"
 LESION_MODEL_DIR = "lesion_seg"
@@ -50,6 +51,15 @@ def resolve_models(cfg, layout: DataLayout) -> list[ResolvedModel]:
     return load_registry(cfg.models_file, layout.models)
 
 
+def precomputed_masks(source):
+    """The source's precomputed expert masks (``expert_masks``), or None."""
+    if getattr(source, "expert_masks", None) is None:
+        return None
+    from medtrinity_assets.roi.precomputed import PrecomputedMasks
+
+    return PrecomputedMasks.from_config(source.expert_masks)
+
+
 def rois_settings_version(cfg) -> dict[str, str]:
     """Fingerprint of the settings that shape ROI rows (training settings excluded: they act through the model)."""
     section = {k: v for k, v in cfg.rois.explicit().items() if k != "lesion_model"}
@@ -58,7 +68,12 @@ def rois_settings_version(cfg) -> dict[str, str]:
 
 def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
     """What a rois partition is compared against: every model's version@digest and the rois settings."""
-    return {**current_versions(resolve_models(cfg, layout)), **rois_settings_version(cfg)}
+    masks = {}
+    for s in cfg.sources:
+        m = precomputed_masks(s) if s.roi == "expert" else None
+        if m is not None:
+            masks[f"masks:{m.name}"] = m.version_key
+    return {**current_versions(resolve_models(cfg, layout)), **masks, **rois_settings_version(cfg)}
 
 
 @asset(
@@ -153,11 +168,16 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
     images = read_table(layout.table_path("images", part)).to_pylist()
     settings = RoiSettings.from_config(cfg)
     models = resolve_models(cfg, layout) if source.roi == "expert" else []
-    result = roi_partition(images, layout, source.roi, models, settings)
+    masks = precomputed_masks(source) if source.roi == "expert" else None
+    volumes = SourceVolumes(source, pipeline.salt(), cfg.shards)  # scanned only if a volume-level expert needs it
+    result = roi_partition(images, layout, source.roi, models, settings, volumes=volumes, masks=masks)
     rows, stats = result.rois, result.stats
     table = rows_to_table(rows, ROI_SCHEMA)
     write_table(layout.table_path("rois", part), table)
     write_table(layout.table_path("image_facts", part), rows_to_table(result.image_facts, IMAGE_FACTS_SCHEMA))
+    write_table(layout.table_path("roi_quarantine", part), rows_to_table(result.quarantine, QUARANTINE_SCHEMA))
+    for q in result.quarantine[:5]:
+        context.log.warning(f"quarantined for the ROI stage: {q['rel_path']}: {q['reason']}")
     try:
         from medtrinity_assets.catalog import refresh_catalog
 
@@ -176,6 +196,7 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
         "images_with_rois": stats.images_with_rois,
         "rois": sum(stats.by_origin.values()),
         "error_rows": stats.errors,
+        "quarantined_volumes": len(result.quarantine),
         "dropped_components": stats.dropped_components,
         "by_origin": MetadataValue.json(dict(stats.by_origin)),
         "by_label": MetadataValue.json(dict(stats.by_label)),

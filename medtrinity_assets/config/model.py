@@ -56,6 +56,24 @@ class SourceOptions(Settings):
         return key in self.model_fields_set
 
 
+class ExpertMasks(Settings):
+    """Per-volume multi-label masks made elsewhere (TotalSegmentator, nnU-Net, MONAI Label), used as an expert
+    (:mod:`medtrinity_assets.roi.precomputed`); their ROIs get origin ``expert:<name>@<version>``."""
+
+    name: Name
+    version: Text  # bump it when the masks are regenerated: the partitions that used them rerun
+    path: ConfigPath  # folder of masks, one per volume (same relative path, <stem>.nii.gz, or <stem>/<class>.nii.gz)
+    # value -> name: a JSON/CSV file, a mapping, or 'totalsegmentator' (one binary file per class, named by it)
+    labels: ConfigPath | dict[int, Text] | Literal["totalsegmentator"]
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "totalsegmentator":
+            return "totalsegmentator"
+        return value
+
+
 def _label_names(value: Any) -> Any:
     if value is None:
         return {}
@@ -91,6 +109,7 @@ class SourceSpec(Settings):
     citation: Text | None = None  # how to cite the source (the dataset card lists it beside the licence)
     schedule: Annotated[Cron, BeforeValidator(_default_schedule)] = DEFAULT_SCHEDULE
     options: SourceOptions = Field(default_factory=SourceOptions)
+    expert_masks: ExpertMasks | None = None  # roi: expert -- precomputed per-volume masks as one more expert
     # folders that links inside the source folder may point into (a shared data store); the
     # top-level allow_links_into applies to every source as well
     allow_links_into: tuple[ConfigPath, ...] = ()

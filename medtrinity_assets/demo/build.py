@@ -9,6 +9,7 @@ What goes where (paths relative to ``dest``)::
 
     phantom_ct/images/*.nii.gz  phantom_ct/labels/*.nii.gz  phantom_ct/labels.csv  phantom_ct/truth.json
     phantom_msd/dataset.json  imagesTr/  labelsTr/  truth.json
+    phantom_unlabelled/images/*.nii.gz  truth.json      phantom_masks/*.nii.gz + labels.json (precomputed masks)
     phantom_dicom/study_XX/...  (medtrinity_assets.demo.dicom_phantom)  + phantom_dicom_truth.json
     pydicom_real/patient_XX/*.dcm
     brain_mr/*.nii*
@@ -150,6 +151,17 @@ def _phantom_unlabelled(folder: Path) -> None:
         write_nifti(p, folder / "images" / name, orientation=orientation)
         truth.append(_truth(p, file=f"images/{name}", orientation=orientation))
     _write_text(folder / "truth.json", json.dumps(truth, indent=1) + "\n")
+
+
+def _phantom_masks(folder: Path) -> None:
+    """Precomputed expert masks for the unlabelled phantoms, laid out as nnU-Net / MONAI Label write them
+    (one multi-label NIfTI per volume, same file name) with their label map: they stand in for a
+    segmentation model run elsewhere (here: the phantoms' own label maps -- synthetic, and said so)."""
+    for i in UNLABELLED_INDICES:
+        p = make_phantom(DEMO_SEED, i)
+        orientation = "RAS" if i % 2 else "LPS"
+        write_label_nifti(p, folder / f"unlabelled_{i:03d}.nii.gz", orientation=orientation)
+    _write_text(folder / "labels.json", json.dumps({str(k): v for k, v in sorted(LABEL_NAMES.items())}, indent=1) + "\n")
 
 
 def _phantom_msd(folder: Path) -> None:
@@ -442,6 +454,7 @@ def build_demo(dest: Path, *, n_phantoms: int = 8) -> dict[str, Any]:
     _rebuild(dest, "phantom_ct", lambda f: _phantom_ct(f, n_phantoms))
     _rebuild(dest, "phantom_msd", _phantom_msd)
     _rebuild(dest, "phantom_unlabelled", _phantom_unlabelled)
+    _rebuild(dest, "phantom_masks", _phantom_masks)
     dicom_truth: list[Any] = []
     _rebuild(dest, "phantom_dicom", lambda f: dicom_truth.append(_phantom_dicom(f)))
     if dicom_truth[0] is not None:

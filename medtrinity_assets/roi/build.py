@@ -74,6 +74,7 @@ class RoiPartition:
     rois: list[dict[str, Any]]
     image_facts: list[dict[str, Any]]
     stats: PartitionStats
+    quarantine: list[dict[str, Any]] = field(default_factory=list)  # QUARANTINE_SCHEMA rows, stage 'roi'
 
 
 def roi_id(sample_id: str, origin: str, label: str, component: int) -> str:
@@ -144,9 +145,10 @@ def expert_input(row: dict[str, Any], values: np.ndarray, rgb: np.ndarray | None
 
 def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts: list[tuple[ResolvedModel, Any]],
                      settings: RoiSettings, layout: DataLayout, readings: ImageReadings | None = None,
-                     rgb: np.ndarray | None = None) -> list[Candidate]:
+                     rgb: np.ndarray | None = None, volume_candidates: list[Candidate] | None = None) -> list[Candidate]:
     """Ground-truth or expert candidates of one image (errors included as candidates); what each expert
-    said about the image as a whole goes to ``readings``."""
+    said about the image as a whole goes to ``readings``. ``volume_candidates``: this slice's share of what
+    volume-level experts (bundles, precomputed masks) found, already on the image grid."""
     shape = values.shape
     readings = readings if readings is not None else ImageReadings()
     if mode == GROUND_TRUTH:
@@ -159,9 +161,12 @@ def image_candidates(row: dict[str, Any], values: np.ndarray, mode: str, experts
         except (OSError, ValueError) as exc:
             out.append(Candidate("", "finding", GROUND_TRUTH, None, error=f"ground truth unreadable: {exc}"))
         return out
-    out = []
+    out = list(volume_candidates or [])
+    for c in out:  # a volume expert ran on this slice (it may have found nothing here)
+        if c.error is None:
+            readings.add(c.origin, None, {}, "")
     applicable = [(m, e) for m, e in experts if m.applies(row.get("modality"), row.get("organ"))]
-    if not applicable:
+    if not applicable and volume_candidates is None:
         return [Candidate("", "finding", "expert", None, error=(
             f"no registered expert model applies to modality={row.get('modality')!r}, organ={row.get('organ')!r}; "
             "add one to models.yaml or mark the source roi: none"))]
@@ -202,7 +207,8 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def describe_image_with_facts(row: dict[str, Any], layout: DataLayout, mode: str, experts: list[tuple[ResolvedModel, Any]],
-                              settings: RoiSettings, stats: PartitionStats | None = None
+                              settings: RoiSettings, stats: PartitionStats | None = None,
+                              volume: VolumeOutput | None = None
                               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All ROI rows (and error rows) of one image, and its image-facts row."""
     stats = stats if stats is not None else PartitionStats()
@@ -215,7 +221,10 @@ def describe_image_with_facts(row: dict[str, Any], layout: DataLayout, mode: str
         reason = f"image unreadable for ROI extraction: {type(exc).__name__}: {exc}"
         return [_error_row(row, origin_default, "", reason)], image_facts_row(row, [], None, status="error", error=reason)
     readings = ImageReadings()
-    candidates = image_candidates(row, values, mode, experts, settings, layout, readings, rgb)
+    candidates = image_candidates(row, values, mode, experts, settings, layout, readings, rgb,
+                                  volume.candidates if volume is not None else None)
+    for origin in volume.origins if volume is not None else ():
+        readings.add(origin, None, {}, "")
 
     spacing = _spacing(row)
     references: dict[str, np.ndarray] = {}
@@ -295,37 +304,124 @@ def describe_image_with_facts(row: dict[str, Any], layout: DataLayout, mode: str
 
 
 def roi_partition(image_rows: Iterable[dict[str, Any]], layout: DataLayout, mode: str,
-                  models: list[ResolvedModel], settings: RoiSettings) -> RoiPartition:
+                  models: list[ResolvedModel], settings: RoiSettings, *, volumes=None, masks=None) -> RoiPartition:
     """ROI rows and image-facts rows of a whole partition. Experts are loaded once, and only those some image needs.
 
-    ``mode`` none: no ROI rows; every image still gets an image-facts row (its region from the metadata)."""
+    ``mode`` none: no ROI rows; every image still gets an image-facts row (its region from the metadata).
+    Volume-level experts -- MONAI bundles among ``models`` and the source's precomputed ``masks``
+    (:class:`roi.precomputed.PrecomputedMasks`) -- run once per volume, read from the source through
+    ``volumes`` (:class:`roi.volumes.SourceVolumes`), and their label volume is sliced like the images;
+    a volume they cannot serve becomes a ``quarantine`` row (stage roi) and error rows for its images."""
     from medtrinity_assets.roi.expert import load_expert
 
     stats = PartitionStats()
     rows: list[dict[str, Any]] = []
     facts: list[dict[str, Any]] = []
+    quarantine: list[dict[str, Any]] = []
     image_rows = list(image_rows)
     if mode not in (GROUND_TRUTH, "expert"):
         for r in image_rows:
             facts.append(image_facts_row(r, [], None, status="no_expert", error="the source is marked roi: none"))
             stats.images += 1
             stats.by_region[facts[-1]["body_region"]] += 1
-        return RoiPartition(rows, facts, stats)
+        return RoiPartition(rows, facts, stats, quarantine)
     experts: list[tuple[ResolvedModel, Any]] = []
+    volume_experts: list[tuple[str, str, str, Any]] = []  # (name, origin, digest, expert or the error)
     if mode == "expert":
         for m in models:
             if not any(m.applies(r.get("modality"), r.get("organ")) for r in image_rows):
                 continue
             stats.models_used[f"model:{m.name}"] = m.version_key
             try:
-                experts.append((m, load_expert(m)))
+                loaded = load_expert(m)
             except Exception as exc:
-                experts.append((m, exc))
+                loaded = exc
+            if m.kind == "monai_bundle":
+                volume_experts.append((m.name, f"expert:{m.name}@{m.version or 'unresolved'}", m.sha256, (m, loaded)))
+            else:
+                experts.append((m, loaded))
+        if masks is not None:
+            stats.models_used[f"masks:{masks.name}"] = masks.version_key
+            volume_experts.append((masks.name, masks.origin, masks.digest, masks))
+    # one volume at a time: a volume expert's label volume and its slices' masks live only while its images are described
+    volume_rows: dict[str, list[dict[str, Any]]] = {}
     for r in image_rows:
-        roi_rows, facts_row = describe_image_with_facts(r, layout, mode, experts, settings, stats)
+        if r.get("volume_ref") and (r.get("slice_index") or 0) >= 0:
+            volume_rows.setdefault(r["volume_ref"], []).append(r)
+    current, by_sample = None, {}
+    for r in image_rows:
+        key = r.get("volume_ref") or None
+        if volume_experts and key in volume_rows and key != current:
+            current, by_sample = key, _volume_candidates(key, volume_rows[key], volume_experts, volumes, settings, quarantine)
+        roi_rows, facts_row = describe_image_with_facts(r, layout, mode, experts, settings, stats,
+                                                        by_sample.pop(r["sample_id"], None))
         rows += roi_rows
         facts.append(facts_row)
-    return RoiPartition(rows, facts, stats)
+    return RoiPartition(rows, facts, stats, quarantine)
+
+
+@dataclass
+class VolumeOutput:
+    """One slice's share of the volume-level experts' work."""
+
+    candidates: list[Candidate]
+    origins: list[str]  # the experts that ran on it (possibly finding nothing here)
+
+
+def _volume_candidates(key: str, vol_rows: list[dict[str, Any]], volume_experts: list, volumes, settings: RoiSettings,
+                       quarantine: list[dict[str, Any]]) -> dict[str, list[Candidate]]:
+    """sample_id -> what the volume-level experts found on each of one volume's images."""
+    from medtrinity_assets.roi.ground_truth import from_label_map
+    from medtrinity_assets.roi.volumes import slice_like_image
+
+    out: dict[str, list[Candidate]] = {}
+    ran: dict[str, list[str]] = {}
+    for name, origin, digest, expert in volume_experts:
+        applies = expert[0].applies if isinstance(expert, tuple) else (lambda *_: True)
+        mine = [r for r in vol_rows if applies(r.get("modality"), r.get("organ"))]
+        if not mine:
+            continue
+        try:
+            labels, names = _run_volume_expert(expert, key, mine, volumes)
+        except Exception as exc:  # one volume a model cannot serve: its images get error rows, the rest goes on
+            cls = getattr(exc, "error_class", "expert_failed")
+            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+            quarantine.append({"source": mine[0].get("source"), "rel_path": mine[0].get("rel_path") or "", "stage": "roi",
+                               "reason": f"{name}: {reason}", "error_class": cls})
+            for r in mine:
+                out.setdefault(r["sample_id"], []).append(
+                    Candidate("", "finding", origin, None, error=f"{name} ({cls}): {reason}"))
+            continue
+        for r in mine:
+            lm = slice_like_image(labels, r)
+            cands = from_label_map(lm, names, lm.shape, settings.label_kinds, origin=origin)
+            for c in cands:
+                c.digest = digest
+                c.confidence = float("nan")  # a label volume carries no per-voxel probability
+            out.setdefault(r["sample_id"], []).extend(cands)
+            ran.setdefault(r["sample_id"], []).append(origin)
+        del labels
+    return {sid: VolumeOutput(out.get(sid, []), ran.get(sid, [])) for sid in set(out) | set(ran)}
+
+
+def _run_volume_expert(expert, key: str, rows: list[dict[str, Any]], volumes):
+    """(canonical label volume, names) of one volume from a bundle (model, loaded) or precomputed masks."""
+    import tempfile
+    from pathlib import Path
+
+    from medtrinity_assets.roi.precomputed import PrecomputedMasks
+    from medtrinity_assets.roi.volumes import VolumeError
+
+    if volumes is None:
+        raise VolumeError("no_source", "volume-level experts need the source's volumes (the ROI stage passes them)")
+    volume = volumes.get(key)
+    if isinstance(expert, PrecomputedMasks):
+        return expert.labels_for(volume, rows)
+    model, loaded = expert
+    if isinstance(loaded, Exception):
+        raise VolumeError("model_unavailable", f"model {model.name} unavailable: {loaded}")
+    with tempfile.TemporaryDirectory(prefix="volume_") as tmp:
+        return loaded.labels_for(volumes.as_nifti(volume, Path(tmp)), rows)
 
 
 def describe_partition(image_rows: Iterable[dict[str, Any]], layout: DataLayout, mode: str,

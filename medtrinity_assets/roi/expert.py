@@ -11,10 +11,8 @@ Dagster layer stays light.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,47 +142,9 @@ def _load_torchscript(model: ResolvedModel):
     return net
 
 
-def _load_bundle(model: ResolvedModel):
-    """A MONAI bundle folder: the network from ``configs/inference.json`` (``network_def``), weights from
-    ``models/model.safetensors`` or ``models/model.pt`` (loaded with ``weights_only=True``), or a
-    TorchScript ``models/model.ts``."""
-    import torch
-    from monai.bundle import ConfigParser
-
-    folder = Path(model.path)
-    ts = folder / "models" / "model.ts"
-    configs = [folder / "configs" / n for n in ("inference.json", "inference.yaml", "inference.yml")]
-    config = next((c for c in configs if c.is_file()), None)
-    if config is None:
-        if ts.is_file():
-            return torch.jit.load(str(ts), map_location="cpu").eval()
-        raise ModelLoadError(f"{folder}: no configs/inference.json (with network_def) and no models/model.ts")
-    parser = ConfigParser()
-    parser.read_config(str(config))
-    meta = folder / "configs" / "metadata.json"
-    if meta.is_file():
-        parser.read_meta(str(meta))
-    if "network_def" not in parser.config:
-        raise ModelLoadError(f"{config}: no 'network_def' entry to build the network from")
-    net = parser.get_parsed_content("network_def")
-    st, pt = folder / "models" / "model.safetensors", folder / "models" / "model.pt"
-    if st.is_file():
-        from safetensors.torch import load_file
-
-        state = load_file(str(st), device="cpu")
-    elif pt.is_file():
-        state = torch.load(str(pt), map_location="cpu", weights_only=True)  # tensors only: no arbitrary objects
-        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-            state = state["model"]
-    else:
-        raise ModelLoadError(f"{folder}: no models/model.safetensors or models/model.pt")
-    net.load_state_dict(state)
-    net.eval()
-    return net
-
-
-def load_expert(model: ResolvedModel) -> Expert:
-    """A runnable expert for a resolved, error-free registry entry."""
+def load_expert(model: ResolvedModel):
+    """A runnable expert for a resolved, error-free registry entry (a :class:`roi.bundle.BundleExpert` for
+    MONAI bundles, which run per volume; an :class:`Expert` for everything else)."""
     if not model.ok:
         raise ModelLoadError(model.error or f"model {model.name} did not resolve")
     try:
@@ -194,15 +154,16 @@ def load_expert(model: ResolvedModel) -> Expert:
             return BuiltinExpert(model, builtin_module(model.builtin or ""))
         if model.kind == "torchscript":
             return TorchSegmenter(model, _load_torchscript(model))
-        if model.kind == "monai_bundle":
-            return TorchSegmenter(model, _load_bundle(model))
+        if model.kind == "monai_bundle":  # a volume-level expert: run per volume by the ROI stage
+            from medtrinity_assets.roi.bundle import BundleExpert
+
+            return BundleExpert(model)
     except ModelLoadError:
         raise
+    except ValueError as exc:  # refused (untrusted bundle, changed files) or unusable
+        raise ModelLoadError(f"model {model.name}: {getattr(exc, 'reason', exc)}") from None
     except Exception as exc:  # a corrupt file, a config that does not build: say which model and why
         raise ModelLoadError(f"model {model.name} ({model.kind}, {model.path}): cannot load: {type(exc).__name__}: {exc}") from None
     raise ModelLoadError(f"model {model.name}: unknown kind {model.kind!r}")
 
 
-def bundle_metadata(folder: Path) -> dict[str, Any]:
-    meta = folder / "configs" / "metadata.json"
-    return json.loads(meta.read_text()) if meta.is_file() else {}

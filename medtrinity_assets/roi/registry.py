@@ -18,9 +18,18 @@ file, digest, preprocessing, labels, metrics): the trainer registers a model by 
 model that cannot be resolved (missing file, wrong digest, bad entry) gets ``error`` set; the ROI
 stage writes error rows for the images that needed it instead of failing the partition.
 
-Loading is safe by construction: TorchScript (``torch.jit.load``), safetensors, or
-``torch.load(weights_only=True)`` into a network that a MONAI bundle config builds. Nothing is
-unpickled.
+What each kind can execute, and what the registry demands of it:
+
+- ``builtin``: the project's own rules (``roi/builtin``); nothing from outside. Digest = its code.
+- ``torchscript``: a TorchScript graph loaded with ``torch.jit.load``: tensor operations in TorchScript's
+  restricted language, no Python objects are unpickled. Digest pin optional.
+- ``monai_bundle``: the bundle's config files ARE code -- ``$`` expressions are evaluated as Python,
+  ``_target_`` instantiates any importable callable (``os.system`` included), its handlers may
+  ``torch.load`` pickles. It runs only when the entry says ``trusted: true`` (the operator read it)
+  AND pins ``sha256`` (the digest of the folder it read) AND the folder still has that digest;
+  otherwise the entry resolves with an error saying why and nothing in the folder is parsed.
+  Weights the project itself loads are read with ``torch.load(weights_only=True)`` or safetensors.
+- precomputed masks (a source's ``expert_masks``): NIfTI label files and a JSON/CSV label map: data only.
 """
 
 from __future__ import annotations
@@ -263,6 +272,7 @@ def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None
                 raise ValueError(f"{path}: a monai_bundle path must be the bundle folder (configs/, models/)")
             digest = sha256_tree(path)
             _check_digest(expected, digest)
+            _check_trusted(common["trusted"], expected, digest)
             if not version:
                 meta = path / "configs" / "metadata.json"
                 version = str(json.loads(meta.read_text()).get("version") or "") if meta.is_file() else ""
@@ -276,6 +286,24 @@ def resolve_entry(raw: Any, index: int, yaml_path: Path, models_dir: Path | None
         return ResolvedModel(version=version, sha256=digest, path=path, metrics=metrics, **common)
     except (ValueError, OSError) as exc:
         return ResolvedModel(version=str(raw.get("version") or ""), error=f"{where}: {exc}", **common)
+
+
+def _check_trusted(trusted: bool, expected: str, digest: str) -> None:
+    """A MONAI bundle executes its config: refuse it unless the entry vouches for it and pins what it read."""
+    if not trusted:
+        raise ValueError("refused: a MONAI bundle's config executes code ($ expressions, _target_ callables); "
+                         "read it, then set 'trusted: true' and pin 'sha256' in its registry entry")
+    if not expected:
+        raise ValueError(f"refused: a trusted bundle must pin its digest; add sha256: \"{digest}\" "
+                         "(the folder as it is now) to its registry entry")
+
+
+def check_runnable(model: ResolvedModel) -> None:
+    """Raise unless ``model`` may run: resolved without error and, for code-executing kinds, trusted and pinned."""
+    if not model.ok:
+        raise ValueError(model.error or f"model {model.name} did not resolve")
+    if model.kind == "monai_bundle" and not (model.trusted and model.sha256):
+        raise ValueError(f"model {model.name}: refused: an untrusted MONAI bundle is never run")
 
 
 def _check_digest(expected: str, actual: str) -> None:

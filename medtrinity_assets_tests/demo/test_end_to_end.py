@@ -31,7 +31,7 @@ def test_demo_runs_every_stage_without_a_failed_run(tmp_path):
     summary = json.loads(out.stdout[out.stdout.index("\n{") + 1:out.stdout.index("\n}") + 2])
     assert summary["failed_runs"] == []
     assert set(summary["triplets_by_status"]) == {"ok"}
-    assert {"ground_truth", "expert:ct_anatomy@2.0"} <= set(summary["rois_by_origin"])
+    assert {"ground_truth", "expert:ct_anatomy@2.0", "expert:phantom_seg@1.0"} <= set(summary["rois_by_origin"])
     assert any(o.startswith("expert:lesion_seg@") for o in summary["rois_by_origin"])
     assert {"CT", "MR", "CR", "US"} <= set(summary["images_by_modality"])
 

@@ -83,36 +83,27 @@ def test_torchscript_expert_predicts_components(tmp_path):
     assert abs(int(cand.mask.sum()) - int(disk((64, 64), 20, 20, 6).sum())) <= 8 and 0.5 < cand.confidence <= 1.0
 
 
-def test_monai_bundle_loads_with_config_and_weights(tmp_path):
+def test_monai_bundle_resolves_only_trusted_and_pinned(tmp_path):
+    """The digest and the version come from the folder itself; a new weights file is a new digest. Running
+    bundles (per volume, by their own config) is tested in test_bundle.py."""
+    import torch
+
     bundle = tiny_bundle(tmp_path / "tiny_bundle")
-    reg = _registry(tmp_path, """
+    digest = sha256_tree(bundle)
+    reg = _registry(tmp_path, f"""
         models:
-          - {name: tiny, kind: monai_bundle, path: tiny_bundle, labels: {1: thing}}
+          - {{name: tiny, kind: monai_bundle, path: tiny_bundle, trusted: true, sha256: "{digest}"}}
+          - {{name: untrusted, kind: monai_bundle, path: tiny_bundle}}
         """)
-    (model,) = load_registry(reg)
-    assert model.ok and model.version == "0.1.0" and model.sha256 == sha256_tree(bundle)
-    expert = load_expert(model)
-    prob = expert.probabilities(np.random.default_rng(0).normal(size=(40, 52)).astype(np.float32))
-    assert prob.shape == (2, 40, 52) and np.allclose(prob.sum(axis=0), 1.0, atol=1e-4)
-    # new weights -> new digest (a model update even under the same version)
-    import torch
-
+    tiny, untrusted = load_registry(reg)
+    assert tiny.ok and tiny.version == "0.2.0" and tiny.sha256 == digest and tiny.trusted
+    assert not untrusted.ok and "refused" in untrusted.error and "trusted: true" in untrusted.error
+    with pytest.raises(ModelLoadError, match="refused"):
+        load_expert(untrusted)
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
-    state = {k: v + 0.01 for k, v in state.items()}
-    torch.save(state, bundle / "models" / "model.pt")
-    assert load_registry(reg)[0].sha256 != model.sha256
-
-
-def test_bundle_weights_holding_objects_are_refused(tmp_path):
-    """weights_only loading: a .pt that holds a pickled object (not tensors) fails with a clear error."""
-    import torch
-
-    bundle = tiny_bundle(tmp_path / "evil")
-    torch.save({"payload": Path("/etc/passwd")}, bundle / "models" / "model.pt")
-    (model,) = load_registry(_registry(tmp_path, "models:\n  - {name: evil, kind: monai_bundle, path: evil}\n"))
-    assert model.ok  # it resolves (a digest is just bytes) ...
-    with pytest.raises(ModelLoadError, match="cannot load"):
-        load_expert(model)  # ... but is never unpickled
+    torch.save({k: v + 0.01 for k, v in state.items()}, bundle / "models" / "model.pt")
+    changed, _ = load_registry(reg)  # new weights behind the pin: refused until the pin is updated
+    assert not changed.ok and "sha256 mismatch" in changed.error
 
 
 def test_registration_folder_and_tampering(tmp_path):

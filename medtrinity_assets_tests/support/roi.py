@@ -113,21 +113,100 @@ def tiny_torchscript(path: Path, bias: float = 0.0) -> Path:
     return path
 
 
-def tiny_bundle(folder: Path) -> Path:
-    """A real MONAI bundle folder: configs/metadata.json + inference.json (network_def) + models/model.pt."""
+def tiny_bundle(folder: Path, *, payload: str | None = None) -> Path:
+    """A real MONAI bundle folder in the Model Zoo layout (configs/metadata.json, configs/inference.json,
+    models/model.pt): a 3D network run by the bundle's own workflow -- LoadImaged, EnsureChannelFirstd,
+    Orientationd RAS, Spacingd 1.5 x 1.5 x 2.0 mm, ScaleIntensityRanged, a 3D SlidingWindowInferer
+    (32 x 32 x 16, overlap 0.25), Activationsd softmax, Invertd, AsDiscreted argmax, SaveImaged.
+
+    The network is a 3 x 3 x 3 convolution with set weights that reads scaled intensity: class 1 above
+    0.55 ("organ"), class 2 above 0.8 ("bright focus"), so what it finds is known. ``payload``: a
+    `$` expression added to the bundle's ``initialize`` list (what a hostile bundle would do)."""
     import torch
-    from monai.networks.nets import UNet
 
     (folder / "configs").mkdir(parents=True, exist_ok=True)
     (folder / "models").mkdir(parents=True, exist_ok=True)
-    net_def = {"_target_": "monai.networks.nets.UNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 2,
-               "channels": [4, 8], "strides": [2], "num_res_units": 0}
-    (folder / "configs" / "inference.json").write_text(json.dumps({"network_def": net_def}))
-    (folder / "configs" / "metadata.json").write_text(json.dumps({"version": "0.1.0", "name": "tiny"}))
-    torch.manual_seed(0)
-    net = UNet(spatial_dims=2, in_channels=1, out_channels=2, channels=(4, 8), strides=(2,), num_res_units=0)
+    meta = {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+        "version": "0.2.0", "monai_version": "1.6.1", "name": "tiny threshold segmenter (test)",
+        "network_data_format": {
+            "inputs": {"image": {"type": "image", "format": "hounsfield", "num_channels": 1,
+                                 "spatial_shape": [32, 32, 16], "dtype": "float32"}},
+            "outputs": {"pred": {"type": "image", "format": "segmentation", "num_channels": 3,
+                                 "spatial_shape": [32, 32, 16], "dtype": "float32",
+                                 "channel_def": {"0": "background", "1": "organ", "2": "bright focus"}}},
+        },
+    }
+    pre = [
+        {"_target_": "LoadImaged", "keys": "image"},
+        {"_target_": "EnsureChannelFirstd", "keys": "image"},
+        {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
+        {"_target_": "Spacingd", "keys": "image", "pixdim": [1.5, 1.5, 2.0], "mode": "bilinear"},
+        {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -200, "a_max": 300, "b_min": 0.0, "b_max": 1.0,
+         "clip": True},
+        {"_target_": "EnsureTyped", "keys": "image"},
+    ]
+    post = [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
+         "nearest_interp": False, "to_tensor": True},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir", "output_postfix": "seg",
+         "output_dtype": "$np.uint8", "resample": False, "separate_folder": False, "print_log": False},
+    ]
+    inference = {
+        "imports": ["$import glob", "$import numpy as np", "$import torch"],
+        "bundle_root": ".", "output_dir": "$@bundle_root + '/eval'", "dataset_dir": "/workspace/data",
+        "datalist": "$list(sorted(glob.glob(@dataset_dir + '/*.nii.gz')))",
+        "device": "$torch.device('cpu')",
+        "network_def": {"_target_": "torch.nn.Conv3d", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1},
+        "network": "$@network_def.to(@device)",
+        "preprocessing": {"_target_": "Compose", "transforms": pre},
+        "dataset": {"_target_": "Dataset", "data": "$[{'image': i} for i in @datalist]", "transform": "@preprocessing"},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False, "num_workers": 0},
+        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [32, 32, 16], "sw_batch_size": 2, "overlap": 0.25},
+        "postprocessing": {"_target_": "Compose", "transforms": post},
+        "handlers": [{"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
+                      "load_dict": {"model": "@network"}, "map_location": "cpu"}],
+        "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
+                      "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
+                      "val_handlers": "@handlers", "amp": False},
+        "initialize": ["$monai.utils.set_determinism(seed=0)"] + ([payload] if payload else []),
+        "run": ["$@evaluator.run()"],
+    }
+    (folder / "configs" / "metadata.json").write_text(json.dumps(meta, indent=1))
+    (folder / "configs" / "inference.json").write_text(json.dumps(inference, indent=1))
+    net = torch.nn.Conv3d(1, 3, kernel_size=3, padding=1)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([0.0, -0.55 * 30, -0.8 * 120]))
+        net.weight[1, 0, 1, 1, 1] = 30.0  # logit(organ) = 30 (x - 0.55)
+        net.weight[2, 0, 1, 1, 1] = 120.0  # logit(bright focus) = 120 (x - 0.8)
     torch.save(net.state_dict(), str(folder / "models" / "model.pt"))
     return folder
+
+
+def bundle_volume(path: Path, orientation: str = "RAS") -> Path:
+    """A CT-like NIfTI volume (40 x 48 x 20 voxels of 1.2 x 1.0 x 2.5 mm) with an off-centre 'organ' (120 HU)
+    holding a brighter focus (260 HU) near one end: asymmetric, so a flipped axis would show."""
+    import nibabel as nib
+
+    x, y, z = np.mgrid[0:40, 0:48, 0:20].astype(np.float32)
+    vol = np.full((40, 48, 20), -100.0, np.float32)
+    vol[((x - 14) / 9) ** 2 + ((y - 22) / 12) ** 2 + ((z - 9) / 6) ** 2 <= 1] = 120.0
+    vol[(x - 11) ** 2 + (y - 27) ** 2 + ((z - 11) * 2) ** 2 <= 9] = 260.0
+    vol += np.random.default_rng(0).normal(0, 5, vol.shape).astype(np.float32)
+    aff = np.diag([1.2, 1.0, 2.5, 1.0])
+    if orientation == "LPS":
+        vol = vol[::-1, ::-1, :].copy()
+        aff = np.diag([-1.2, -1.0, 2.5, 1.0])
+        aff[:3, 3] = [47.0, 47.0, 0.0]
+    img = nib.Nifti1Image(vol, aff)
+    img.set_qform(aff, code=1)
+    img.set_sform(aff, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))
+    return path
 
 
 def disk(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:

@@ -99,7 +99,8 @@ def _region(g: Grid, body: np.ndarray, lung: np.ndarray, bone: np.ndarray, air: 
         return RegionCall("extremity", evidence=f"{len(parts)} limb cross-sections, each around a central bone"), m
     if len(parts) == 1 and width_mm < 200 and not spine and _limb_like(parts[0], bone, g):
         return RegionCall("extremity", evidence="one limb cross-section around a central bone"), m
-    if width_mm < 170 and lung_share < 0.02 and skull_share < 0.1 and _airway_before_spine(air, bone, body, g):
+    neck_sized = width_mm < 160 and body_px * mm2 < 18000  # an adult neck: ~11-15 cm wide, 100-170 cm^2
+    if neck_sized and lung_share < 0.02 and skull_share < 0.1 and _airway_before_spine(air, bone, body, g):
         return RegionCall("neck", evidence="small cross-section with an airway in front of the spine, no lungs"), m
     if _pelvic_bone(bone, body, g):
         return RegionCall("pelvis", evidence="thick bone on both sides lateral to the spine"), m
