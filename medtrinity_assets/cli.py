@@ -54,11 +54,9 @@ def _prepare_env(config: Path, data_root: Path) -> None:
     os.environ["MEDTRINITY_CONFIG"] = str(config.resolve())
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(data_root.parent / ".dagster_home")
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    yaml_path = home / "dagster.yaml"
-    if not yaml_path.exists():
-        yaml_path.write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    from medtrinity_assets.dagster_home import prepare_home
+
+    prepare_home(Path(os.environ["DAGSTER_HOME"]))
 
 
 def stage_names() -> tuple[str, ...]:
@@ -153,6 +151,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     config = Path(args.config)
     _prepare_env(config, read_config(config).data_root)
+    from medtrinity_assets.dagster_home import fail_orphaned_runs, open_instance
+
+    orphaned = fail_orphaned_runs(open_instance())
+    if orphaned:
+        print(f"marked {len(orphaned)} run(s) failed whose process was gone (killed mid-way)", flush=True)
     repo = Path(__file__).resolve().parent.parent
     cmd = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", str(repo / "workspace.yaml")]
     bindir = Path(sys.executable).parent

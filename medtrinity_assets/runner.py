@@ -77,12 +77,12 @@ def plan_jobs(cfg, instance, defs, jobs, sources: list[str], stages: list[str] |
 def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list[str] | None = None,
                  quiet: bool = False) -> dict[str, Any]:
     """Launch every (selected) job for every (selected) source; returns a summary for people."""
-    from dagster import DagsterInstance
     from tqdm import tqdm
 
     from medtrinity_assets import definitions
     from medtrinity_assets.catalog import query, refresh_catalog
     from medtrinity_assets.config import load_config
+    from medtrinity_assets.dagster_home import fail_orphaned_runs, open_instance, process_tags, register_partitions
     from medtrinity_assets.jobs import JOBS
     from medtrinity_assets.partitions import SHARDS
     from medtrinity_assets.storage import DataLayout
@@ -99,12 +99,14 @@ def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list
         raise SystemExit(f"{config}: shards={cfg.shards} but the code location was loaded with {len(SHARDS)} shards")
     chosen_sources = [s.name for s in cfg.sources if not sources or s.name in sources]
 
-    instance = DagsterInstance.get()
-    for dim, names in (("source", [s.name for s in cfg.sources]), ("corpus", [c.name for c in cfg.corpora])):
-        have = set(instance.get_dynamic_partitions(dim))
-        new = [n for n in names if n not in have]
-        if new:
-            instance.add_dynamic_partitions(dim, new)
+    home = Path(os.environ["DAGSTER_HOME"])
+    instance = open_instance(home)
+    orphaned = fail_orphaned_runs(instance)
+    if orphaned and not quiet:
+        log.warning("marked %d run(s) failed whose process was gone: %s", len(orphaned), ", ".join(orphaned))
+    register_partitions(instance, home, {"source": [s.name for s in cfg.sources],
+                                         "corpus": [c.name for c in cfg.corpora]})
+    own_tags = process_tags()
 
     defs = definitions.defs
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -120,7 +122,7 @@ def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list
                 instance=instance,
                 partition_key=str(pk) if pk is not None else None,
                 asset_selection=planned.asset_keys,
-                tags=planned.tags_for(pk),
+                tags={**planned.tags_for(pk), **own_tags},
                 raise_on_error=False,
             )
             runs += 1
@@ -128,8 +130,8 @@ def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list
                 failed.append(f"{planned.name}[{pk or 'all'}] run {result.run_id}")
                 bar.write(f"FAILED {planned.name} [{pk or 'all'}]: see run {result.run_id} in the UI")
     refresh_catalog(layout)
-    return {"config": str(config), "data_root": str(cfg.data_root), "dagster_home": os.environ.get("DAGSTER_HOME"),
-            "runs": runs, "failed_runs": failed, **catalog_summary(layout, query)}
+    return {"config": str(config), "data_root": str(cfg.data_root), "dagster_home": str(home),
+            "runs": runs, "failed_runs": failed, "orphaned_runs_marked_failed": orphaned, **catalog_summary(layout, query)}
 
 
 def catalog_summary(layout, query) -> dict[str, Any]:
