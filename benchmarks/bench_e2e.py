@@ -51,18 +51,15 @@ def stages() -> tuple[str, ...]:
 
 
 def asset_stages(stage_list: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    """op name (what a step is called) -> (asset name, its CLI stage): the asset's group when the CLI names
-    its stages after the groups, else the runner's mapping."""
+    """op name (what a step is called) -> (asset name, its CLI stage = its asset group)."""
     from medtrinity_assets.definitions import defs
-    from medtrinity_assets.runner import stage_of
 
     graph = defs.resolve_asset_graph()
     out = {}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        asset = key.to_user_string()
-        group = node.group_name or ""
-        out[node.assets_def.node_def.name] = (asset, group if group in stage_list else stage_of(asset))
+        group = node.group_name or "other"
+        out[node.assets_def.node_def.name] = (key.to_user_string(), group if group in stage_list else "other")
     return out
 
 
@@ -280,9 +277,10 @@ def main(quick: bool = False) -> dict[str, Any]:
         m = {"slices": [small["slices"], slices],
              "images_peak_rss_mb": [small["stages"]["ingest"]["peak_rss_mb"], by_stage["ingest"]["peak_rss_mb"]],
              "rois_peak_rss_mb": [small["stages"]["rois"]["peak_rss_mb"], by_stage["rois"]["peak_rss_mb"]]}
+        m["size_ratio"] = round(slices / max(small["slices"], 1), 2)
         for key in ("images", "rois"):
             a, b = m[f"{key}_peak_rss_mb"]
-            m[f"{key}_peak_ratio_at_{round(slices / max(small['slices'], 1), 1)}x_slices"] = round(b / a, 3) if a else None
+            m[f"{key}_peak_ratio"] = round(b / a, 3) if a else None  # peak at the larger size / at the smaller
         result["memory"] = m
     result["projection_25m"] = project(result)
     result["load_average_1min"] = round(os.getloadavg()[0], 2)
