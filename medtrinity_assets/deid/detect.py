@@ -52,7 +52,7 @@ _INSTITUTION_WORDS = frozenset(
     "hospital hosp clinic clinics medical med center centre ctr university univ institute inst health healthcare "
     "infirmary imaging radiology hospitals klinik klinikum krankenhaus hopital ospedale".split()
 )
-_MIN_LEN = 3
+_MIN_LEN = 4  # shorter strings match by chance inside hashes and the bytes of embedded images
 
 
 def _dicom_date(value: str) -> bool:
@@ -94,7 +94,7 @@ def date_spellings(value: str) -> set[str]:
 def name_spellings(value: str) -> tuple[set[str], set[str]]:
     """(whole spellings, lone parts) of a DICOM PN value ``FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX``.
 
-    Lone parts exclude ordinary words and parts shorter than 3 letters."""
+    Lone parts are words of four or more letters that are not ordinary words."""
     parts = [p.strip() for p in value.split("^")]
     family, given = (parts + ["", ""])[:2]
     fam_words = family.split()
@@ -107,7 +107,7 @@ def name_spellings(value: str) -> tuple[set[str], set[str]]:
         for sep in ("_", "-", ".", ""):
             whole |= {f"{family}{sep}{given}".replace(" ", sep), f"{given}{sep}{family}".replace(" ", sep)}
     whole.add(value.strip("^"))
-    lone = {w for w in fam_words + giv_words if len(w) >= _MIN_LEN and not L.is_common_word(w)}
+    lone = {w for w in fam_words + giv_words if len(w) >= _MIN_LEN and w.isalpha() and not L.is_common_word(w)}
     return {w for w in whole if len(w) >= _MIN_LEN}, lone
 
 
@@ -126,7 +126,7 @@ class KnownValues:
         out = cls(public_words=frozenset(w.lower() for w in public_words))
         for raw in values:
             v = str(raw or "").strip()
-            if len(v) < _MIN_LEN or _placeholder(v) or v.lower() in _EMPTY_VALUES:
+            if len(v) < 3 or _placeholder(v) or v.lower() in _EMPTY_VALUES:
                 continue
             out.values.setdefault(classify_value(v), set()).add(v)
         return out

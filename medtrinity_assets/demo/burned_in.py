@@ -234,6 +234,6 @@ def write_source(folder: Path, n_phi: int = 8, n_clean: int = 4, seed: int = 141
     for k, s in enumerate(images):
         name = f"screen_{k:02d}.png"
         (folder / name).write_bytes(encode_png(s.image))
-        rows.append(f"{name},OT,,screen capture,screen_{k:02d}")
+        rows.append(f"{name},OT,,screen capture,case{k:02d}")  # the subject is not the file name (the reader scrubs it from paths)
     (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return images

@@ -53,6 +53,8 @@ def _hostile_sources(root: Path) -> Path:
                {"name": "photo_src", "format": "image_folder", "path": "photos", "labels_csv": "photos/labels.csv", "roi": "none"},
                {"name": "caption_src", "format": "captions", "path": "captions", "roi": "none"},
            ],
+           "rois": {"lesion_model": {"steps": 5, "train_indices": {"start": 0, "stop": 2},
+                                     "eval_indices": {"start": 1000, "stop": 1001}}},  # no source uses it: keep it cheap
            "knowledge": {"corpora": [{"name": "core", "format": "core", "path": str(Path(__file__).resolve().parents[2] / "data" / "knowledge")}]}}
     path = root / "sources.yaml"
     path.write_text(yaml.safe_dump(cfg))
