@@ -97,10 +97,12 @@ UNKNOWN_WORD_MAX_ZIPF = 2.5  # rarer than ~0.3 per million words: not an English
 
 
 def normalise_ocr_text(text: str) -> str:
-    """Undo what OCR does to burned-in text: ``~`` read for ``^``, and the space lost between words
-    of mixed case ("MaelisVantrell" -> "Maelis Vantrell")."""
+    """Undo what OCR does to burned-in text: ``~`` read for ``^``, the space lost between words of
+    mixed case ("MaelisVantrell" -> "Maelis Vantrell"), spaces read around the separators of a time
+    or a date ("05 :18: 00")."""
     text = re.sub(r"(?<=[A-Za-z])[~`\u02c6](?=[A-Za-z])", "^", text)
     text = re.sub(r"(?<=[A-Z]{2})\.(?=[A-Z][a-z])", ", ", text)  # "HADDAD.Ahmed": a comma read as a period
+    text = re.sub(r"(?<=\d) ?([:/.-]) ?(?=\d)", r"\1", text)  # "05 :18: 00" -> "05:18:00"
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
 
 
