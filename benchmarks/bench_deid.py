@@ -98,9 +98,10 @@ def run_engine(name: str, images, cross) -> dict:
     }
 
 
-def main(quick: bool = False, engines: tuple[str, ...] = ("rapidocr", "tesseract"), cross_only: bool = False) -> dict:
+def main(quick: bool = False, engines: tuple[str, ...] = ("rapidocr", "tesseract"), cross_only: bool | None = None) -> dict:
     """Each engine redacts the set and another installed engine cross-reads the result; with
-    ``cross_only`` only the first engine redacts (the others only cross-read)."""
+    ``cross_only`` (the default in quick mode) only the first engine redacts, the others only cross-read."""
+    cross_only = quick if cross_only is None else cross_only
     from medtrinity_assets.deid.ocr import get_engine
     from medtrinity_assets.demo.burned_in import make_set
 
@@ -129,4 +130,4 @@ if __name__ == "__main__":
     ap.add_argument("--engines", nargs="+", default=["rapidocr", "tesseract"])
     ap.add_argument("--cross-only", action="store_true", help="only the first engine redacts; the others cross-read")
     a = ap.parse_args()
-    print(json.dumps(main(a.quick, tuple(a.engines), a.cross_only), indent=1))
+    print(json.dumps(main(a.quick, tuple(a.engines), a.cross_only or None), indent=1))
