@@ -52,6 +52,7 @@ _INSTITUTION_WORDS = frozenset(
     "hospital hosp clinic clinics medical med center centre ctr university univ institute inst health healthcare "
     "infirmary imaging radiology hospitals klinik klinikum krankenhaus hopital ospedale".split()
 )
+RARE_ZIPF = 2.5  # rarer than ~0.3 per million words
 _MIN_LEN = 4  # shorter strings match by chance inside hashes and the bytes of embedded images
 
 
@@ -260,7 +261,11 @@ def _name_pair(a: str, b: str, comma: bool) -> bool:
     if sa and gb and not (ca and cb) and la not in dom:  # "FAMILY GIVEN" as devices print it
         return True
     # two uncommon words that both are census names
-    return (ga or sa) and (gb or sb) and not ca and not cb
+    if (ga or sa) and (gb or sb) and not ca and not cb:
+        return True
+    # two rare capitalised words (neither English nor domain): a name the census lists do not know
+    return (len(a) >= 4 and len(b) >= 4 and la not in dom and lb not in dom
+            and L.zipf(a) < RARE_ZIPF and L.zipf(b) < RARE_ZIPF)
 
 
 def find_phi(text: str, known: KnownValues | None = None, *, names: bool = True) -> list[Finding]:

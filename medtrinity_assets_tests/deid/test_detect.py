@@ -86,3 +86,9 @@ def test_ocr_lines_run_together_are_still_caught_and_overlays_kept():
     # the export verification keeps to header values and name/ID/date/time patterns
     strict = classify_boxes(boxes, None, unknown=False)
     assert 0 not in strict and {2, 3} <= set(strict)
+
+
+def test_two_rare_capitalised_words_are_a_name_but_eponyms_and_grades_are_not():
+    assert redact_text("lesion of Ysolde Quellmar")[0] == "lesion of [person name]"
+    for text in ("Hodgkin Lymphoma of the neck", "Bosniak IIF cyst", "Hashimoto Thyroiditis", "Crohn Disease"):
+        assert find_phi(text) == [], text
