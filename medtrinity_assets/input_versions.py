@@ -4,17 +4,22 @@ An asset that wants targeted reruns records, on every materialisation, the metad
 ``input_versions``: a flat mapping ``name -> version`` of exactly the inputs that partition used
 (``model:lesion_unet`` -> ``3@ab12..``, ``config:generator`` -> fingerprint, ...). A partition that
 used no expert model records no ``model:`` entry, so a model update never touches it. A sensor
-compares the recorded mapping with the current one (:func:`outdated_names`). Pure: no Dagster here.
+compares the recorded mapping with the current one (:func:`outdated_names`). The same fingerprints make
+the assets' code versions (:mod:`medtrinity_assets.code_versions`), so the UI's staleness and the
+sensors agree. Pure: no Dagster here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 INPUT_VERSIONS_KEY = "input_versions"
+
+log = logging.getLogger(__name__)
 
 
 def fingerprint(value: Any) -> str:
@@ -60,3 +65,25 @@ def parse_recorded(value: Any) -> dict[str, str]:
     if not isinstance(data, Mapping):
         return {}
     return {str(k): str(v) for k, v in data.items()}
+
+
+def rois_settings_version(cfg) -> dict[str, str]:
+    """Fingerprint of the settings that shape ROI rows (training settings excluded: they act through the model)."""
+    section = {k: v for k, v in cfg.rois.explicit().items() if k != "lesion_model"}
+    effective = cfg.rois.min_component_pixels or cfg.min_component_pixels  # the section overrides the top level
+    return config_versions({"rois": {**section, "min_component_pixels": effective}})
+
+
+def generator_versions(cfg, instance=None) -> dict[str, str]:
+    """The generator's identity as triplets record it: the ``generator`` settings (backend, model,
+    version, seed, ...) and the prompt template's hash (``prompt:<name>``). (``instance`` is unused: the
+    signature of a targeted-rerun sensor's current versions.)"""
+    from medtrinity_assets.generation.prompt import load_template
+
+    versions = config_versions({"generator": cfg.generator.explicit()})  # what the YAML sets
+    try:
+        template = load_template(cfg.generator.prompt)
+        versions[f"prompt:{template.name}"] = template.sha256[:16]
+    except Exception as exc:  # a missing template fails the triplets run itself, with its own message
+        log.warning("prompt template not readable (%s); comparing generator settings only", exc)
+    return versions

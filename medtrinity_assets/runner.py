@@ -2,10 +2,13 @@
 ``DAGSTER_HOME``.
 
 Each job of :data:`medtrinity_assets.jobs.JOBS` runs once per partition it needs (a model run, one run
-per corpus, per source, per source x shard, per shard, one card run), in the run process. Every run
-carries its job's name and the ``medtrinity/source`` / ``medtrinity/shard`` tags of its partition, so
-the runs show in the UI's Overview, Runs and Jobs pages exactly like runs launched there.
-``stages`` narrows each job to the assets of those stages (asset groups).
+per corpus, per source x shard, per shard, one card run), in the run process. A job whose assets all
+have a single-run backfill policy (``source_manifest_job``) runs its partitions as one batched run when
+they form a contiguous range (and falls back to one run per partition if the batch fails, so the
+failing source is named). Every run carries its job's name, the ``medtrinity/source`` /
+``medtrinity/shard`` tags of its partition, and the code location's repository label, so the runs show
+on the UI's Runs and Jobs pages like runs launched there. ``stages`` narrows each job to the assets of
+those stages (asset groups).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 LAUNCHED_BY_TAG = "medtrinity/launched_by"
+CODE_LOCATION = "medtrinity"  # the location name in workspace.yaml and pyproject.toml
+REPOSITORY_LABEL_TAG = ".dagster/repository"  # how the UI files a run under its code location's jobs
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 ONCE_ASSETS = ("lesion_model",)  # trained when never materialised; retraining is a deliberate model update
 
 
@@ -29,11 +35,26 @@ class PlannedJob:
     name: str
     asset_keys: list  # AssetKey, in the job's selection
     partitions: list[Any] = field(default_factory=lambda: [None])
+    batched: bool = False  # every asset has a single-run backfill policy
+
+    def launches(self, order: list[str]) -> list[list[Any]]:
+        """The partitions of each run: one batch when allowed and contiguous in ``order``, else one each."""
+        keys = [str(p) for p in self.partitions]
+        if self.batched and len(keys) > 1 and all(k in order for k in keys):
+            idx = sorted(order.index(k) for k in keys)
+            if idx == list(range(idx[0], idx[-1] + 1)):
+                return [sorted(self.partitions, key=lambda p: order.index(str(p)))]
+        return [[p] for p in self.partitions]
 
     def tags_for(self, partition) -> dict[str, str]:
         from medtrinity_assets.partitions import SOURCE, split_key
 
-        tags = {LAUNCHED_BY_TAG: "cli"}
+        tags = {LAUNCHED_BY_TAG: "cli", REPOSITORY_LABEL_TAG: f"__repository__@{CODE_LOCATION}"}
+        if isinstance(partition, list):  # a batch
+            first, last = str(partition[0]), str(partition[-1])
+            kind = {"source_manifest_job": SOURCE}.get(self.name, "partition")
+            return {**tags, f"medtrinity/{kind}": first if first == last else f"{first}...{last}",
+                    RANGE_START_TAG: first, RANGE_END_TAG: last}
         if partition is None:
             return tags
         dims = getattr(partition, "keys_by_dimension", None)
@@ -42,6 +63,13 @@ class PlannedJob:
             return {**tags, "medtrinity/source": source, "medtrinity/shard": shard}
         kind = {"source_manifest_job": SOURCE, "exports_job": "shard", "knowledge_job": "corpus"}.get(self.name)
         return {**tags, f"medtrinity/{kind}": str(partition)} if kind else tags
+
+
+class _MultiRun:
+    max_partitions_per_run = 1
+
+
+_MULTI = _MultiRun()
 
 
 def plan_jobs(cfg, instance, defs, jobs, sources: list[str], stages: list[str] | None) -> list[PlannedJob]:
@@ -69,9 +97,23 @@ def plan_jobs(cfg, instance, defs, jobs, sources: list[str], stages: list[str] |
             if AssetKey(once) in keys and instance.get_latest_materialization_event(AssetKey(once)) is not None:
                 keys.remove(AssetKey(once))
         parts = partitions_of.get(job.name, [None])
+        batched = all((graph.get(k).backfill_policy or _MULTI).max_partitions_per_run is None for k in keys)
         if keys and parts:
-            planned.append(PlannedJob(job.name, keys, parts))
+            planned.append(PlannedJob(job.name, keys, parts, batched=batched and parts != [None]))
     return planned
+
+
+def _launch(job_def, planned: PlannedJob, parts: list[Any], instance, run_config: dict, own_tags: dict[str, str]):
+    """One run of the named job: a single partition, or a batch as a partition range."""
+    single = parts[0] if len(parts) == 1 else None
+    return job_def.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        partition_key=str(single) if single is not None else None,
+        asset_selection=planned.asset_keys,
+        tags={**planned.tags_for(parts if len(parts) > 1 else single), **own_tags},
+        raise_on_error=False,
+    )
 
 
 def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list[str] | None = None,
@@ -112,23 +154,34 @@ def run_pipeline(config: Path, *, sources: list[str] | None = None, stages: list
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     failed: list[str] = []
     runs = 0
+    order = list(instance.get_dynamic_partitions("source"))
     for planned in plan_jobs(cfg, instance, defs, JOBS, chosen_sources, stages):
         job_def = defs.resolve_job_def(planned.name)
         label = f"{planned.name}: " + " + ".join(k.to_user_string() for k in planned.asset_keys)
-        bar = tqdm(planned.partitions, desc=label, unit="run", disable=quiet, leave=True)
-        for pk in bar:
-            result = job_def.execute_in_process(
-                run_config=run_config,
-                instance=instance,
-                partition_key=str(pk) if pk is not None else None,
-                asset_selection=planned.asset_keys,
-                tags={**planned.tags_for(pk), **own_tags},
-                raise_on_error=False,
-            )
+        bar = tqdm(total=len(planned.partitions), desc=label, unit="partition", disable=quiet, leave=True)
+
+        def launch(parts: list[Any], job_def=job_def, planned=planned):
+            return _launch(job_def, planned, parts, instance, run_config, own_tags)
+
+        for parts in planned.launches(order):
+            result = launch(parts)
             runs += 1
+            if not result.success and len(parts) > 1:  # a batch failed: run each partition alone to name the culprit
+                bar.write(f"batched run {result.run_id} of {planned.name} failed; running its {len(parts)} partitions one by one")
+                for p in parts:
+                    single = launch([p])
+                    runs += 1
+                    bar.update(1)
+                    if not single.success:
+                        failed.append(f"{planned.name}[{p}] run {single.run_id}")
+                        bar.write(f"FAILED {planned.name} [{p}]: see run {single.run_id} in the UI")
+                continue
+            bar.update(len(parts))
             if not result.success:
-                failed.append(f"{planned.name}[{pk or 'all'}] run {result.run_id}")
-                bar.write(f"FAILED {planned.name} [{pk or 'all'}]: see run {result.run_id} in the UI")
+                where = parts[0] if parts[0] is not None else "all"
+                failed.append(f"{planned.name}[{where}] run {result.run_id}")
+                bar.write(f"FAILED {planned.name} [{where}]: see run {result.run_id} in the UI")
+        bar.close()
     refresh_catalog(layout)
     return {"config": str(config), "data_root": str(cfg.data_root), "dagster_home": str(home),
             "runs": runs, "failed_runs": failed, "orphaned_runs_marked_failed": orphaned, **catalog_summary(layout, query)}

@@ -162,3 +162,37 @@ def test_no_private_dagster_imports_in_the_package():
     package = Path(__file__).resolve().parents[1] / "medtrinity_assets"
     offenders = [str(p.relative_to(package)) for p in package.rglob("*.py") if "dagster._" in p.read_text()]
     assert offenders == []
+
+
+def test_cli_runs_are_filed_under_the_code_location_the_ui_loads():
+    """The runner tags its runs with the repository label of the location in workspace.yaml/pyproject.toml."""
+    import tomllib
+
+    import yaml
+
+    from medtrinity_assets.runner import CODE_LOCATION
+
+    repo = Path(__file__).resolve().parents[1]
+    workspace = yaml.safe_load((repo / "workspace.yaml").read_text())
+    assert [e["python_module"]["location_name"] for e in workspace["load_from"]] == [CODE_LOCATION]
+    assert tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["dagster"]["code_location_name"] == CODE_LOCATION
+
+
+def test_code_versions_follow_exactly_the_settings_that_shape_each_asset(tmp_path):
+    """A prompt change moves the triplets' code version only; a rois setting the rois' only; the code
+    versions use the fingerprints the targeted-rerun sensors compare."""
+    from medtrinity_assets.code_versions import code_versions
+    from medtrinity_assets.config import read_config
+    from medtrinity_assets_tests.support.ops import write_tiny_sources
+
+    base = write_tiny_sources(tmp_path, n_sources=1)
+    text = base.read_text()
+    variants = {"base": text, "prompt": text + "generator: {prompt: description_v1, seed: 3}\n",
+                "rois": text + "rois: {min_component_pixels: 25}\n", "workers": text + "ingest: {workers: 1}\n"}
+    versions = {}
+    for name, body in variants.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(body)
+        versions[name] = code_versions(read_config(path))
+    changed = {name: sorted(k for k in versions["base"] if versions[name][k] != versions["base"][k]) for name in variants}
+    assert changed == {"base": [], "prompt": ["triplets"], "rois": ["rois"], "workers": []}

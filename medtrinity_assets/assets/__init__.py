@@ -6,9 +6,10 @@ the stage's sensors, and exposes them as ``defs``; :mod:`medtrinity_assets.defin
 
 import warnings
 
-from dagster import PreviewWarning
+from dagster import BetaWarning, PreviewWarning
 
 # Partitioned asset checks (one evaluation per source x shard, shown per partition in the UI) are a
 # Dagster "preview" feature in 1.13; we rely on them knowingly, so their notice is not repeated at
 # every import of the code location.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)

@@ -18,8 +18,6 @@ import functools
 from pathlib import Path
 
 from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckKey,
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
@@ -29,10 +27,11 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
-    asset_check,
 )
 
+from medtrinity_assets.assets.partition_checks import check_spec
 from medtrinity_assets.assets.triplets import EXPORT_GATING_CHECKS
+from medtrinity_assets.code_versions import code_version
 from medtrinity_assets.partitions import shard_partitions, source_shard_key, source_shard_to_shard
 from medtrinity_assets.resources import PipelineResource
 
@@ -54,10 +53,6 @@ def export_asset_key(fmt: str) -> AssetKey:
     return AssetKey(f"export_{fmt}")
 
 
-def gating_check_keys() -> list[AssetCheckKey]:
-    return [key for check in EXPORT_GATING_CHECKS for key in check.check_keys]
-
-
 def unverified_triplet_partitions(instance, layout, shard: str, sources: list[str]) -> list[str]:
     """'<why> <check> on <partition>' for every triplet partition of the shard (with a triplets table to
     export) whose gating checks did not pass on its latest materialisation, as Dagster recorded them."""
@@ -65,7 +60,7 @@ def unverified_triplet_partitions(instance, layout, shard: str, sources: list[st
                    if layout.table_path("triplets", {"source": s, "shard": shard}).exists())
     if not parts:
         return []
-    keys = gating_check_keys()
+    keys = list(EXPORT_GATING_CHECKS)
     try:
         infos = instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=parts)
     except Exception as exc:
@@ -90,11 +85,21 @@ def unverified_triplet_partitions(instance, layout, shard: str, sources: list[st
 def _make_export_asset(fmt: str, description: str):
     @asset(
         name=f"export_{fmt}",
+        code_version=code_version("exports"),
         partitions_def=shard_partitions,
         deps=[AssetDep("triplets", partition_mapping=source_shard_to_shard), AssetDep("near_duplicates")],
         group_name=STAGE,
         kinds={"python", "parquet" if fmt == "hf" else "json"},
         description=f"One shard's part of the {fmt} export (export_parts/{fmt}/<shard>/): " + description,
+        check_specs=[
+            check_spec(f"export_{fmt}", f"export_{fmt}_integrity",
+                       f"The {fmt} shard part's SHA256SUMS verifies and its files re-read with the format's reader.",
+                       blocking=True, partitions_def=shard_partitions),
+            check_spec(f"export_{fmt}", f"export_{fmt}_phi",
+                       f"No identifier of the inputs in any file of the {fmt} shard, and no identifier (header value, "
+                       "name, ID, date, time) readable by OCR in its images; reports kinds and file names only.",
+                       blocking=True, partitions_def=shard_partitions),
+        ],
     )
     def _export(context: AssetExecutionContext, pipeline: PipelineResource) -> MaterializeResult:
         from medtrinity_assets.export.build import export_part
@@ -134,7 +139,8 @@ def _make_export_asset(fmt: str, description: str):
                 "leaked_images_total": len(excl.leaks),
                 "duplicate_groups_total": len(excl.dedup.groups),
                 "seconds": round(res.seconds, 3),
-            }
+            },
+            check_results=export_part_checks(fmt, pipeline, shard),
         )
 
     return _export
@@ -149,7 +155,12 @@ EXPORT_ASSETS = [export_hf, export_llava, export_webdataset, export_coco, export
 
 
 @asset(
+    code_version=code_version("dataset_exports"),
     deps=[AssetDep(a.key) for a in EXPORT_ASSETS],
+    check_specs=[check_spec("dataset_exports", "dataset_exports_splits_and_readers",
+                            "Every split file of every format re-reads with its reader, every format folder's SHA256SUMS "
+                            "verifies, and no subject appears in two splits in any format (nor a record in another "
+                            "split's file).", blocking=True, partitions_def=None)],
     group_name=STAGE,
     kinds={"python", "json"},
     description="The dataset as users get it: every format's shard parts merged into per-split files "
@@ -187,7 +198,7 @@ def dataset_exports(context: AssetExecutionContext, pipeline: PipelineResource) 
         pairs = [json.loads(line) for f in sorted(vqa_folder.folder.glob("*.jsonl"))
                  for line in f.read_text(encoding="utf-8").splitlines() if line]
         meta["vqa/summary"] = MetadataValue.json(summarise(pairs))
-    return MaterializeResult(metadata={
+    return MaterializeResult(check_results=[dataset_exports_check(pipeline)], metadata={
         **meta,
         "categories": len(merged.categories.categories),
         "new_categories": MetadataValue.json(merged.new_categories),
@@ -198,7 +209,16 @@ def dataset_exports(context: AssetExecutionContext, pipeline: PipelineResource) 
 
 
 @asset(
+    code_version=code_version("dataset_card"),
     deps=[AssetDep("dataset_exports"), AssetDep("near_duplicates")],
+    check_specs=[
+        check_spec("dataset_card", "dataset_card_phi_scan",
+                   "PHI scan over every output file under data_root (tables, blobs, exports, card, catalog); the private "
+                   "path table is left out and reported as skipped.", blocking=True, partitions_def=None),
+        check_spec("dataset_card", "dataset_card_exports_sealed",
+                   "Every export format folder's SHA256SUMS verifies (the hf folder's covers the card).",
+                   blocking=True, partitions_def=None),
+    ],
     group_name=STAGE,
     kinds={"python", "markdown"},
     description="Dataset card (Hub YAML front matter, Markdown, PNG plots) at exports/hf/README.md and card/README.md: "
@@ -229,11 +249,12 @@ def dataset_card(context: AssetExecutionContext, pipeline: PipelineResource) -> 
             "dagster/row_count": result.stats.samples,
             **{f"quality/{k}": v for k, v in result.quality_numbers.items()},
             "contradiction_rate_by_source": MetadataValue.json(result.contradiction_by_source),
-        }
+        },
+        check_results=[card_phi_scan(pipeline), card_exports_sealed(pipeline)],
     )
 
 
-# ---- checks ----------------------------------------------------------------------------------------
+# ---- checks (computed with each materialisation, see assets/partition_checks.py) --------------------
 
 
 @functools.lru_cache(maxsize=4)
@@ -250,54 +271,31 @@ def identifiers(pipeline: PipelineResource) -> tuple[str, ...]:
     return _identifiers(str(path), path.stat().st_mtime if path.exists() else 0.0)
 
 
-def _make_export_checks(fmt: str):
-    key = export_asset_key(fmt)
+def export_part_checks(fmt: str, pipeline: PipelineResource, shard: str) -> list[AssetCheckResult]:
+    """The shard part's integrity (SHA256SUMS, read back with the format's reader) and PHI checks."""
+    from medtrinity_assets.export.build import part_dir
+    from medtrinity_assets.export.sha256sums import verify_sha256sums
+    from medtrinity_assets.quality.export_readers import read_back_part
+    from medtrinity_assets.quality.phi import check_export_shard
 
-    @asset_check(asset=key, name=f"export_{fmt}_integrity", partitions_def=shard_partitions, blocking=True,
-                 description=f"The {fmt} shard part's SHA256SUMS verifies and its files re-read with the format's reader.")
-    def _integrity(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-        from medtrinity_assets.export.build import part_dir
-        from medtrinity_assets.export.sha256sums import verify_sha256sums
-        from medtrinity_assets.quality.export_readers import read_back_part
-
-        folder = part_dir(pipeline.layout(), fmt, context.partition_key)
-        sums = verify_sha256sums(folder)
-        n, problems = read_back_part(fmt, folder, pipeline.layout().root) if sums.ok else (0, [])
-        return AssetCheckResult(
-            passed=sums.ok and not problems,
-            metadata={"files_verified": sums.verified, "files_listed": sums.listed,
-                      "mismatched": MetadataValue.json(sums.mismatched), "missing": MetadataValue.json(sums.missing),
-                      "unlisted": MetadataValue.json(sums.unlisted), "samples_read_back": n,
-                      "reader_problems": MetadataValue.json(problems[:20]), "error": sums.error},
-        )
-
-    @asset_check(asset=key, name=f"export_{fmt}_phi", partitions_def=shard_partitions, blocking=True,
-                 description=f"No identifier of the inputs in any file of the {fmt} shard, and no identifier "
-                             "(header value, name, ID, date, time) readable by OCR in its images; reports kinds "
-                             "and file names only.")
-    def _phi(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-        from medtrinity_assets.export.build import part_dir
-        from medtrinity_assets.quality.phi import check_export_shard
-
-        folder = part_dir(pipeline.layout(), fmt, context.partition_key)
-        res = check_export_shard(folder, pipeline.config(), pipeline.layout(), identifiers(pipeline), pipeline.salt(),
-                                 seed=context.partition_key)
-        return AssetCheckResult(passed=res.ok, metadata=res.metadata(), description=res.describe())
-
-    return [_integrity, _phi]
+    folder = part_dir(pipeline.layout(), fmt, shard)
+    sums = verify_sha256sums(folder)
+    n, problems = read_back_part(fmt, folder, pipeline.layout().root) if sums.ok else (0, [])
+    integrity = AssetCheckResult(
+        check_name=f"export_{fmt}_integrity",
+        passed=sums.ok and not problems,
+        metadata={"files_verified": sums.verified, "files_listed": sums.listed,
+                  "mismatched": MetadataValue.json(sums.mismatched), "missing": MetadataValue.json(sums.missing),
+                  "unlisted": MetadataValue.json(sums.unlisted), "samples_read_back": n,
+                  "reader_problems": MetadataValue.json(problems[:20]), "error": sums.error},
+    )
+    phi = check_export_shard(folder, pipeline.config(), pipeline.layout(), identifiers(pipeline), pipeline.salt(), seed=shard)
+    return [integrity, AssetCheckResult(check_name=f"export_{fmt}_phi", passed=phi.ok, metadata=phi.metadata(),
+                                        description=phi.describe())]
 
 
-EXPORT_CHECKS = [check for fmt in EXPORT_FORMATS for check in _make_export_checks(fmt)]
-
-
-# ---- dataset exports -----------------------------------------------------------------------------
-
-
-@asset_check(asset=dataset_exports, blocking=True,
-             description="Every split file of every format re-reads with its reader, every format folder's SHA256SUMS "
-                         "verifies, and no subject appears in two splits in any format (nor a record in another "
-                         "split's file).")
-def dataset_exports_splits_and_readers(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+def dataset_exports_check(pipeline: PipelineResource) -> AssetCheckResult:
+    """Every split file re-reads, every format folder verifies, no subject in two splits."""
     from medtrinity_assets.export.build import FORMATS, dataset_dir
     from medtrinity_assets.export.sha256sums import verify_sha256sums
     from medtrinity_assets.quality.export_readers import check_export_splits, read_back_dataset, split_membership
@@ -314,6 +312,7 @@ def dataset_exports_splits_and_readers(context: AssetCheckExecutionContext, pipe
         problems += [f"{fmt}: {p}" for p in found]
     rep = check_export_splits(split_membership(layout.exports))
     return AssetCheckResult(
+        check_name="dataset_exports_splits_and_readers",
         passed=bool(per_format) and rep.ok and not problems and not unsealed,
         metadata={"samples_per_split": MetadataValue.json(per_format),
                   "subjects_spanning_splits": rep.subjects_spanning_splits,
@@ -323,19 +322,15 @@ def dataset_exports_splits_and_readers(context: AssetCheckExecutionContext, pipe
     )
 
 
-# ---- dataset card --------------------------------------------------------------------------------
-
-
-@asset_check(asset=dataset_card, blocking=True,
-             description="PHI scan over every output file under data_root (tables, blobs, exports, card, catalog); "
-                         "the private path table is left out and reported as skipped.")
-def dataset_card_phi_scan(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+def card_phi_scan(pipeline: PipelineResource) -> AssetCheckResult:
+    """PHI scan over every output file under data_root (the private path table left out, reported as skipped)."""
     from medtrinity_assets.deid.report import dataset_summary
     from medtrinity_assets.quality.phi import public_words, scan_tree
 
     rep = scan_tree(pipeline.layout().root, identifiers(pipeline), public_words=public_words(pipeline.config()))
     redactions = dataset_summary(pipeline.layout())  # what ingest removed: pixels and free text, by kind
     return AssetCheckResult(
+        check_name="dataset_card_phi_scan",
         passed=rep.ok,
         metadata={"files_scanned": rep.files_scanned, "bytes_scanned": rep.bytes_scanned, "hits": rep.hits,
                   "hits_by_kind": MetadataValue.json(rep.hits_by_kind),
@@ -347,9 +342,8 @@ def dataset_card_phi_scan(context: AssetCheckExecutionContext, pipeline: Pipelin
     )
 
 
-@asset_check(asset=dataset_card, blocking=True,
-             description="Every export format folder's SHA256SUMS verifies (the hf folder's covers the card).")
-def dataset_card_exports_sealed(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+def card_exports_sealed(pipeline: PipelineResource) -> AssetCheckResult:
+    """Every export format folder's SHA256SUMS verifies (the hf folder's covers the card)."""
     from medtrinity_assets.export.build import FORMATS, dataset_dir
     from medtrinity_assets.export.sha256sums import verify_sha256sums
 
@@ -360,11 +354,9 @@ def dataset_card_exports_sealed(context: AssetCheckExecutionContext, pipeline: P
             rep = verify_sha256sums(folder)
             results[fmt] = "ok" if rep.ok else (rep.error or f"{len(rep.mismatched)} mismatched, "
                                                              f"{len(rep.missing)} missing, {len(rep.unlisted)} unlisted")
-    return AssetCheckResult(passed=bool(results) and all(v == "ok" for v in results.values()),
+    return AssetCheckResult(check_name="dataset_card_exports_sealed",
+                            passed=bool(results) and all(v == "ok" for v in results.values()),
                             metadata={"formats": MetadataValue.json(results)})
 
 
-defs = Definitions(
-    assets=[*EXPORT_ASSETS, dataset_exports, dataset_card],
-    asset_checks=[*EXPORT_CHECKS, dataset_exports_splits_and_readers, dataset_card_phi_scan, dataset_card_exports_sealed],
-)
+defs = Definitions(assets=[*EXPORT_ASSETS, dataset_exports, dataset_card])

@@ -8,11 +8,11 @@ sensors that turn new sources and rescanned manifests into runs.
 """
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    BackfillPolicy,
     Definitions,
     Failure,
     MaterializeResult,
@@ -22,12 +22,12 @@ from dagster import (
     SensorResult,
     SkipReason,
     asset,
-    asset_check,
     sensor,
 )
 
-from medtrinity_assets.assets.partition_checks import non_empty_result, partition_rows, schema_metadata, schema_result
+from medtrinity_assets.assets.partition_checks import check_spec, non_empty_check, schema_check, schema_metadata
 from medtrinity_assets.catalog import refresh_catalog
+from medtrinity_assets.code_versions import code_version
 from medtrinity_assets.config import source_path_problem
 from medtrinity_assets.deid.report import summarise_records
 from medtrinity_assets.ingest import build_images, build_manifest, count_by
@@ -51,6 +51,10 @@ STAGE = "ingest"
 
 @asset(
     partitions_def=source_partitions,
+    # A backfill of many sources runs as one run (a manifest is a cheap header scan, with no check and no
+    # data version of its own per partition): the run's fixed cost is paid once, not once per source.
+    backfill_policy=BackfillPolicy.single_run(),
+    code_version=code_version("source_manifest"),
     group_name=STAGE,
     kinds={"python", "parquet"},
     description="Every readable item of a source (headers only), with provenance and its shard; unreadable inputs go to quarantine.",
@@ -58,18 +62,17 @@ STAGE = "ingest"
 def source_manifest(context: AssetExecutionContext, pipeline: PipelineResource) -> MaterializeResult:
     cfg = pipeline.config()
     layout = pipeline.layout()
-    source = cfg.source(context.partition_key)
-    problem = source_path_problem(source)  # a missing folder is an error, not an empty source
-    if problem:
-        raise Failure(f"{cfg.config_path}: source '{source.name}' {problem}")
-    manifest, quarantine = build_manifest(source, salt=pipeline.salt(), shards=cfg.shards, layout=layout)
-    write_table(layout.table_path("manifest", {"source": source.name}), manifest)
-    write_table(layout.table_path("quarantine", {"source": source.name, "stage": "scan"}), quarantine)
-    refresh_catalog(layout)
-    for row in quarantine.to_pylist():
-        context.log.warning(f"quarantined {row['rel_path']}: {row['reason']}")
-    return MaterializeResult(
-        metadata={
+    sources = [cfg.source(name) for name in context.partition_keys]  # one source, or a batch of them
+    problems = [f"source '{s.name}' {p}" for s in sources if (p := source_path_problem(s))]
+    if problems:  # a missing folder is an error, not an empty source
+        raise Failure(f"{cfg.config_path}: " + "; ".join(problems))
+    for source in sources:
+        manifest, quarantine = build_manifest(source, salt=pipeline.salt(), shards=cfg.shards, layout=layout)
+        write_table(layout.table_path("manifest", {"source": source.name}), manifest)
+        write_table(layout.table_path("quarantine", {"source": source.name, "stage": "scan"}), quarantine)
+        for row in quarantine.to_pylist():
+            context.log.warning(f"quarantined {row['rel_path']}: {row['reason']}")
+        context.add_asset_metadata({
             "items": manifest.num_rows,
             "quarantined": quarantine.num_rows,
             "by_kind": count_by(manifest, "kind"),
@@ -79,13 +82,23 @@ def source_manifest(context: AssetExecutionContext, pipeline: PipelineResource) 
             "dagster/row_count": manifest.num_rows,
             "dagster/column_schema": schema_metadata(manifest),
             "preview": MetadataValue.md(markdown_preview(manifest, ["kind", "rel_path", "n_frames", "modality", "shard"])),
-        }
-    )
+        }, partition_key=source.name)
+    refresh_catalog(layout)
+    return MaterializeResult()
 
 
 @asset(
     partitions_def=source_shard_partitions,
     deps=[AssetDep(source_manifest, partition_mapping=source_to_source_shard)],
+    code_version=code_version("images"),
+    check_specs=[
+        check_spec("images", "images_schema", "The images partition has every column of IMAGE_SCHEMA with the right types.",
+                   blocking=True),
+        check_spec("images", "images_non_empty",
+                   "Warns when a source x shard partition holds no image (a shard with no subject of the source)."),
+        check_spec("images", "images_split",
+                   "Patient-level split: no subject in two splits, every split = deid.split_of(subject_key).", blocking=True),
+    ],
     group_name=STAGE,
     kinds={"python", "parquet"},
     description="One row per 2D image: slices of volumes and 2D inputs, windowed, resized, stored as content-addressed PNG.",
@@ -121,38 +134,23 @@ def images(context: AssetExecutionContext, pipeline: PipelineResource) -> Materi
     if sheet is not None:
         metadata["thumbnails"] = MetadataValue.path(str(sheet))
         metadata["thumbnails_preview"] = MetadataValue.md(inline_png_markdown(sheet, "thumbnails"))
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(metadata=metadata, check_results=image_checks(layout.table_path("images", part), result.table))
 
 
-# ---- checks ----------------------------------------------------------------------------------------
-
-
-@asset_check(asset=images, partitions_def=source_shard_partitions, blocking=True,
-             description="The images partition has every column of IMAGE_SCHEMA with the right types.")
-def images_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+def image_checks(path, table) -> list[AssetCheckResult]:
+    """The images partition's checks, from the table just written to ``path``."""
+    from medtrinity_assets.quality.splits import check_splits
     from medtrinity_assets.tables import IMAGE_SCHEMA
 
-    return schema_result(pipeline, "images", context.partition_key, IMAGE_SCHEMA)
-
-
-@asset_check(asset=images, partitions_def=source_shard_partitions,
-             description="Warns when a source x shard partition holds no image (a shard with no subject of the source).")
-def images_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    return non_empty_result(pipeline, "images", context.partition_key)
-
-
-@asset_check(asset=images, partitions_def=source_shard_partitions, blocking=True,
-             description="Patient-level split: no subject in two splits, every split = deid.split_of(subject_key).")
-def images_split(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.quality.splits import check_splits
-
-    rep = check_splits(partition_rows(pipeline, "images", context.partition_key, ["subject_key", "split"]))
-    return AssetCheckResult(
+    rep = check_splits(table.select(["subject_key", "split"]).to_pylist())
+    split = AssetCheckResult(
+        check_name="images_split",
         passed=rep.ok,
         metadata={"spanning_subjects": rep.spanning_subjects, "misassigned_images": rep.misassigned_images,
                   "unknown_split_images": rep.unknown_split_images, "missing_subject_images": rep.missing_subject_images,
                   **{f"images_{k}": v for k, v in rep.counts.items()}, **{f"subjects_{k}": v for k, v in rep.subjects.items()}},
     )
+    return [schema_check("images_schema", path, IMAGE_SCHEMA), non_empty_check("images_non_empty", table.num_rows), split]
 
 
 # ---- sensors ---------------------------------------------------------------------------------------
@@ -217,6 +215,5 @@ def manifest_followup_sensor(context: SensorEvaluationContext):
 
 defs = Definitions(
     assets=[source_manifest, images],
-    asset_checks=[images_schema, images_non_empty, images_split],
     sensors=[source_sync_sensor, manifest_followup_sensor],
 )

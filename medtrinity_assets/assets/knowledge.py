@@ -15,8 +15,6 @@ from pathlib import Path
 
 from dagster import (
     AllPartitionMapping,
-    AssetCheckExecutionContext,
-    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
@@ -30,13 +28,13 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     asset,
-    asset_check,
     observable_source_asset,
     sensor,
 )
 
-from medtrinity_assets.assets.partition_checks import non_empty_result, partition_rows, schema_result
+from medtrinity_assets.assets.partition_checks import check_spec, non_empty_check, schema_check
 from medtrinity_assets.catalog import refresh_catalog
+from medtrinity_assets.code_versions import code_version
 from medtrinity_assets.config import PipelineConfig
 from medtrinity_assets.jobs import knowledge_job
 from medtrinity_assets.knowledge.chunking import passage_batches, tokenizer_for
@@ -56,6 +54,7 @@ from medtrinity_assets.partitions import corpus_partitions, source_shard_partiti
 from medtrinity_assets.resources import EmbedderResource, PipelineResource
 from medtrinity_assets.sensors import default_sensor_status, targeted_rerun_sensor
 from medtrinity_assets.storage import read_table, write_table
+from medtrinity_assets.tables import RETRIEVED_PASSAGES_SCHEMA
 
 STAGE = "knowledge"
 RETRIEVED = "retrieved_passages"  # asset key and table name
@@ -76,6 +75,7 @@ with warnings.catch_warnings():  # observable source assets are marked beta; the
 
 
 @asset(
+    code_version=code_version("knowledge_corpus"),
     partitions_def=corpus_partitions,
     group_name=STAGE,
     kinds={"python", "parquet"},
@@ -118,6 +118,7 @@ def knowledge_corpus(context: AssetExecutionContext, pipeline: PipelineResource,
 
 
 @asset(
+    code_version=code_version("knowledge_index"),
     partitions_def=corpus_partitions,
     deps=[knowledge_corpus, knowledge_encoder],
     group_name=STAGE,
@@ -159,9 +160,16 @@ def knowledge_index(context: AssetExecutionContext, pipeline: PipelineResource,
 
 
 @asset(
+    code_version=code_version("retrieved_passages"),
     name=RETRIEVED,
     partitions_def=source_shard_partitions,
     deps=[AssetDep("images"), AssetDep("rois"), AssetDep(knowledge_index, partition_mapping=AllPartitionMapping())],
+    check_specs=[
+        check_spec(RETRIEVED, "retrieved_passages_schema",
+                   "The retrieved_passages partition has the columns the generator reads (RETRIEVED_PASSAGES_SCHEMA).",
+                   blocking=True),
+        check_spec(RETRIEVED, "retrieved_passages_non_empty", "Warns when a partition with images has no retrieved passages."),
+    ],
     group_name=STAGE,
     kinds={"python", "parquet"},
     description="Top-k knowledge passages per image, from a query built of modality, organ, labels and ROI facts.",
@@ -197,7 +205,11 @@ def retrieved_passages(context: AssetExecutionContext, pipeline: PipelineResourc
             "top_k": settings.top_k,
             "dagster/row_count": result.table.num_rows,
             "preview": MetadataValue.md(preview or "no samples in this partition"),
-        }
+        },
+        check_results=[
+            schema_check("retrieved_passages_schema", layout.table_path(RETRIEVED, part), RETRIEVED_PASSAGES_SCHEMA),
+            non_empty_check("retrieved_passages_non_empty", result.table.num_rows, expected=images.num_rows > 0),
+        ],
     )
 
 
@@ -246,26 +258,7 @@ encoder_change_sensor = targeted_rerun_sensor(
 )
 
 
-# ---- checks ----------------------------------------------------------------------------------------
-
-
-@asset_check(asset=retrieved_passages, partitions_def=source_shard_partitions, blocking=True,
-             description="The retrieved_passages partition has the columns the generator reads (RETRIEVED_PASSAGES_SCHEMA).")
-def retrieved_passages_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.tables import RETRIEVED_PASSAGES_SCHEMA
-
-    return schema_result(pipeline, RETRIEVED, context.partition_key, RETRIEVED_PASSAGES_SCHEMA)
-
-
-@asset_check(asset=retrieved_passages, partitions_def=source_shard_partitions,
-             description="Warns when a partition with images has no retrieved passages.")
-def retrieved_passages_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    n_images = len(partition_rows(pipeline, "images", context.partition_key, ["sample_id"]))
-    return non_empty_result(pipeline, RETRIEVED, context.partition_key, n_images > 0)
-
-
 defs = Definitions(
     assets=[knowledge_encoder, knowledge_corpus, knowledge_index, retrieved_passages],
-    asset_checks=[retrieved_passages_schema, retrieved_passages_non_empty],
     sensors=[knowledge_corpus_sensor, encoder_change_sensor],
 )

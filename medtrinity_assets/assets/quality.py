@@ -21,12 +21,14 @@ from dagster import (
     asset,
 )
 
+from medtrinity_assets.code_versions import code_version
 from medtrinity_assets.resources import PipelineResource
 
 STAGE = "quality"
 
 
 @asset(
+    code_version=code_version("near_duplicates"),
     deps=[AssetDep("images")],
     group_name=STAGE,
     kinds={"python", "parquet"},

@@ -16,7 +16,6 @@ import json
 
 import pyarrow as pa
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
@@ -26,12 +25,12 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
-    asset_check,
 )
 
-from medtrinity_assets.assets.partition_checks import non_empty_result, partition_rows, schema_result
+from medtrinity_assets.assets.partition_checks import check_spec, non_empty_check, schema_check
+from medtrinity_assets.code_versions import code_version
 from medtrinity_assets.executors import GPU_POOL, gpu_step_tags
-from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, config_versions, fingerprint
+from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, fingerprint, rois_settings_version
 from medtrinity_assets.partitions import source_shard_partitions, split_key
 from medtrinity_assets.resources import PipelineResource
 from medtrinity_assets.roi.registry import RegistryError, ResolvedModel, current_versions, load_registry
@@ -60,12 +59,6 @@ def precomputed_masks(source):
     return PrecomputedMasks.from_config(source.expert_masks)
 
 
-def rois_settings_version(cfg) -> dict[str, str]:
-    """Fingerprint of the settings that shape ROI rows (training settings excluded: they act through the model)."""
-    section = {k: v for k, v in cfg.rois.explicit().items() if k != "lesion_model"}
-    return config_versions({"rois": {**section, "min_component_pixels": cfg.min_component_pixels}})
-
-
 def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
     """What a rois partition is compared against: every model's version@digest and the rois settings."""
     masks = {}
@@ -77,6 +70,7 @@ def model_input_versions(cfg, layout: DataLayout) -> dict[str, str]:
 
 
 @asset(
+    code_version=code_version("lesion_model"),
     group_name=STAGE,
     kinds={"pytorch", "monai"},
     pool=GPU_POOL,
@@ -111,6 +105,7 @@ def lesion_model(context: AssetExecutionContext, pipeline: PipelineResource) -> 
 
 
 @asset(
+    code_version=code_version("expert_models"),
     deps=[lesion_model],
     group_name=STAGE,
     kinds={"yaml"},
@@ -147,8 +142,17 @@ def expert_models(context: AssetExecutionContext, pipeline: PipelineResource) ->
 
 
 @asset(
+    code_version=code_version("rois"),
     partitions_def=source_shard_partitions,
     deps=[AssetDep("images"), AssetDep(expert_models)],
+    check_specs=[
+        check_spec("rois", "rois_schema", "The rois partition has every column of ROI_SCHEMA with the right types.",
+                   blocking=True),
+        check_spec("rois", "rois_non_empty", "Warns when a partition with images has no ROI although its source is not "
+                   "`roi: none`."),
+        check_spec("rois", "rois_sanity", "Boxes inside [0,1]; masks decode, are non-empty, have the image's size and "
+                   "agree with their boxes.", blocking=True),
+    ],
     group_name=STAGE,
     kinds={"python", "parquet"},
     description="One row per ROI (every connected component): origin, model digest, confidence, COCO RLE mask, box, "
@@ -213,38 +217,24 @@ def rois(context: AssetExecutionContext, pipeline: PipelineResource) -> Material
 
         metadata["outlines"] = MetadataValue.path(str(sheet))
         metadata["outlines_preview"] = MetadataValue.md(inline_png_markdown(sheet, "ROI outlines"))
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(metadata=metadata,
+                             check_results=roi_checks(layout.table_path("rois", part), table, images, source.roi))
 
 
-# ---- checks ----------------------------------------------------------------------------------------
-
-
-@asset_check(asset=rois, partitions_def=source_shard_partitions, blocking=True,
-             description="The rois partition has every column of ROI_SCHEMA with the right types.")
-def rois_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    return schema_result(pipeline, "rois", context.partition_key, ROI_SCHEMA)
-
-
-@asset_check(asset=rois, partitions_def=source_shard_partitions,
-             description="Warns when a partition with images has no ROI although its source is not `roi: none`.")
-def rois_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    source, _ = split_key(context.partition_key)
-    n_images = len(partition_rows(pipeline, "images", context.partition_key, ["sample_id"]))
-    expected = pipeline.config().source(source).roi != "none" and n_images > 0
-    return non_empty_result(pipeline, "rois", context.partition_key, expected)
-
-
-@asset_check(asset=rois, partitions_def=source_shard_partitions, blocking=True,
-             description="Boxes inside [0,1]; masks decode, are non-empty, have the image's size and agree with their boxes.")
-def rois_sanity(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
+def roi_checks(path, table, images: list[dict], roi_mode: str) -> list[AssetCheckResult]:
+    """The rois partition's checks, from the table just written to ``path`` and the partition's images."""
     from medtrinity_assets.quality.roi_sanity import check_rois
 
-    sizes = {str(r["sample_id"]): (int(r["width"]), int(r["height"]))
-             for r in partition_rows(pipeline, "images", context.partition_key, ["sample_id", "width", "height"])}
-    rep = check_rois(partition_rows(pipeline, "rois", context.partition_key), sizes)
+    sizes = {str(r["sample_id"]): (int(r["width"]), int(r["height"])) for r in images}
+    rep = check_rois(table.to_pylist(), sizes)
     examples = (rep.bad_boxes + rep.empty_masks + rep.wrong_mask_size + rep.box_mask_mismatch
                 + rep.undecodable_masks + rep.missing_image)[:20]
-    return AssetCheckResult(passed=rep.ok, metadata={**rep.numbers(), "failing_roi_ids": MetadataValue.json(examples)})
+    return [
+        schema_check("rois_schema", path, ROI_SCHEMA),
+        non_empty_check("rois_non_empty", table.num_rows, expected=roi_mode != "none" and bool(images)),
+        AssetCheckResult(check_name="rois_sanity", passed=rep.ok,
+                         metadata={**rep.numbers(), "failing_roi_ids": MetadataValue.json(examples)}),
+    ]
 
 
 # ---- sensors ---------------------------------------------------------------------------------------
@@ -260,6 +250,5 @@ model_update_sensor = targeted_rerun_sensor(
 
 defs = Definitions(
     assets=[lesion_model, expert_models, rois],
-    asset_checks=[rois_schema, rois_non_empty, rois_sanity],
     sensors=[model_update_sensor],
 )

@@ -15,28 +15,25 @@ import hashlib
 import logging
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
-    DagsterInstance,
     DataVersion,
     Definitions,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
-    asset_check,
 )
 
-from medtrinity_assets.assets.partition_checks import non_empty_result, partition_rows, schema_result
+from medtrinity_assets.assets.partition_checks import check_spec, non_empty_check, schema_check
 from medtrinity_assets.catalog import refresh_catalog
-from medtrinity_assets.config import PipelineConfig
+from medtrinity_assets.code_versions import code_version
 from medtrinity_assets.generation.inputs import assemble, context_ids, load_passages
 from medtrinity_assets.generation.prompt import load_template
 from medtrinity_assets.generation.run import generate_rows
-from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, config_versions
+from medtrinity_assets.input_versions import INPUT_VERSIONS_KEY, generator_versions
 from medtrinity_assets.partitions import source_shard_partitions, split_key
 from medtrinity_assets.resources import GeneratorResource, PipelineResource
 from medtrinity_assets.sensors import targeted_rerun_sensor
@@ -47,11 +44,25 @@ STAGE = "triplets"
 log = logging.getLogger(__name__)
 
 
+TRIPLET_CHECK_SPECS = [
+    check_spec("triplets", "triplets_schema",
+               "TRIPLET_SCHEMA columns; every ok triplet has a description, every failed one a reason.", blocking=True),
+    check_spec("triplets", "triplets_non_empty", "Warns when a partition with images has no triplet."),
+    check_spec("triplets", "triplets_consistency",
+               "Text–fact consistency: share of triplets whose description or attributes contradict their facts; fails "
+               "above quality.max_contradiction_rate (and the exports of this shard refuse the partition).", blocking=True),
+]
+# The checks whose failure keeps a shard out of the exports (read by assets/exports.py): the blocking ones.
+EXPORT_GATING_CHECKS = [spec.key for spec in TRIPLET_CHECK_SPECS if spec.blocking]
+
+
 @asset(
+    code_version=code_version("triplets"),
     group_name=STAGE,
     kinds={"python", "parquet"},
     partitions_def=source_shard_partitions,
     deps=[AssetDep("images"), AssetDep("rois"), AssetDep("retrieved_passages")],
+    check_specs=TRIPLET_CHECK_SPECS,
     description="One image-ROI-description triplet per image: coarse caption, ROI facts, passages, five attributes, paragraph.",
 )
 def triplets(context: AssetExecutionContext, pipeline: PipelineResource, generator: GeneratorResource) -> MaterializeResult:
@@ -108,20 +119,45 @@ def triplets(context: AssetExecutionContext, pipeline: PipelineResource, generat
             "samples_markdown": MetadataValue.md(preview or "no successful triplet in this partition"),
         },
         data_version=DataVersion(f"{gen_id.rsplit('/', 1)[-1]}-{content.hexdigest()[:16]}"),
+        check_results=triplet_checks(layout.table_path("triplets", part), table,
+                                     rois.to_pylist() if rois is not None else [],  # fresh rows: assemble() may annotate
+                                     images.num_rows, cfg.quality.max_contradiction_rate),
     )
 
 
+def triplet_checks(path, table, roi_rows: list[dict], n_images: int, max_contradiction_rate: float) -> list[AssetCheckResult]:
+    """The triplets partition's checks, from the table just written to ``path`` and the partition's ROI rows.
+    The contradiction score is computed here, once; the exports read its recorded outcome."""
+    from medtrinity_assets.quality.consistency import score_rows
+    from medtrinity_assets.tables import TRIPLET_SCHEMA
 
-def generator_versions(cfg: PipelineConfig, instance: DagsterInstance | None = None) -> dict[str, str]:
-    """The generator's identity as triplets record it: the ``generator`` settings (backend, model,
-    version, seed, ...) and the prompt template's hash (``prompt:<name>``)."""
-    versions = config_versions({"generator": cfg.generator.explicit()})  # what the YAML sets
-    try:
-        template = load_template(cfg.generator.prompt)
-        versions[f"prompt:{template.name}"] = template.sha256[:16]
-    except Exception as exc:  # a missing template fails the triplets run itself, with its own message
-        log.warning("prompt template not readable (%s); comparing generator settings only", exc)
-    return versions
+    rows = table.to_pylist()
+    schema = schema_check("triplets_schema", path, TRIPLET_SCHEMA)
+    ok_without_text = sum(1 for r in rows if r.get("status") == "ok" and not (r.get("description") or "").strip())
+    failed_without_reason = sum(1 for r in rows if r.get("status") != "ok" and not (r.get("failure_reason") or "").strip())
+    schema = AssetCheckResult(
+        check_name="triplets_schema", passed=schema.passed and not ok_without_text and not failed_without_reason,
+        metadata={**schema.metadata, "ok_without_description": ok_without_text, "failed_without_reason": failed_without_reason,
+                  "failed_triplets": sum(1 for r in rows if r.get("status") != "ok")},
+    )
+    rois: dict[str, list] = {}
+    for r in roi_rows:
+        if (r.get("status") or "ok") == "ok":
+            rois.setdefault(str(r["sample_id"]), []).append(r)
+    score = score_rows(rows, rois)
+    passed = score.contradiction_rate <= max_contradiction_rate
+    consistency = AssetCheckResult(
+        check_name="triplets_consistency",
+        passed=passed,
+        metadata={"contradiction_rate": round(score.contradiction_rate, 4), "max_contradiction_rate": max_contradiction_rate,
+                  "scored": score.scored, "flagged": score.flagged,
+                  **{f"issues/{k}": v for k, v in score.by_kind.items()},
+                  "examples": MetadataValue.json(dict(list(score.per_triplet.items())[:10]))},
+        description=None if passed else
+        f"{score.flagged}/{score.scored} triplets contradict their facts; this shard will not be exported",
+    )
+    return [schema, non_empty_check("triplets_non_empty", len(rows), expected=n_images > 0), consistency]
+
 
 
 generator_change_sensor = targeted_rerun_sensor(
@@ -130,61 +166,7 @@ generator_change_sensor = targeted_rerun_sensor(
 )
 
 
-# ---- checks ----------------------------------------------------------------------------------------
-
-
-@asset_check(asset=triplets, partitions_def=source_shard_partitions, blocking=True,
-             description="TRIPLET_SCHEMA columns; every ok triplet has a description, every failed one a reason.")
-def triplets_schema(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.tables import TRIPLET_SCHEMA
-
-    res = schema_result(pipeline, "triplets", context.partition_key, TRIPLET_SCHEMA)
-    rows = partition_rows(pipeline, "triplets", context.partition_key, ["status", "description", "failure_reason"])
-    ok_without_text = sum(1 for r in rows if r.get("status") == "ok" and not (r.get("description") or "").strip())
-    failed_without_reason = sum(1 for r in rows if r.get("status") != "ok" and not (r.get("failure_reason") or "").strip())
-    failed = sum(1 for r in rows if r.get("status") != "ok")
-    meta = {**res.metadata, "ok_without_description": ok_without_text, "failed_without_reason": failed_without_reason,
-            "failed_triplets": failed}
-    return AssetCheckResult(passed=res.passed and not ok_without_text and not failed_without_reason, metadata=meta)
-
-
-@asset_check(asset=triplets, partitions_def=source_shard_partitions,
-             description="Warns when a partition with images has no triplet.")
-def triplets_non_empty(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    n_images = len(partition_rows(pipeline, "images", context.partition_key, ["sample_id"]))
-    return non_empty_result(pipeline, "triplets", context.partition_key, n_images > 0)
-
-
-@asset_check(asset=triplets, partitions_def=source_shard_partitions, blocking=True,
-             description="Text–fact consistency: share of triplets whose description or attributes contradict their "
-                         "facts; fails above quality.max_contradiction_rate (blocks the exports of this shard).")
-def triplets_consistency(context: AssetCheckExecutionContext, pipeline: PipelineResource) -> AssetCheckResult:
-    from medtrinity_assets.quality.consistency import score_rows
-
-    rows = partition_rows(pipeline, "triplets", context.partition_key)
-    rois: dict[str, list] = {}
-    for r in partition_rows(pipeline, "rois", context.partition_key):
-        if (r.get("status") or "ok") == "ok":
-            rois.setdefault(str(r["sample_id"]), []).append(r)
-    score = score_rows(rows, rois)
-    limit = pipeline.config().quality.max_contradiction_rate
-    examples = dict(list(score.per_triplet.items())[:10])
-    return AssetCheckResult(
-        passed=score.contradiction_rate <= limit,
-        metadata={"contradiction_rate": round(score.contradiction_rate, 4), "max_contradiction_rate": limit,
-                  "scored": score.scored, "flagged": score.flagged,
-                  **{f"issues/{k}": v for k, v in score.by_kind.items()},
-                  "examples": MetadataValue.json(examples)},
-        description=None if score.contradiction_rate <= limit else
-        f"{score.flagged}/{score.scored} triplets contradict their facts; this shard will not be exported",
-    )
-
-
-# The checks whose failure keeps a shard out of the exports (read by assets/exports.py).
-EXPORT_GATING_CHECKS = [triplets_schema, triplets_consistency]
-
 defs = Definitions(
     assets=[triplets],
-    asset_checks=[triplets_schema, triplets_non_empty, triplets_consistency],
     sensors=[generator_change_sensor],
 )

@@ -9,19 +9,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, MaterializeResult, asset, materialize
 
-from medtrinity_assets.assets.exports import (
-    EXPORT_CHECKS,
-    dataset_card,
-    dataset_card_exports_sealed,
-    dataset_card_phi_scan,
-    dataset_exports,
-    dataset_exports_splits_and_readers,
-    export_coco,
-    export_hf,
-    export_vqa,
-)
+from medtrinity_assets.assets.exports import dataset_card, dataset_exports, export_coco, export_hf, export_vqa
 from medtrinity_assets.assets.quality import near_duplicates
-from medtrinity_assets.assets.triplets import triplets_consistency, triplets_schema
+from medtrinity_assets.assets.triplets import TRIPLET_CHECK_SPECS, triplet_checks
 from medtrinity_assets.export.build import part_dir
 from medtrinity_assets.partitions import source_shard_key, source_shard_partitions
 from medtrinity_assets.resources import PipelineResource
@@ -31,14 +21,11 @@ from medtrinity_assets_tests.support.quality import GOOD_DESCRIPTION, sample_set
 SOURCES = ["src_a", "src_b"]
 
 
-def export_checks(fmt: str) -> list:
-    return [c for c in EXPORT_CHECKS if next(iter(c.check_keys)).name.startswith(f"export_{fmt}_")]
+def _stub_triplets(layout: DataLayout, corrupt: set[str], with_checks: bool = True):
+    """Stands in for the generation stage: writes the partition's tables, corrupting some sources, and
+    reports the real triplet checks with the materialisation (or none, ``with_checks=False``)."""
 
-
-def _stub_triplets(layout: DataLayout, corrupt: set[str]):
-    """Stands in for the generation stage: writes the partition's tables, corrupting some sources."""
-
-    @asset(name="triplets", partitions_def=source_shard_partitions)
+    @asset(name="triplets", partitions_def=source_shard_partitions, check_specs=TRIPLET_CHECK_SPECS if with_checks else None)
     def triplets(context) -> MaterializeResult:
         source = context.partition_key.keys_by_dimension["source"]
         shard = context.partition_key.keys_by_dimension["shard"]
@@ -48,7 +35,13 @@ def _stub_triplets(layout: DataLayout, corrupt: set[str]):
                 bad = GOOD_DESCRIPTION.replace("left", "right").replace("CT", "MRI")
                 trips[i] = triplet_row(images[i], [rois[i]], description=bad)
         write_partition(layout, source, shard, images, rois, trips)
-        return MaterializeResult(metadata={"rows": len(trips)})
+        if not with_checks:
+            return MaterializeResult(metadata={"rows": len(trips)})
+        path = layout.table_path("triplets", {"source": source, "shard": shard})
+        from medtrinity_assets.storage import read_table
+
+        return MaterializeResult(metadata={"rows": len(trips)},
+                                 check_results=triplet_checks(path, read_table(path), rois, len(images), 0.1))
 
     return triplets
 
@@ -68,7 +61,7 @@ def _materialize_triplets(layout, instance, resources, corrupt: set[str]):
     stub = _stub_triplets(layout, corrupt)
     results = {}
     for source in SOURCES:
-        res = materialize([stub, triplets_schema, triplets_consistency],
+        res = materialize([stub],
                           partition_key=source_shard_key(source, "s00"), instance=instance, resources=resources,
                           raise_on_error=False)
         results[source] = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
@@ -79,7 +72,7 @@ def _materialize_triplets(layout, instance, resources, corrupt: set[str]):
 def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     instance, resources, layout = env
     checks_run = _materialize_triplets(layout, instance, resources, corrupt={"src_b"})
-    assert checks_run["src_a"] == {"triplets_schema": True, "triplets_consistency": True}
+    assert checks_run["src_a"] == {"triplets_schema": True, "triplets_non_empty": True, "triplets_consistency": True}
     assert checks_run["src_b"]["triplets_consistency"] is False
     assert materialize([near_duplicates], instance=instance, resources=resources).success
     res = materialize([export_hf], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
@@ -92,7 +85,7 @@ def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     # regenerate the broken shard: the check passes and the export goes through
     checks_run = _materialize_triplets(layout, instance, resources, corrupt=set())
     assert all(checks_run["src_b"].values())
-    res = materialize([export_hf, *export_checks("hf")], partition_key="s00",
+    res = materialize([export_hf], partition_key="s00",
                       instance=instance, resources=resources)
     assert res.success
     evals = {e.check_name: e for e in res.get_asset_check_evaluations()}
@@ -102,7 +95,7 @@ def test_blocking_check_stops_the_export_of_a_broken_shard(env):
     assert meta["samples"].value == 8
 
     # triplets rematerialised without their checks: the passed evaluation no longer covers them
-    assert materialize([_stub_triplets(layout, set())], partition_key=source_shard_key("src_a", "s00"),
+    assert materialize([_stub_triplets(layout, set(), with_checks=False)], partition_key=source_shard_key("src_a", "s00"),
                        instance=instance, resources=resources).success
     res = materialize([export_hf], partition_key="s00", instance=instance, resources=resources, raise_on_error=False)
     assert not res.success
@@ -149,8 +142,7 @@ def test_dataset_card_renders_with_plots(env, monkeypatch):
     monkeypatch.setattr("medtrinity_assets.quality.near_duplicates.find_leaks", recomputed)
     for a in (export_hf, export_vqa):
         assert materialize([a], partition_key="s00", instance=instance, resources=resources).success
-    res = materialize([dataset_exports, dataset_exports_splits_and_readers, dataset_card,
-                       dataset_card_phi_scan, dataset_card_exports_sealed],
+    res = materialize([dataset_exports, dataset_card],
                       instance=instance, resources=resources)
     assert res.success
     merged = res.asset_materializations_for_node("dataset_exports")[0].metadata
