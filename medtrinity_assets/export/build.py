@@ -2,7 +2,8 @@
 
 A part is what the Dagster partition ``export_<format>[shard]`` writes: the shard's samples in that
 format, per split, sealed with ``SHA256SUMS`` in ``<data_root>/export_parts/<format>/<shard>/`` with a
-``part.json`` manifest (samples per split, the ROI labels used, the images the records point at).
+``part.json`` manifest (samples per split, the ROI labels used, the images the records point at, which
+sit beside them as hard links to the blobs).
 Parts are not the dataset: :mod:`medtrinity_assets.export.merge` turns them into the per-split files
 under ``<data_root>/exports/<format>/`` that users read. Dropping what must not ship (failed
 triplets, evaluation-set leaks, non-representative near-duplicates) happens here, from the
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from medtrinity_assets.export import coco, hf_parquet, llava, vqa, webdataset
 from medtrinity_assets.export.categories import labels_of
+from medtrinity_assets.export.images import place_all
 from medtrinity_assets.export.samples import ExportSample, Selection, select_samples
 from medtrinity_assets.export.shard_inputs import load_shard
 from medtrinity_assets.export.staging import staged_dir
@@ -114,8 +116,12 @@ def export_part(layout: DataLayout, fmt: str, shard: str, sources: Iterable[str]
     t0 = time.perf_counter()
     samples, sel, present = shard_samples(layout, shard, sources, excl, embed_images=fmt in EMBEDDED_IMAGES)
     final = part_dir(layout, fmt, shard)
+    manifest = part_manifest(fmt, shard, samples)
     with staged_dir(final) as tmp:
         files = PART_WRITERS[fmt](samples, tmp, shard)
-        atomic_write_text(tmp / PART_MANIFEST, json.dumps(part_manifest(fmt, shard, samples), indent=1, sort_keys=True))
+        # the images beside the records, as hard links to the blobs: a part is complete on its own (its checks
+        # re-read and OCR it like the dataset folder) and costs no image bytes
+        place_all({rel: layout.resolve(blob) for rel, blob in manifest["images"].items()}, tmp)
+        atomic_write_text(tmp / PART_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return PartExport(fmt=fmt, shard=shard, folder=final, selection=sel, files=files, sources=present,
                       seconds=time.perf_counter() - t0)

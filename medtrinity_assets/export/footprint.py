@@ -50,6 +50,7 @@ def footprint(data_root: Path) -> dict[str, Any]:
         "image_bytes_on_disk": sum(image_files.values()),
         "image_bytes_also_in_blobs": sum(v for k, v in image_files.items() if k in blobs),
         "part_bytes_on_disk": sum(part_files.values()),
+        "part_bytes_not_in_blobs": sum(v for k, v in part_files.items() if k not in blobs),
         "bytes_only_the_exports_hold": sum(own.values()),  # exports + parts, files shared with blobs not counted
         "by_format": {f.name: sum(_on_disk(_files(f)).values()) for f in sorted((root / "exports").iterdir())
                       if f.is_dir()} if (root / "exports").is_dir() else {},

@@ -96,13 +96,16 @@ def _tar_problems(files: list[Path]) -> tuple[int, list[str]]:
 
 
 def read_back_part(fmt: str, folder: Path, data_root: Path) -> tuple[int, list[str]]:
-    """(samples read, problems) for one shard's part; loose-file formats point at blobs under ``data_root``."""
+    """(samples read, problems) for one shard's part; a loose-file format's images sit beside its records
+    (hard links to the blobs under ``data_root``)."""
     folder = Path(folder)
     manifest = json.loads((folder / "part.json").read_text(encoding="utf-8"))
     problems: list[str] = []
     for rel, blob in manifest.get("images", {}).items():
-        if not (Path(data_root) / blob).is_file():
-            problems.append(f"image {rel}: blob {blob} missing")
+        if not (folder / rel).is_file():
+            problems.append(f"image {rel} missing")
+        elif not (Path(data_root) / blob).is_file():
+            problems.append(f"image {rel}: blob {blob} missing (the dataset merge links from the blobs)")
     if fmt == "hf":
         n, more = _hf_problems(sorted(folder.glob("*.parquet")))
     elif fmt == "webdataset":

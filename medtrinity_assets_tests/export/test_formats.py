@@ -47,7 +47,9 @@ def test_part_holds_one_shard_per_split_and_drops_failed_triplets(tmp_path: Path
     assert manifest["labels"] == {"tumour": "finding"} and manifest["images"] == {}  # hf embeds its images
     llava = export_part(layout, "llava", "s00", ["src_a"], excl)
     assert read_back_part("llava", llava.folder, layout.root) == (4, [])
-    assert all(layout.resolve(blob).is_file() for blob in json.loads((llava.folder / "part.json").read_text())["images"].values())
+    images = json.loads((llava.folder / "part.json").read_text())["images"]
+    assert len(images) == 4 and all((llava.folder / rel).stat().st_ino == layout.resolve(blob).stat().st_ino
+                                    for rel, blob in images.items())  # beside the records, as links to the blobs
 
 
 def test_merge_writes_per_split_files_with_the_split_in_every_record(layout: DataLayout):
