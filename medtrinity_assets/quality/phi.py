@@ -2,8 +2,8 @@
 
 Identifiers come from the readers' ``ItemRef.identifiers`` (patient names and IDs, accession numbers
 ... seen in headers and paths) or from a list the caller gives. Text files, JSON, Parquet (string and
-binary columns decoded, nested values walked), tar members and raw bytes of images (PNG text chunks)
-are searched. The report holds counts, kinds and file names only: the identifiers themselves are never
+binary columns decoded, nested values walked), tar members and the text chunks of PNG images are
+searched (an image's pixels are OCR's job: its compressed bytes hold short identifiers by chance). The report holds counts, kinds and file names only: the identifiers themselves are never
 written anywhere.
 
 Strict and usable at once: whole values are found anywhere in their usual spellings (a person name as
@@ -98,13 +98,65 @@ def _parquet_chunks(data: bytes) -> Iterator[bytes]:
         yield v
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt", b"eXIf")
+
+
+def png_text(data: bytes) -> Iterator[bytes]:
+    """The text a PNG carries (tEXt, zTXt, iTXt, eXIf chunks), decompressed; never its pixel stream: a short
+    identifier ("CT1") turns up by chance in compressed IDAT bytes, and the pixels are read by OCR instead."""
+    import zlib
+
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind not in PNG_TEXT_CHUNKS:
+            continue
+        if kind == b"zTXt":
+            keyword, _, rest = body.partition(b"\0")
+            yield keyword
+            try:
+                yield zlib.decompress(rest[1:])
+            except zlib.error:
+                yield rest
+        elif kind == b"iTXt":
+            keyword, _, rest = body.partition(b"\0")
+            compressed, rest = rest[:1] == b"\x01", rest[2:]
+            lang, _, rest = rest.partition(b"\0")
+            translated, _, text = rest.partition(b"\0")
+            yield from (keyword, lang, translated)
+            try:
+                yield zlib.decompress(text) if compressed else text
+            except zlib.error:
+                yield text
+        else:
+            yield body
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _binary(data: bytes) -> Iterator[bytes]:
+    """What of a binary payload can hold text: a PNG's text chunks, a NumPy file's header (its body is numbers,
+    whose bytes spell short names by chance), anything else whole."""
+    if data.startswith(PNG_SIGNATURE):
+        yield from png_text(data)
+    elif data.startswith(NPY_MAGIC) and len(data) >= 10:
+        size = 2 if data[6] == 1 else 4
+        yield data[:8 + size + int.from_bytes(data[8:8 + size], "little")]
+    else:
+        yield data
+
+
 def _walk(value: Any) -> Iterator[bytes]:
     if value is None:
         return
     if isinstance(value, str):
         yield value.encode("utf-8")
     elif isinstance(value, (bytes, bytearray)):
-        yield bytes(value)
+        yield from _binary(bytes(value))
     elif isinstance(value, dict):
         for k, v in value.items():
             yield str(k).encode("utf-8")
@@ -128,7 +180,7 @@ def _chunks_of(name: str, data: bytes) -> Iterator[bytes]:
                     if fh is not None:
                         yield from _chunks_of(member.name, fh.read())
     else:
-        yield data  # text, JSON, PNG (tEXt chunks), NumPy: raw bytes
+        yield from _binary(data)  # text and JSON whole; PNG: its text chunks; NumPy: its header
 
 
 def scan_file(path: Path, patterns: dict[str, re.Pattern[bytes]], display_name: str | None = None) -> tuple[dict[str, int], int]:

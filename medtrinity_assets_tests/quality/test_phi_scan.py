@@ -48,3 +48,38 @@ def test_failure_says_which_kind_and_where_never_the_value(tmp_path):
     blob = json.dumps({**rep.__dict__, "message": message})
     for secret in ("778812", "2004", "MARY", "Rose", "White"):
         assert secret.lower() not in blob.lower(), secret
+
+
+def _png_with(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    import struct
+    import zlib
+
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, body in chunks:
+        out += struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return out
+
+
+def test_png_text_is_searched_and_its_pixel_stream_is_not(tmp_path):
+    import zlib
+
+    ihdr = (1).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    by_chance = _png_with([(b"IHDR", ihdr), (b"IDAT", b"\x9c\x1ect1\xc6R"), (b"IEND", b"")])  # "ct1" in compressed pixels
+    names = ["COMPRESSEDSAMPLES^CT1"]
+    for name, png in (("image.png", by_chance),):
+        (tmp_path / "clean").mkdir(exist_ok=True)
+        (tmp_path / "clean" / name).write_bytes(png)
+    pq.write_table(pa.table({"image": [{"bytes": by_chance, "path": "a.png"}]}), tmp_path / "clean" / "t.parquet")
+    import numpy as np
+
+    values = np.frombuffer(b"xxct1xxx" * 4, dtype=np.float32)  # physical values whose bytes spell "ct1"
+    np.save(tmp_path / "clean" / "values.npy", values)
+    assert b"ct1" in (tmp_path / "clean" / "values.npy").read_bytes()
+    assert scan_tree(tmp_path / "clean", names).ok
+    for i, chunk in enumerate([(b"tEXt", b"Comment\0Patient CT1"), (b"zTXt", b"Comment\0\0" + zlib.compress(b"CT1")),
+                               (b"iTXt", b"Author\0\0\0en\0\0COMPRESSEDSAMPLES^CT1")]):
+        folder = tmp_path / f"bad{i}"
+        folder.mkdir()
+        (folder / "image.png").write_bytes(_png_with([(b"IHDR", ihdr), chunk, (b"IEND", b"")]))
+        rep = scan_tree(folder, names)
+        assert not rep.ok and rep.files_with_hits == ["image.png"], chunk[0]
