@@ -396,8 +396,8 @@ class ImageContext:
             h, w = self.shape
             body = self.body
             if body is not None and body.any():
-                ys, xs = np.nonzero(body)
-                x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+                rows, cols = np.flatnonzero(body.any(axis=1)), np.flatnonzero(body.any(axis=0))
+                x0, x1, y0, y1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
                 self._cache["frame"] = ((x0 + x1) / 2, (y0 + y1) / 2, float(x1 - x0), float(y1 - y0))
             else:
                 self._cache["frame"] = (w / 2, h / 2, float(w), float(h))

@@ -42,3 +42,15 @@ def test_phantom_levels_lung_bases_of_an_abdominal_series_are_lower_chest():
     regions = {z: ct.analyse(ph.volume_hu[z], ph.spacing[1], "abdomen").region for z in (5, 15, 25, 40, 46)}
     assert all(regions[z].region == "abdomen" for z in (5, 15, 25)), regions
     assert all(regions[z].region == "chest" and regions[z].detail == "lower chest" for z in (40, 46)), regions
+
+
+def test_body_frame_keeps_the_image_grid_on_any_size():
+    rng = np.random.default_rng(0)
+    for shape, px in (((509, 511), 0.75), ((77, 130), 0.4), ((64, 64), 1.5)):
+        values = np.full(shape, -1000.0, np.float32)
+        yy, xx = np.ogrid[: shape[0], : shape[1]]
+        body = ((yy - shape[0] / 2) / (0.4 * shape[0])) ** 2 + ((xx - shape[1] / 2) / (0.4 * shape[1])) ** 2 <= 1
+        values[body] = 40 + rng.normal(0, 10, int(body.sum()))
+        found = ct.body_mask(values, px, grid_mm=3.0)
+        assert found.shape == shape
+        assert 2 * (found & body).sum() / (found.sum() + body.sum()) > 0.9

@@ -46,7 +46,7 @@ def body_mask_coarse(v: np.ndarray, g: Grid) -> np.ndarray:
 def body_mask(values: np.ndarray, px_mm: float = 1.0, grid_mm: float = 1.5) -> np.ndarray:
     """The body on the image grid, found on a ``grid_mm`` grid (the reference frame of every CT ROI)."""
     g = Grid.for_image(values.shape, px_mm, target_mm=grid_mm)
-    return g.up(body_mask_coarse(g.down(values), g))
+    return g.up(body_mask_coarse(g.down(values, mean=grid_mm <= 1.5), g))
 
 
 def _skull(bone: np.ndarray, body: np.ndarray, smooth: np.ndarray, g: Grid) -> tuple[np.ndarray, float]:

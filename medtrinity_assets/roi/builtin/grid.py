@@ -45,14 +45,20 @@ class Grid:
         """An area in coarse pixels."""
         return mm2 / (self.coarse_mm * self.coarse_mm)
 
-    def down(self, values: np.ndarray) -> np.ndarray:
-        """Block mean (edges padded by repetition), float32."""
+    def down(self, values: np.ndarray, mean: bool = True) -> np.ndarray:
+        """Block mean (edges padded by repetition), float32; ``mean=False``: every ``factor``-th pixel (for a
+        threshold hundreds of units from the tissue it separates, e.g. the body at -500 HU, a sample will do)."""
         v = np.asarray(values, dtype=np.float32)
         f = self.factor
         if f == 1:
             return v
         h, w = v.shape[:2]
         ph, pw = (-h) % f, (-w) % f
+        if not mean:  # the middle pixel of each block (the last, partial block: its last pixel)
+            o = f // 2
+            rows = np.minimum(np.arange(o, h + ph, f), h - 1)
+            cols = np.minimum(np.arange(o, w + pw, f), w - 1)
+            return v[rows[:, None], cols[None, :]]
         if ph or pw:
             v = np.pad(v, ((0, ph), (0, pw)) + ((0, 0),) * (v.ndim - 2), mode="edge")
         H, W = v.shape[0] // f, v.shape[1] // f
