@@ -2,8 +2,12 @@
 are, how long an end-to-end run takes, and what 25M images would cost.
 
 - ``dagster``: an empty partitioned asset materialised per partition on a persistent (SQLite) temp
-  instance = Dagster's own cost per partition run; then the real ``images`` asset per source x shard
-  partition against a bare ``build_images`` call over the same inputs (same process, same run).
+  instance = Dagster's own cost per partition run; then the real ``images`` asset (with its checks) per
+  source x shard partition at two partition sizes against a bare ``build_images`` call over the same
+  inputs (same process, same run): the fixed cost per run, the per-image cost, and from them the
+  overhead share at the default partition size (``DEFAULT_IMAGES_PER_PARTITION``). Also: a source x
+  shard run's fixed cost with its 13 checks as separate steps vs reported with their asset, and
+  ``source_manifest`` as one run per source vs one batched run (its single-run backfill policy).
 - ``incremental``: K sources x shards partitions of a three-stage graph whose middle stage records the
   expert models it used (as ``rois`` does); one model is bumped; the project's targeted-rerun sensor
   is evaluated as the daemon would and its requests are executed. Ratio = partitions recomputed /
@@ -61,6 +65,94 @@ def _tiny_sources(root: Path, n_sources: int, images_per_source: int, shards: in
 # ---------------------------------------------------------------------------------- Dagster overhead
 
 
+DEFAULT_IMAGES_PER_PARTITION = 5000  # the partition size the 25M projection assumes (sources x 4 shards)
+
+
+def _median_ms(times: list[float]) -> float:
+    return round(1000 * statistics.median(times), 1)
+
+
+def bench_steps(instance, n_partitions: int) -> dict[str, Any]:
+    """A source x shard run's fixed cost with its 13 checks as separate steps (as the checks were) and as
+    checks reported with their asset's materialisation (as they are): 4 trivial assets either way."""
+    from dagster import (
+        AssetCheckResult,
+        AssetCheckSpec,
+        Definitions,
+        MaterializeResult,
+        StaticPartitionsDefinition,
+        asset,
+        asset_check,
+        define_asset_job,
+    )
+
+    parts = StaticPartitionsDefinition([f"p{i:03d}" for i in range(n_partitions + 1)])
+    per_asset = [3, 3, 2, 5]  # checks of images, rois, retrieved_passages, triplets (as shipped)
+
+    def make_stage(name: str, n: int, inline: bool, prev):
+        specs = [AssetCheckSpec(f"c{j}", asset=name, partitions_def=parts) for j in range(n)] if inline else None
+
+        @asset(name=name, partitions_def=parts, deps=[prev] if prev else [], check_specs=specs)
+        def stage():
+            results = [AssetCheckResult(check_name=f"c{j}", passed=True) for j in range(n)] if inline else None
+            return MaterializeResult(metadata={"rows": 1}, check_results=results)
+
+        checks = []
+        for j in range(0 if inline else n):
+            @asset_check(asset=stage, name=f"c{j}", partitions_def=parts)
+            def check():
+                return AssetCheckResult(passed=True)
+
+            checks.append(check)
+        return stage, checks
+
+    def graph(inline: bool):
+        assets, checks, prev = [], [], None
+        for i, n in enumerate(per_asset):
+            stage, stage_checks = make_stage(f"{'in' if inline else 'sep'}_{i}", n, inline, prev)
+            assets.append(stage)
+            checks += stage_checks
+            prev = stage
+        job = define_asset_job(f"{'in' if inline else 'sep'}_job", partitions_def=parts)
+        return Definitions(assets=assets, asset_checks=checks, jobs=[job]).resolve_job_def(job.name)
+
+    out = {}
+    for label, inline in (("checks_as_steps", False), ("checks_with_materialisation", True)):
+        job = graph(inline)
+        job.execute_in_process(instance=instance, partition_key="p000")  # warm-up
+        times = []
+        for key in parts.get_partition_keys()[1:]:
+            t = time.perf_counter()
+            assert job.execute_in_process(instance=instance, partition_key=key).success
+            times.append(time.perf_counter() - t)
+        out[f"{label}_ms_per_run"] = _median_ms(times)
+    out["steps_per_run"] = {"checks_as_steps": len(per_asset) + sum(per_asset), "checks_with_materialisation": len(per_asset)}
+    out["fixed_cost_ratio"] = round(out["checks_with_materialisation_ms_per_run"] / out["checks_as_steps_ms_per_run"], 3)
+    return out
+
+
+def bench_batching(instance, cfg_path: Path, cfg) -> dict[str, Any]:
+    """``source_manifest`` (single-run backfill policy): one run per source against one batched run."""
+    from dagster import materialize
+
+    from medtrinity_assets.assets.ingest import source_manifest
+    from medtrinity_assets.resources import PipelineResource
+
+    res = {"pipeline": PipelineResource(config_path=str(cfg_path))}
+    names = [s.name for s in cfg.sources]
+    t = time.perf_counter()
+    for name in names:
+        assert materialize([source_manifest], partition_key=name, instance=instance, resources=res).success
+    per_source_s = time.perf_counter() - t
+    t = time.perf_counter()
+    batched = materialize([source_manifest], instance=instance, resources=res,
+                          tags={"dagster/asset_partition_range_start": names[0], "dagster/asset_partition_range_end": names[-1]})
+    batched_s = time.perf_counter() - t
+    assert batched.success and len(batched.asset_materializations_for_node("source_manifest")) == len(names)
+    return {"sources": len(names), "one_run_per_source_s": round(per_source_s, 2), "one_batched_run_s": round(batched_s, 2),
+            "batched_over_per_source": round(batched_s / per_source_s, 3)}
+
+
 def bench_dagster(quick: bool) -> dict[str, Any]:
     from dagster import DagsterInstance, MaterializeResult, StaticPartitionsDefinition, asset, materialize
 
@@ -78,6 +170,7 @@ def bench_dagster(quick: bool) -> dict[str, Any]:
     def empty_asset():
         return MaterializeResult(metadata={"rows": 0})
 
+    sizes = (12, 60) if quick else (12, 240)  # images per source x shard partition
     with tempfile.TemporaryDirectory(prefix="bench_ops_") as tmp, DagsterInstance.local_temp(tempfile.mkdtemp(dir=tmp)) as instance:
         materialize([empty_asset], partition_key="p000", instance=instance)  # warm-up
         empty_times = []
@@ -86,42 +179,58 @@ def bench_dagster(quick: bool) -> dict[str, Any]:
             assert materialize([empty_asset], partition_key=key, instance=instance).success
             empty_times.append(time.perf_counter() - t)
 
-        n_sources, per_source, shards = (2, 24, 2) if quick else (4, 60, 2)
-        cfg_path = _tiny_sources(Path(tmp) / "src", n_sources, per_source, shards)
-        cfg = load_config(cfg_path)
-        res = {"pipeline": PipelineResource(config_path=str(cfg_path))}
-        instance.add_dynamic_partitions("source", [s.name for s in cfg.sources])
-        for s in cfg.sources:
-            assert materialize([source_manifest, images], selection=[source_manifest], partition_key=s.name,
-                               instance=instance, resources=res).success
-        run_times, bare_times, n_images = [], [], 0
-        bare_layout = DataLayout(Path(tmp) / "bare")
-        for s in cfg.sources:
-            for i in range(shards):
-                shard = f"s{i:02d}"
-                t = time.perf_counter()
-                n_images += build_images(cfg, s, shard, bare_layout, salt="bench-ops").slices
-                bare_times.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                assert materialize([source_manifest, images], selection=[images], partition_key=source_shard_key(s.name, shard),
+        by_size: dict[int, dict[str, float]] = {}
+        for size in sizes:
+            n_sources, shards = 2, 2
+            cfg_path = _tiny_sources(Path(tmp) / f"src_{size}", n_sources, size * shards, shards)
+            cfg = load_config(cfg_path)
+            res = {"pipeline": PipelineResource(config_path=str(cfg_path))}
+            instance.add_dynamic_partitions("source", [s.name for s in cfg.sources if s.name not in
+                                                       instance.get_dynamic_partitions("source")])
+            for s in cfg.sources:
+                assert materialize([source_manifest, images], selection=[source_manifest], partition_key=s.name,
                                    instance=instance, resources=res).success
-                run_times.append(time.perf_counter() - t)
-    run_s, bare_s = sum(run_times), sum(bare_times)
-    empty_s = statistics.median(empty_times)
-    bare_per_image = bare_s / max(n_images, 1)
+            run_times, bare_times, n_images = [], [], 0
+            bare_layout = DataLayout(Path(tmp) / f"bare_{size}")
+            for s in cfg.sources:
+                for i in range(shards):
+                    shard = f"s{i:02d}"
+                    t = time.perf_counter()
+                    n_images += build_images(cfg, s, shard, bare_layout, salt="bench-ops").slices
+                    bare_times.append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    assert materialize([source_manifest, images], selection=[images],
+                                       partition_key=source_shard_key(s.name, shard), instance=instance, resources=res).success
+                    run_times.append(time.perf_counter() - t)
+            by_size[size] = {"images": n_images, "runs": len(run_times), "run_s": sum(run_times), "bare_s": sum(bare_times)}
+        batching = bench_batching(instance, cfg_path, cfg)
+        steps = bench_steps(instance, 4 if quick else 12)
+
+    small, large = by_size[sizes[0]], by_size[sizes[-1]]
+    # per run: fixed Dagster cost = run - bare at the small size (the images asset also writes its Parquet,
+    # catalog and preview); per image: the bare work at the larger size; both measured in this process
+    fixed_s = max((small["run_s"] - small["bare_s"]) / small["runs"], 0.0)  # at the small size the work is least noisy
+    per_image_s = large["bare_s"] / max(large["images"], 1)
+    share_at_default = fixed_s / (fixed_s + DEFAULT_IMAGES_PER_PARTITION * per_image_s)
     return {
         "empty_runs": len(empty_times),
-        "empty_run_ms_per_partition": round(1000 * statistics.median(empty_times), 1),
-        "empty_run_ms_p90": round(1000 * sorted(empty_times)[int(0.9 * (len(empty_times) - 1))], 1),
-        "work_partitions": len(run_times),
-        "work_images": n_images,
-        "images_run_ms_per_partition": round(1000 * run_s / len(run_times), 1),
-        "bare_build_images_ms_per_partition": round(1000 * bare_s / len(bare_times), 1),
-        "overhead_fraction_of_work_run": round((run_s - bare_s) / run_s, 3),
-        "work_run_vs_bare_ratio": round(bare_s / run_s, 3),
-        "images_per_partition_for_5pct_overhead": int(empty_s / (0.05 * bare_per_image)) + 1,
+        "empty_run_ms_per_partition": _median_ms(empty_times),
+        "work_partitions": small["runs"] + large["runs"],
+        "images_per_partition_measured": list(sizes),
+        "overhead_fraction_of_work_run": round((small["run_s"] - small["bare_s"]) / small["run_s"], 3),
+        "overhead_fraction_at_larger_partition": round((large["run_s"] - large["bare_s"]) / large["run_s"], 3),
+        "work_run_vs_bare_ratio": round(small["bare_s"] / small["run_s"], 3),
+        "fixed_cost_per_partition_run_ms": round(1000 * fixed_s, 1),
+        "bare_ms_per_image": round(1000 * per_image_s, 2),
+        "default_images_per_partition": DEFAULT_IMAGES_PER_PARTITION,
+        "overhead_fraction_at_default_partition_size": round(share_at_default, 4),
+        "images_per_partition_for_5pct_overhead": int(fixed_s / (0.05 * per_image_s)) + 1,
+        "checks": steps,
+        "batched_manifests": batching,
         "load_average_1min": round(os.getloadavg()[0], 2),
-        "note": "empty = Dagster alone; work run = images asset (+ its Parquet, catalog and preview) vs bare build_images",
+        "note": "empty = Dagster alone; work run = images asset (+ its checks, Parquet, catalog and preview) vs bare "
+                "build_images; the share at the default partition size extrapolates the measured fixed cost per run "
+                "and the measured per-image cost (images stage, the cheapest per image, so an upper bound)",
     }
 
 
@@ -286,12 +395,13 @@ def _get(results: dict, bench: str, path: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def project_25m(results: dict[str, Any], images: float = 25e6, images_per_partition: int = 5000) -> dict[str, Any]:
+def project_25m(results: dict[str, Any], images: float = 25e6,
+                images_per_partition: int = DEFAULT_IMAGES_PER_PARTITION) -> dict[str, Any]:
     """CPU core-hours and GPU-hours for ``images`` 2D images from the measured per-core figures.
 
     Each stage's seconds per image on one core: ingest (slices/s of one process), ROI facts (ROIs per
     CPU-second x ROIs per image), retrieval (batched end-to-end queries/s, one query per image),
-    grounded triplets (per CPU-second), Dagster (empty-run cost x 4 source x shard assets per partition).
+    grounded triplets (per CPU-second), Dagster (the measured fixed cost of a partition run x 4 source x shard assets per partition).
     Wall-clock figures of one process count as one core (pessimistic on a loaded machine)."""
     per_image: dict[str, float] = {}
     ingest = _get(results, "ingest", "pipeline_slices_per_s")
@@ -307,8 +417,11 @@ def project_25m(results: dict[str, Any], images: float = 25e6, images_per_partit
     trip = _get(results, "generation", "grounded.partition_path_triplets_per_cpu_s")
     if trip:
         per_image["grounded_triplets"] = 1 / trip
+    fixed_ms = _get(results, "ops", "dagster.fixed_cost_per_partition_run_ms")
     empty_ms = _get(results, "ops", "dagster.empty_run_ms_per_partition")
-    if empty_ms:
+    if fixed_ms:  # one source x shard run (4 assets, checks with them) per partition
+        per_image["dagster"] = 4 * (fixed_ms / 1000) / images_per_partition
+    elif empty_ms:
         per_image["dagster"] = 4 * (empty_ms / 1000) / images_per_partition
     cpu_hours = {k: round(images * v / 3600, 1) for k, v in per_image.items()}
     a = GPU_ASSUMPTIONS

@@ -9,6 +9,7 @@ and review the diff in the commit.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,23 @@ def test_code_versions_follow_exactly_the_settings_that_shape_each_asset(tmp_pat
         versions[name] = code_versions(read_config(path))
     changed = {name: sorted(k for k in versions["base"] if versions[name][k] != versions["base"][k]) for name in variants}
     assert changed == {"base": [], "prompt": ["triplets"], "rois": ["rois"], "workers": []}
+
+
+def test_editing_the_prompt_template_moves_only_the_triplets_code_version(tmp_path, monkeypatch):
+    import medtrinity_assets.generation.prompt as prompt
+    from medtrinity_assets.code_versions import code_versions
+    from medtrinity_assets.config import read_config
+    from medtrinity_assets_tests.support.ops import write_tiny_sources
+
+    cfg = read_config(write_tiny_sources(tmp_path, n_sources=1))
+    before = code_versions(cfg)
+    edited = tmp_path / "prompts"
+    shutil.copytree(prompt.PROMPTS_DIR, edited)
+    (edited / "description_v1.txt").write_text((edited / "description_v1.txt").read_text() + "\nBe brief.\n")
+    monkeypatch.setattr(prompt, "PROMPTS_DIR", edited)
+    prompt.load_template.cache_clear()  # templates are cached per process; a reloaded code location reads anew
+    try:
+        after = code_versions(cfg)
+    finally:
+        prompt.load_template.cache_clear()
+    assert sorted(k for k in before if before[k] != after[k]) == ["triplets"]
