@@ -285,6 +285,9 @@ def _modality_questions(c: Candidates, s: ExportSample) -> None:
 
 
 def _region_questions(c: Candidates, s: ExportSample) -> None:
+    m = vocab.modality(s.modality)
+    if m is not None and m.code in vocab.PHOTOGRAPHIC:
+        return  # a slide or a photograph shows tissue or a surface, not a body region ("abdomen" for a colon biopsy)
     region = _region_of(s)
     if not region:
         return

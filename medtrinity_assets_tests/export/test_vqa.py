@@ -112,6 +112,14 @@ def test_no_answer_sits_in_its_question_and_articles_are_right():
     assert answer_in_question("How does the hyperdense lesion appear?", "hyperdense")
 
 
+def test_no_body_region_is_asked_of_a_slide_or_a_photograph():
+    slide = ExportSample(id="h1", image_bytes=b"", image_sha256="", width=64, height=64, caption="", modality="HISTOLOGY",
+                         organ="colon", split="train")
+    types = {i["type"] for i in candidates(slide).items}
+    assert "modality" in types and "body_region" not in types
+    assert "body_region" in {i["type"] for i in candidates(_sample(), KNOWN).items}
+
+
 def test_absence_and_counts_need_ground_truth():
     expert = candidates(_sample(origin="expert:lesion_seg@1"), KNOWN)
     presence = [i for i in expert.items if i["type"] == "presence"]
