@@ -272,6 +272,19 @@ def test_files_are_checked_at_load(tmp_path):
     fails("sources:\n  - {name: ct, format: nifti, path: one.nii}\n", "source 'ct' field 'path'", "is a file")
     fails("sources:\n  - {name: ct, format: nifti, path: images, labels: nolabels}\n", "field 'labels'")
     fails("sources:\n  - {name: ct, format: nifti, path: images, labels_csv: no.csv}\n", "field 'labels_csv'")
+    fails("sources:\n  - {name: ct, format: nifti, path: images, roi: expert,\n"
+          "     expert_masks: {name: ts, version: '1', path: masks, labels: totalsegmentator}}\n",
+          "source 'ct' field 'expert_masks.path'")
+    (tmp_path / "masks").mkdir()
+    fails("sources:\n  - {name: ct, format: nifti, path: images, roi: expert,\n"
+          "     expert_masks: {name: ts, version: '1', path: masks, labels: labels.json}}\n",
+          "source 'ct' field 'expert_masks.labels'", "labels.json does not exist")
+    (tmp_path / "labels.json").write_text('{"1": "liver"}')
+    for labels, read in (("labels.json", tmp_path / "labels.json"), ("TotalSegmentator", "totalsegmentator"),
+                         ("{1: liver}", {1: "liver"})):  # the word is not a file name beside the YAML
+        cfg = load_config(_write(tmp_path, "sources:\n  - {name: ct, format: nifti, path: images, roi: expert,\n"
+                                           f"     expert_masks: {{name: ts, version: '1', path: masks, labels: {labels}}}}}\n"))
+        assert cfg.sources[0].expert_masks.labels == read
     fails("models: nomodels.yaml\n" + ONE_SOURCE, "field 'models'", "does not exist")
     fails("eval_hashes: nohashes.txt\n" + ONE_SOURCE, "field 'eval_hashes'")
     fails("knowledge: {corpora: [{name: pub, path: medrag.jsonl}]}\n" + ONE_SOURCE, "corpus 'pub' field 'path'")

@@ -86,6 +86,12 @@ def source_path_problem(source: SourceSpec) -> str | None:
     for root in source.allow_links_into:
         if not root.is_dir():
             return f"field 'allow_links_into': folder {root} does not exist"
+    masks = source.expert_masks
+    if masks is not None:
+        if not masks.path.is_dir():
+            return f"field 'expert_masks.path': folder {masks.path} does not exist"
+        if isinstance(masks.labels, Path) and not masks.labels.is_file():
+            return f"field 'expert_masks.labels': file {masks.labels} does not exist"
     return None
 
 

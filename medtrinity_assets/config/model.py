@@ -64,7 +64,7 @@ class ExpertMasks(Settings):
     version: Text  # bump it when the masks are regenerated: the partitions that used them rerun
     path: ConfigPath  # folder of masks, one per volume (same relative path, <stem>.nii.gz, or <stem>/<class>.nii.gz)
     # value -> name: a JSON/CSV file, a mapping, or 'totalsegmentator' (one binary file per class, named by it)
-    labels: ConfigPath | dict[int, Text] | Literal["totalsegmentator"]
+    labels: Literal["totalsegmentator"] | dict[int, Text] | ConfigPath  # the word first: a path would swallow it
 
     @field_validator("labels", mode="before")
     @classmethod
