@@ -136,10 +136,15 @@ ROI_SCHEMA = pa.schema(
         ("region", pa.string()),  # reference organ that contains or touches the ROI, '' when none
         ("size_class", pa.string()),  # small | medium | large | very_large
         ("equivalent_diameter_mm", pa.float64()),
-        ("intensity", pa.string()),  # hyperdense|hypodense|isodense (CT), hyper/hypo/isointense (MR), brighter/darker/similar
-        ("contrast", pa.float64()),  # HU difference (CT), z-score (MR/other) against the surrounding ring
+        ("long_axis_mm", pa.float64()),  # longest diameter in the image plane; null when the spacing is unknown
+        ("short_axis_mm", pa.float64()),  # diameter perpendicular to it; null when the spacing is unknown
+        ("intensity", pa.string()),  # hyper/hypo/isodense (CT), -intense (MR), -echoic (US), brighter/darker/similar (others)
+        ("contrast", pa.float64()),  # HU difference (calibrated CT), z-score (others) against the surrounding ring
         ("contrast_unit", pa.string()),  # HU | z
-        ("mean_value", pa.float64()),
+        ("mean_value", pa.float64()),  # inside the ROI, in value_unit
+        ("surround_value", pa.float64()),  # of the surrounding ring, in value_unit
+        ("value_unit", pa.string()),  # HU (calibrated CT) | signal (MR) | grey (8-bit sources, photographs, US, X-ray)
+        ("attenuation", pa.string()),  # calibrated CT only: air|ground_glass|fat|fluid|soft_tissue|calcified, else ''
         ("texture", pa.string()),  # homogeneous | heterogeneous
         ("texture_score", pa.float64()),  # std inside / image noise
         ("glcm_homogeneity", pa.float64()),

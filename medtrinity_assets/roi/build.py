@@ -24,7 +24,7 @@ import numpy as np
 from medtrinity_assets.roi import rle
 from medtrinity_assets.roi.builtin import ExpertInput
 from medtrinity_assets.roi.components import split_components
-from medtrinity_assets.roi.facts import ImageContext, Thresholds, describe, lesion_relations
+from medtrinity_assets.roi.facts import ImageContext, Thresholds, describe, lesion_relations, value_unit_of
 from medtrinity_assets.roi.ground_truth import Candidate, from_boxes, from_label_map, parse_boxes, parse_label_names
 from medtrinity_assets.roi.image_facts import ImageReadings, image_facts_row, region_from_ground_truth
 from medtrinity_assets.roi.registry import ResolvedModel
@@ -249,7 +249,8 @@ def describe_image_with_facts(row: dict[str, Any], layout: DataLayout, mode: str
             readings.add(GROUND_TRUTH, call, {}, "")
     orig_w = row.get("orig_width") or 0
     ctx = ImageContext(values, row.get("modality") or "", spacing, row.get("col_toward") or "", row.get("row_toward") or "",
-                       references, native_scale=(values.shape[1] / orig_w) if orig_w else 1.0, thresholds=settings.thresholds)
+                       references, native_scale=(values.shape[1] / orig_w) if orig_w else 1.0, thresholds=settings.thresholds,
+                       value_unit=value_unit_of(row.get("modality") or "", row.get("window") or "", bool(row.get("values_path"))))
     findings_union = np.zeros(values.shape, bool)
     for c in candidates:
         if c.mask is not None and c.kind == "finding":

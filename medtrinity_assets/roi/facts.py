@@ -25,6 +25,33 @@ from medtrinity_assets.tables import ROI_SCHEMA
 
 SIDES = ("left", "right", "midline", "unknown")
 SIZE_CLASSES = ("small", "medium", "large", "very_large")
+# absolute CT attenuation classes (calibrated CT only): upper bound of each band in HU. Aerated lung
+# (about -850 HU) reads as air; ground glass is the partly aerated band (-700..-250); contrast-enhanced
+# soft tissue reaches about 200 HU (an enhancing kidney is ~140-180), so calcification starts at 200 HU.
+ATTENUATION_CLASSES: tuple[tuple[str, float], ...] = (
+    ("air", -700.0), ("ground_glass", -250.0), ("fat", -30.0), ("fluid", 20.0), ("soft_tissue", 200.0),
+    ("calcified", math.inf),
+)
+# value units: what a pixel value means, which decides which words and measures a description may use
+HU, SIGNAL, GREY = "HU", "signal", "grey"
+
+
+def value_unit_of(modality: str, window: str, has_values: bool) -> str:
+    """HU for calibrated CT (its values look like HU: the ingest chose a CT window preset), signal for MR
+    values read from the scanner file, grey for everything else (8-bit images, photographs, US, X-ray)."""
+    m = (modality or "").upper()
+    if m == "CT" and (window or "").startswith("ct:"):
+        return HU
+    if m in ("MR", "MRI") and has_values and not (window or "") == "rgb":
+        return SIGNAL
+    return GREY
+
+
+def attenuation_class(mean_hu: float) -> str:
+    for name, upper in ATTENUATION_CLASSES:
+        if mean_hu < upper:
+            return name
+    return ATTENUATION_CLASSES[-1][0]
 
 
 # ---- the record ------------------------------------------------------------------------------------
@@ -138,10 +165,15 @@ class RoiFacts:
     region: str = ""  # reference organ that contains or touches it; '' none
     size_class: str = ""  # small | medium | large | very_large
     equivalent_diameter_mm: float | None = None
-    intensity: str = ""  # hyper/hypo/isodense (CT), hyper/hypo/isointense (MR), brighter/darker/similar
+    long_axis_mm: float | None = None  # longest in-plane diameter; None when the spacing is unknown
+    short_axis_mm: float | None = None  # the diameter perpendicular to it
+    intensity: str = ""  # hyper/hypo/isodense (CT), -intense (MR), -echoic (US), brighter/darker/similar (others)
     contrast: float | None = None  # against the surrounding ring, in contrast_unit
-    contrast_unit: str = ""  # HU | z
-    mean_value: float | None = None
+    contrast_unit: str = ""  # HU (calibrated CT) | z (contrast over the surrounding tissue's noise)
+    mean_value: float | None = None  # in value_unit
+    surround_value: float | None = None  # mean of the surrounding ring, in value_unit
+    value_unit: str = ""  # HU | signal | grey (see ``value_unit_of``)
+    attenuation: str = ""  # calibrated CT only: absolute class of mean_value (ATTENUATION_CLASSES), else ''
     texture: str = ""  # homogeneous | heterogeneous
     texture_score: float | None = None
     glcm_homogeneity: float | None = None
@@ -279,6 +311,7 @@ class ImageContext:
     references: dict[str, np.ndarray] = field(default_factory=dict)  # anatomy: name -> bool mask
     native_scale: float = 1.0  # image pixels per pixel of the original acquisition (PNG upsampling)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    value_unit: str = ""  # HU | signal | grey; '' = decided from the modality (HU for CT, signal for MR)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -288,6 +321,14 @@ class ImageContext:
         for name, m in self.references.items():
             if m.shape != self.values.shape:
                 raise ValueError(f"reference region {name!r} has shape {m.shape}, image is {self.values.shape}")
+        if not self.value_unit:
+            m = (self.modality or "").upper()
+            self.value_unit = HU if m == "CT" else SIGNAL if m in ("MR", "MRI") else GREY
+
+    @property
+    def calibrated(self) -> bool:
+        """Values are Hounsfield units: absolute statements (HU, attenuation class) are allowed."""
+        return self.value_unit == HU
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -469,21 +510,38 @@ def _ring(mask: np.ndarray, width: int, gap: int, ctx: ImageContext, organ: str 
     return ring
 
 
-def intensity_class(contrast: float, modality: str, th: Thresholds) -> tuple[str, str]:
-    """(class, unit) of a contrast: HU difference for CT, z-score for MR and others."""
+_RELATIVE_NAMES = {  # modality -> (brighter, darker, similar) class names
+    "CT": ("hyperdense", "hypodense", "isodense"),
+    "MR": ("hyperintense", "hypointense", "isointense"), "MRI": ("hyperintense", "hypointense", "isointense"),
+    "US": ("hyperechoic", "hypoechoic", "isoechoic"),
+}
+
+
+def intensity_class(contrast: float, modality: str, th: Thresholds, calibrated: bool | None = None) -> tuple[str, str]:
+    """(class, unit) of a contrast: an HU difference for calibrated CT, else a z-score (contrast over the
+    surrounding tissue's noise) worded for the modality -- dense (CT shown from 8-bit), intense (MR),
+    echoic (US), brighter/darker/similar (X-ray, photographs, slides)."""
     m = (modality or "").upper()
-    if m == "CT":
-        if contrast >= th.ct_contrast_hu:
-            return "hyperdense", "HU"
-        if contrast <= -th.ct_contrast_hu:
-            return "hypodense", "HU"
-        return "isodense", "HU"
-    names = ("hyperintense", "hypointense", "isointense") if m == "MR" else ("brighter", "darker", "similar")
-    if contrast >= th.z_contrast:
-        return names[0], "z"
-    if contrast <= -th.z_contrast:
-        return names[1], "z"
-    return names[2], "z"
+    hu = calibrated if calibrated is not None else m == "CT"
+    names = _RELATIVE_NAMES.get(m, ("brighter", "darker", "similar"))
+    cut, unit = (th.ct_contrast_hu, "HU") if hu else (th.z_contrast, "z")
+    if contrast >= cut:
+        return names[0], unit
+    if contrast <= -cut:
+        return names[1], unit
+    return names[2], unit
+
+
+def principal_axes_mm(mask: np.ndarray, spacing: tuple[float, float]) -> tuple[float, float]:
+    """(long, short) axis in mm: the major and minor diameters of the ellipse with the mask's second
+    moments, measured in physical coordinates (anisotropic pixels included). A filled disc of diameter
+    d gives (d, d); each pixel is spread over its own area, so a few-pixel ROI is not measured as a point."""
+    ys, xs = np.nonzero(mask)
+    pts = np.stack([ys * spacing[0], xs * spacing[1]])
+    cov = np.cov(pts) if ys.size > 1 else np.zeros((2, 2))
+    cov = cov + np.diag([spacing[0] ** 2 / 12.0, spacing[1] ** 2 / 12.0])  # a pixel is a square, not a point
+    lo, hi = np.linalg.eigvalsh(cov)
+    return 4.0 * math.sqrt(max(hi, 0.0)), 4.0 * math.sqrt(max(lo, 0.0))
 
 
 def _glcm_homogeneity(values: np.ndarray, mask: np.ndarray, levels: int = 16) -> float | None:
@@ -683,8 +741,8 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
     noise = _tissue_noise(mask, win, ring_v, ctx, region, gap + width)
     diff = mean_in - mean_ring
     modality = (ctx.modality or "").upper()
-    contrast = diff if modality == "CT" else diff / max(std_ring, noise)
-    intensity, unit = intensity_class(contrast, modality, th)
+    contrast = diff if ctx.calibrated else diff / max(std_ring, noise)
+    intensity, unit = intensity_class(contrast, modality, th, calibrated=ctx.calibrated)
 
     # texture on the core against the noise of the surrounding tissue
     texture_score = float(v[core].std()) / noise
@@ -699,6 +757,7 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
     cnr = abs(diff) / noise
     margin = "well_defined" if sharpness >= th.margin_sharpness and cnr >= th.margin_min_cnr else "ill_defined"
 
+    long_mm, short_mm = principal_axes_mm(mask, ctx.spacing) if ctx.has_spacing else (None, None)
     return RoiFacts(
         label=label or "",
         bbox=(xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h),
@@ -712,10 +771,15 @@ def describe(mask: np.ndarray, ctx: ImageContext, label: str | None = None, excl
         region=region,
         size_class=size_class(diameter, area_fraction, th),
         equivalent_diameter_mm=diameter,
+        long_axis_mm=long_mm,
+        short_axis_mm=short_mm,
         intensity=intensity,
         contrast=contrast,
         contrast_unit=unit,
         mean_value=mean_in,
+        surround_value=mean_ring,
+        value_unit=ctx.value_unit,
+        attenuation=attenuation_class(mean_in) if ctx.calibrated else "",
         texture=texture,
         texture_score=texture_score,
         glcm_homogeneity=_glcm_homogeneity(v, mask),

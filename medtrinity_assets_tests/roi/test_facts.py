@@ -163,7 +163,7 @@ def test_shape_margin_and_mr_intensity_classes():
         assert d.margin == "well_defined" and d.intensity == "hyperintense" and d.contrast_unit == "z"
         assert describe(m, ImageContext(soft.astype(np.float32), "MR", (1.0, 1.0), "L", "P", {})).margin == "ill_defined"
     dark = np.where(masks["round"], 100.0, 200.0) + rng.normal(0, 5, shape)
-    assert describe(masks["round"], ImageContext(dark.astype(np.float32), "US", (float("nan"),) * 2, "", "", {})).intensity == "darker"
+    assert describe(masks["round"], ImageContext(dark.astype(np.float32), "US", (float("nan"),) * 2, "", "", {})).intensity == "hypoechoic"
     iso = 200.0 + rng.normal(0, 5, shape)
     assert describe(masks["round"], ImageContext(iso.astype(np.float32), "MR", (1.0, 1.0), "", "", {})).intensity == "isointense"
 
@@ -185,3 +185,43 @@ def test_rows_read_back_into_the_same_record(described):
     finding = next(RoiFacts.from_row(r) for r in ok if r["kind"] == "finding")
     assert finding.relations.n_lesions >= 1 and finding.relations.inside
     assert {f.name for f in fields(RoiFacts)} - {"relations"} == set(ROI_SCHEMA.names) - set(ROW_ONLY_COLUMNS) - {"relations_json"}
+
+
+def test_long_and_short_axis_in_mm_with_anisotropic_pixels():
+    from medtrinity_assets.roi.facts import principal_axes_mm
+
+    yy, xx = np.mgrid[:120, :200]
+    spacing = (0.8, 0.5)  # rows, columns (mm)
+    ellipse = ((xx - 100) * spacing[1] / 12.0) ** 2 + ((yy - 60) * spacing[0] / 7.0) ** 2 <= 1  # 24 x 14 mm
+    long_mm, short_mm = principal_axes_mm(ellipse, spacing)
+    assert abs(long_mm - 24.0) / 24.0 < 0.03 and abs(short_mm - 14.0) / 14.0 < 0.03
+    values = np.where(ellipse, 100.0, 40.0).astype(np.float32)
+    d = describe(ellipse, ImageContext(values, "CT", spacing, "L", "P", {}))
+    assert abs(d.long_axis_mm - 24.0) < 1.0 and abs(d.short_axis_mm - 14.0) < 1.0
+    unknown = describe(ellipse, ImageContext(values, "CT", (float("nan"),) * 2, "L", "P", {}))
+    assert unknown.long_axis_mm is None and unknown.short_axis_mm is None  # no spacing, no millimetres
+
+
+def test_calibration_decides_hu_attenuation_class_and_words():
+    from medtrinity_assets.roi.facts import value_unit_of
+
+    assert value_unit_of("CT", "ct:abdomen(50/400)", True) == "HU"
+    assert value_unit_of("CT", "percentile(0.5-99.5)", True) == "grey"  # an 8-bit CT picture holds no HU
+    assert value_unit_of("MR", "percentile(0.5-99.5)", True) == "signal" and value_unit_of("US", "rgb", False) == "grey"
+    rng = np.random.default_rng(1)
+    shape = (160, 160)
+    cyst = disk(shape, 80, 80, 14)
+    organ = disk(shape, 80, 80, 50)
+    values = np.where(cyst, 5.0, np.where(organ, 60.0, -1000.0)) + rng.normal(0, 8, shape)
+    refs = {"liver": organ}
+    hu = describe(cyst, ImageContext(values.astype(np.float32), "CT", (1.0, 1.0), "L", "P", refs, value_unit="HU"), "liver cyst")
+    assert (hu.value_unit, hu.attenuation, hu.intensity, hu.contrast_unit) == ("HU", "fluid", "hypodense", "HU")
+    assert abs(hu.mean_value - 5.0) < 3 and abs(hu.surround_value - 60.0) < 3
+    grey = describe(cyst, ImageContext(values.astype(np.float32), "CT", (1.0, 1.0), "L", "P", refs, value_unit="grey"), "liver cyst")
+    assert (grey.value_unit, grey.attenuation, grey.intensity, grey.contrast_unit) == ("grey", "", "hypodense", "z")
+    us = describe(cyst, ImageContext(values.astype(np.float32), "US", (1.0, 1.0), "", "", refs), "cyst")
+    assert us.intensity == "hypoechoic" and us.attenuation == "" and us.value_unit == "grey"
+    nodule = disk(shape, 80, 80, 5)
+    lung = np.where(nodule, 30.0, -850.0) + rng.normal(0, 8, shape)
+    n = describe(nodule, ImageContext(lung.astype(np.float32), "CT", (1.0, 1.0), "L", "P", {"lung": organ}), "lung nodule")
+    assert n.attenuation == "soft_tissue" and n.surround_value < -800  # the class, whatever the contrast to air
