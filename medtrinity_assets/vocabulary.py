@@ -176,6 +176,8 @@ ORGANS: tuple[Organ, ...] = (
     Organ("foot", ("limb",)),
     Organ("extremity", ("limb",), ("extremities", "limb", "arm", "leg", "wrist", "ankle", "elbow")),
     Organ("skin", ("skin",), ("cutaneous", "dermal", "epidermal", "epidermis")),
+    Organ("joint", ("limb", "pelvis", "spine"), ("joints", "articular")),
+    Organ("lymph node", _TRUNK, ("lymph nodes", "nodal")),
 )
 ORGAN_BY_NAME: dict[str, Organ] = {o.name: o for o in ORGANS}
 # every free-text word -> canonical organ
@@ -222,6 +224,8 @@ FINDING_TERMS: tuple[str, ...] = (
 NORMAL_LABELS: frozenset[str] = frozenset(
     {"body", "background", "normal", "bone", "air", "fat", "tissue", "soft tissue", "vessel", "vessels"}
 )
+# anatomy labels that are tissue classes or frames, not organs: a finding in them is not located by them
+TISSUE_CLASSES: frozenset[str] = frozenset({"body", "background", "air", "fat", "tissue", "soft tissue", "field of view"})
 # image-level labels that say "no finding" (a caption never reads them as a disease)
 NON_FINDING_LABELS: frozenset[str] = frozenset({"", "none", "normal", "healthy", "unknown", "background", "no finding",
                                                 "no_finding"})
@@ -235,7 +239,11 @@ FINDING_SYNONYMS: dict[str, str] = {
 # words that say nothing about which finding a text is about
 GENERIC_WORDS: frozenset[str] = frozenset("""a an the of and or in on with without normal abnormal finding findings
     lesion lesions region regions image images scan slice label labelled class unknown other none no left right
-    phantom""".split())
+    hyperdense hypodense isodense hyperintense hypointense isointense hyperechoic hypoechoic isoechoic brighter
+    darker similar homogeneous heterogeneous small medium large focal multiple single solitary""".split())
+# what a focal finding may be called: a generic 'lesion' label is about any of these, not a diffuse disease
+FOCAL_TOPICS: frozenset[str] = frozenset({"lesion", "focal", "tumour", "cyst", "nodule", "mass", "abscess",
+                                          "haemangioma", "hemangioma", "metastasi", "adenoma", "carcinoma"})
 
 # ---- sizes, intensities, margins, counts, negations ------------------------------------------------
 
@@ -307,6 +315,10 @@ def article(word: str) -> str:
     first = (word.split() or [""])[0]
     if first[:2].upper() == "X-":  # an X-ray
         return "an"
+    number = re.match(r"\d+", first)
+    if number:  # read aloud: an 8 mm, an 11 mm, an 18 mm, an 80 mm; a 12 mm
+        digits = number.group(0)
+        return "an" if digits.startswith("8") or digits in ("11", "18") or (len(digits) in (4, 5) and digits[:2] in ("11", "18") and len(digits) % 3 == 2) else "a"
     if len(first) > 1 and first.replace("-", "").isupper():  # acronyms are read letter by letter
         return "an" if first[0] in "AEFHILMNORSX" else "a"
     return "an" if first[:1].lower() in "aeiou" else "a"
@@ -367,6 +379,34 @@ def organs_of_phrase(phrase: str) -> frozenset[str]:
         if organ in REGIONS:
             found |= organs_of_region(organ)
     return frozenset(found)
+
+
+@functools.lru_cache(maxsize=16384)
+def content_words(text: str) -> frozenset[str]:
+    """Lower-case words of 3+ letters, crude plural folding (cysts -> cyst), generic words dropped."""
+    words = set()
+    for w in re.findall(r"[a-z]{3,}", (text or "").lower()):
+        if w not in GENERIC_WORDS:
+            words.add(w[:-1] if w.endswith("s") and len(w) > 4 else w)
+    return frozenset(words)
+
+
+@functools.lru_cache(maxsize=16384)
+def topic_words(text: str) -> frozenset[str]:
+    """What a finding or a passage is about, without organ, modality and appearance words
+    ('hyperdense liver cyst' -> {cyst}; 'Hepatocellular carcinoma' -> {tumour})."""
+    out = set()
+    for w in content_words(text):
+        if organs_in(w) or modalities_in(w):
+            continue
+        out.add(FINDING_SYNONYMS.get(w, w))
+    return frozenset(out)
+
+
+def names_focal_finding(text: str) -> bool:
+    """True when a label speaks of a focal finding ('lesion', 'nodule', 'tumour' ...)."""
+    words = {w[:-1] if w.endswith("s") and len(w) > 4 else w for w in re.findall(r"[a-z]{3,}", (text or "").lower())}
+    return bool({FINDING_SYNONYMS.get(w, w) for w in words} & FOCAL_TOPICS)
 
 
 def sides_in(text: str) -> set[str]:

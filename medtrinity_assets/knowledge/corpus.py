@@ -143,6 +143,10 @@ def read_core(path: Path, report: IngestReport) -> Iterator[Document]:
                 "modalities": list(entry["modalities"]),
                 # a normal-study entry: retrieval keeps it away from samples that have a finding
                 "normal": bool(entry.get("normal", str(entry["id"]).startswith("normal_"))),
+                # the structure generation interprets measurements with (chunks may cut the text apart)
+                "aliases": [str(a) for a in entry.get("aliases") or []],
+                "appearance": {str(k): str(v).strip() for k, v in entry["appearance"].items()},
+                "differential": [str(d) for d in entry.get("differential") or []],
             }
             yield Document(entry["id"], str(entry["title"]).strip(), render_core_entry(entry), meta)
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medtrinity_assets.knowledge.index import CorpusIndex, KnowledgeIndexError, corpus_index_folders
+from medtrinity_assets.knowledge.queries import passage_meta
 
 
 @dataclass(frozen=True)
@@ -21,16 +21,12 @@ class Hit:
     title: str
     text: str
     score: float
-    normal: bool = False  # the passage describes a normal study (core corpus entries flagged normal)
+    meta: Mapping[str, Any] = field(default_factory=dict)  # the document's facts (core corpus: organ, modalities ...)
 
-
-def _is_normal(meta_json: str | None) -> bool:
-    if not meta_json:
-        return False
-    try:
-        return bool(json.loads(meta_json).get("normal", False))
-    except (ValueError, AttributeError):
-        return False
+    @property
+    def normal(self) -> bool:
+        """The passage describes a normal study (core corpus entries flagged normal)."""
+        return bool(self.meta.get("normal", False))
 
 
 class Retriever:
@@ -73,7 +69,7 @@ class Retriever:
                     if ok:
                         r = next(it)
                         merged[qi].append(Hit(ci.manifest.corpus, r["passage_id"], r["doc_id"], r["title"],
-                                              r["text"], float(score), _is_normal(r.get("meta_json"))))
+                                              r["text"], float(score), passage_meta(r.get("meta_json"))))
         return [sorted(h, key=lambda x: (-x.score, x.passage_id))[:k] for h in merged]
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:

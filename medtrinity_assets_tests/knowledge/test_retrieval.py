@@ -18,7 +18,7 @@ from medtrinity_assets.knowledge.queries import build_queries, build_query
 from medtrinity_assets.knowledge.retrieval import Retriever
 from medtrinity_assets.knowledge.settings import KnowledgeSettings
 from medtrinity_assets.storage import rows_to_table
-from medtrinity_assets.tables import IMAGE_SCHEMA, RETRIEVED_PASSAGES_SCHEMA
+from medtrinity_assets.tables import IMAGE_SCHEMA, RETRIEVED_PASSAGES_SCHEMA, ROI_SCHEMA
 from medtrinity_assets_tests.support.knowledge import (
     CountingEncoder,
     bundled_encoder,
@@ -89,29 +89,66 @@ def test_queries_from_image_and_roi_facts():
     liver = {"sample_id": "s1", "modality": "CT", "organ": "abdomen", "labels": ["liver cyst"]}
     rois = [
         {"label": "liver", "kind": "anatomy", "status": "ok"},
-        {"label": "liver cyst", "kind": "finding", "status": "ok", "intensity": "hypodense",
+        {"label": "liver cyst", "kind": "finding", "status": "ok", "intensity": "hypodense", "attenuation": "fluid",
          "texture": "homogeneous", "margin": "well_defined", "region": "liver", "side": "right"},
         {"label": "bad", "kind": "finding", "status": "error"},
     ]
     q = build_query(liver, rois)
-    assert q == "liver cyst, hypodense homogeneous well defined on CT abdomen"
+    assert q == "liver cyst, hypodense fluid attenuation homogeneous well defined on CT abdomen"
+    [query] = build_queries(liver, rois)
+    assert (query.organ, query.modality, query.topic, query.finding) == ("liver", "CT", frozenset({"cyst"}), True)
     # the same finding on the other side gives the same query (embedded once per shard)
     rois_left = [dict(r, side="left") for r in rois]
     assert build_query(liver, rois_left) == q
     assert build_query({"modality": "MR", "organ": "brain"}) == "normal MRI brain without abnormality"
     assert build_query({"modality": "FUNDUS", "labels": ["diabetic retinopathy"]}) == \
         "diabetic retinopathy on fundus photograph of the retina"
-    # ROI rows without a 'kind' column: anatomy names are recognised
-    assert build_query({"modality": "CT"}, [{"label": "spleen"}, {"label": "spleen lesion"}]) == "spleen lesion on CT"
     # one query per finding; a volume slice with ROIs keeps only the findings its ROIs show
     ct_slice = {"modality": "CT", "organ": "abdomen", "labels": ["liver tumour", "lung nodule"], "slice_index": 0}
-    assert build_queries(ct_slice) == ["liver tumour on CT abdomen", "lung nodule on CT abdomen"]
-    assert build_queries(ct_slice, [{"label": "lung nodule", "kind": "finding", "status": "ok"}]) == \
+    assert [x.text for x in build_queries(ct_slice)] == ["liver tumour on CT abdomen", "lung nodule on CT abdomen"]
+    assert [x.text for x in build_queries(ct_slice, [{"label": "lung nodule", "kind": "finding", "status": "ok"}])] == \
         ["lung nodule on CT abdomen"]
-    assert build_queries(ct_slice, [{"label": "liver", "kind": "anatomy", "status": "ok"}]) == \
+    assert [x.text for x in build_queries(ct_slice, [{"label": "liver", "kind": "anatomy", "status": "ok"}])] == \
         ["normal CT abdomen without abnormality"]
-    assert build_queries({"modality": "DX", "labels": ["pneumonia"], "slice_index": -1},
-                         [{"label": "lung", "kind": "anatomy", "status": "ok"}]) == ["pneumonia on radiograph X-ray"]
+    assert [x.text for x in build_queries({"modality": "DX", "labels": ["pneumonia"], "slice_index": -1},
+                                          [{"label": "lung", "kind": "anatomy", "status": "ok"}])] == ["pneumonia on radiograph X-ray"]
+
+
+def test_labels_or_a_caption_naming_a_finding_never_give_a_normal_query():
+    chest = {"modality": "CR", "organ": "chest", "labels": ["nodules"], "slice_index": -1}
+    [q] = build_queries(chest)
+    assert q.finding and not q.text.startswith("normal") and q.organ == "chest" and q.modality == "XR"
+    caption = {"modality": "CT", "organ": "abdomen", "slice_index": -1,
+               "caption_in": "Axial CT of the upper abdomen showing a 16 mm hypodense spleen lesion on the patient's left."}
+    [q] = build_queries(caption)
+    assert q.finding and q.focal and q.organ == "spleen" and "spleen lesion" in q.text
+    negated = dict(caption, caption_in="Axial CT of the upper abdomen without a focal lesion on this slice.")
+    [q] = build_queries(negated)
+    assert not q.finding and q.text.startswith("normal")
+    labelled = {"modality": "CT", "organ": "abdomen", "labels": ["liver cyst"], "slice_index": -1,
+                "caption_in": "A 12 mm round cyst in the liver."}
+    [q] = build_queries(labelled)
+    assert q.text.startswith("liver cyst on CT abdomen; A 12 mm round cyst")  # the caption sharpens the label's query
+
+
+def test_a_query_accepts_passages_of_its_organ_modality_and_finding_only():
+    [cyst] = build_queries({"modality": "CT", "organ": "abdomen"},
+                           [{"label": "liver cyst", "kind": "finding", "status": "ok", "region": "liver"}])
+    meta = {"organ": "liver", "modalities": ["CT", "MR", "US"], "aliases": ["hepatic cyst"], "normal": False}
+    assert cyst.accepts("Simple liver cyst", "", meta)
+    assert not cyst.accepts("Simple renal cyst", "", dict(meta, organ="kidney"))  # another organ
+    assert not cyst.accepts("Simple liver cyst", "", dict(meta, modalities=["US"]))  # another modality
+    assert not cyst.accepts("Hepatocellular carcinoma", "", dict(meta, aliases=["HCC"]))  # another finding
+    assert not cyst.accepts("Normal liver (CT)", "", dict(meta, normal=True))  # a normal study explains no finding
+    assert cyst.accepts("Simple hepatic cyst", "", {})  # a corpus without organ facts: the title decides
+    assert not cyst.accepts("Simple renal cyst", "", {}) and not cyst.accepts("Hypodense liver lesions on CT", "", {})
+    [lesion] = build_queries({"modality": "CT", "organ": "abdomen"},
+                             [{"label": "lesion", "kind": "finding", "status": "ok", "region": "spleen"}])
+    spleen = {"organ": "spleen", "modalities": ["CT"], "aliases": []}
+    assert lesion.accepts("Focal splenic lesion", "", spleen) and not lesion.accepts("Splenomegaly", "", spleen)
+    [lung] = build_queries({"modality": "CT"}, [{"label": "lung nodule", "kind": "finding", "status": "ok", "region": "lung"}])
+    assert lung.accepts("Pulmonary nodule", "", {"organ": "lung", "modalities": ["CT", "CR"]})
+    assert lung.accepts("Lung metastases", "", {"organ": "chest", "modalities": ["CT"], "aliases": ["pulmonary nodules"]})
 
 
 def test_context_rows_for_demo_like_samples(core_index):
@@ -119,17 +156,15 @@ def test_context_rows_for_demo_like_samples(core_index):
         {"sample_id": "a", "modality": "CT", "organ": "abdomen", "labels": []},
         {"sample_id": "b", "modality": "CT", "organ": "abdomen", "labels": []},
         {"sample_id": "c", "modality": "MR", "organ": "brain", "labels": []},
-        {"sample_id": "d", "modality": "FUNDUS", "organ": "eye", "labels": []},
+        {"sample_id": "d", "modality": "FUNDUS", "organ": "eye", "labels": ["normal fundus"]},
         {"sample_id": "e", "modality": "HISTO", "organ": "tissue", "labels": ["immunohistochemistry"]},
         {"sample_id": "f", "modality": "CT", "organ": "abdomen", "labels": ["liver cyst", "spleen lesion"]},
     ], IMAGE_SCHEMA)
-    import pyarrow as pa
-
-    rois = pa.table({  # an older ROI table: fewer columns than the ROI schema, read defensively
-        "sample_id": ["a", "a", "b"],
-        "label": ["kidney", "kidney cyst", "lung nodule"],
-        "intensity": ["", "hypodense", "hyperdense"],
-    })
+    rois = rows_to_table([
+        {"sample_id": "a", "label": "kidney", "kind": "anatomy", "status": "ok"},
+        {"sample_id": "a", "label": "kidney cyst", "kind": "finding", "status": "ok", "intensity": "hypodense", "region": "kidney"},
+        {"sample_id": "b", "label": "lung nodule", "kind": "finding", "status": "ok", "intensity": "hyperdense", "region": "lung"},
+    ], ROI_SCHEMA)
     enc = CountingEncoder(bundled_encoder())
     result = build_context(images, rois, Retriever([core_index], enc), 5, "demo", "s00")
     assert result.table.schema == RETRIEVED_PASSAGES_SCHEMA
@@ -137,15 +172,15 @@ def test_context_rows_for_demo_like_samples(core_index):
     assert result.roi_facts_used and result.unique_queries == 7
     assert enc.calls == 1 and enc.texts == 7
     top_docs = {sid: [p.split(":")[1].split("#")[0] for p in r["passage_ids"]] for sid, r in rows.items()}
-    assert "kidney_simple_cyst" in top_docs["a"][:3]
-    assert "chest_pulmonary_nodule" in top_docs["b"][:3]
-    assert "normal_brain_mr" in top_docs["c"][:3]
-    assert "fundus_normal" in top_docs["d"][:3]
+    assert top_docs["a"][0] == "kidney_simple_cyst" and all(d.startswith("kidney") for d in top_docs["a"])
+    assert top_docs["b"][0] == "chest_pulmonary_nodule"
+    assert "normal_brain_mr" in top_docs["c"][:3] and all(d.startswith(("normal", "brain")) for d in top_docs["c"])
+    assert top_docs["d"] == ["fundus_normal"]  # the only normal retina entry; disease entries do not describe it
     assert "histo_ihc_staining" in top_docs["e"][:3]
-    # two findings: each one's best passage comes first (round-robin), no passage twice
+    # two findings: each one's best passage comes first (round-robin), one passage per entry
     assert set(top_docs["f"][:2]) == {"liver_simple_cyst", "spleen_focal_lesion"}
     for r in rows.values():
-        assert len(r["passage_ids"]) == 5 == len(set(r["passage_ids"]))
+        assert 1 <= len(r["passage_ids"]) <= 5 and len(set(top_docs[r["sample_id"]])) == len(top_docs[r["sample_id"]])
         assert r["encoder"] == enc.id
     assert rows["c"]["scores"] == sorted(rows["c"]["scores"], reverse=True)
 
