@@ -259,6 +259,10 @@ TRIPLET_SCHEMA = pa.schema(
         ("organ", pa.string()),
         ("disease", pa.string()),
         ("labels", pa.list_(pa.string())),
+        ("body_region", pa.string()),  # the region the description names: what the slice shows, else the metadata's
+        ("body_region_origin", pa.string()),  # expert:<name>@<version> | anatomy | metadata | '' (unknown)
+        ("agrees_with_metadata", pa.bool_()),  # that region vs the metadata organ; null when either is unknown
+        ("laterality", pa.string()),  # left | right when the image is of one side (header laterality), else ''
         ("provenance", PROVENANCE_TYPE),
         ("shard", pa.string()),
     ]

@@ -209,7 +209,8 @@ def test_editing_the_prompt_template_moves_only_the_triplets_code_version(tmp_pa
     before = code_versions(cfg)
     edited = tmp_path / "prompts"
     shutil.copytree(prompt.PROMPTS_DIR, edited)
-    (edited / "description_v1.txt").write_text((edited / "description_v1.txt").read_text() + "\nBe brief.\n")
+    template = edited / f"{cfg.generator.prompt}.txt"  # the template the configuration uses
+    template.write_text(template.read_text() + "\nBe brief.\n")
     monkeypatch.setattr(prompt, "PROMPTS_DIR", edited)
     prompt.load_template.cache_clear()  # templates are cached per process; a reloaded code location reads anew
     try:

@@ -80,11 +80,15 @@ def triplets(context: AssetExecutionContext, pipeline: PipelineResource, generat
     ctx = read_table(layout.table_path("retrieved_passages", part)) if "retrieved_passages" not in missing else None
 
     settings = generator.settings()
-    template = load_template(str(settings.get("prompt", "description_v1")))
+    template = load_template(str(settings.get("prompt", "description_v2")))
     top_k = int(settings.get("top_k_passages", 3))
     passages = load_passages(layout.root, context_ids(ctx)) if ctx is not None else {}
     image_rows = images.to_pylist()
-    facts = assemble(image_rows, rois.to_pylist() if rois is not None else [], ctx.to_pylist() if ctx is not None else [], passages, top_k)
+    # what each slice shows (body region, organs, measurements): the rois stage writes it beside the rois table
+    facts_path = layout.table_path("image_facts", part)
+    image_facts_rows = read_table(facts_path).to_pylist() if facts_path.exists() else []
+    facts = assemble(image_rows, rois.to_pylist() if rois is not None else [], ctx.to_pylist() if ctx is not None else [],
+                     passages, top_k, image_facts_rows)
     backend = generator.open_backend()  # closed by the resource's teardown, whatever happens here
     table, stats, gen_id = generate_rows(list(zip(facts, image_rows)), backend, template,
                                          lambda rel: layout.resolve(rel).read_bytes(), shard,
@@ -116,6 +120,7 @@ def triplets(context: AssetExecutionContext, pipeline: PipelineResource, generat
             "seconds": round(stats.seconds, 3),
             "triplets_per_second": round(stats.samples / stats.seconds, 1) if stats.seconds > 0 else None,
             "dagster/row_count": table.num_rows,
+            "body_region_disagrees_with_metadata": sum(1 for v in table.column("agrees_with_metadata").to_pylist() if v is False),
             "samples_markdown": MetadataValue.md(preview or "no successful triplet in this partition"),
         },
         data_version=DataVersion(f"{gen_id.rsplit('/', 1)[-1]}-{content.hexdigest()[:16]}"),

@@ -139,7 +139,7 @@ class GeneratorSection(Settings):
     """The description generator. Fields left out (None) take the chosen backend's own default."""
 
     backend: Annotated[Literal["grounded", "openai", "transformers"], BeforeValidator(_backend)] = "grounded"
-    prompt: Annotated[str, BeforeValidator(_prompt)] = "description_v1"  # template under generation/prompts/
+    prompt: Annotated[str, BeforeValidator(_prompt)] = "description_v2"  # template under generation/prompts/
     top_k_passages: int_at_least(0) = 3  # passages per sample in the prompt
     chunk_size: int_at_least(1) = 256  # samples per backend call (bounds memory for image bytes)
     check_facts: bool | None = None  # reject a description that contradicts the facts

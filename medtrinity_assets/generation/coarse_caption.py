@@ -1,7 +1,8 @@
-"""Coarse caption: the image's metadata (modality, organ, disease labels, source) as one sentence + fields.
+"""Coarse caption: the image's metadata (modality, organ, disease labels) as one sentence + fields.
 
 This is MedTrinity's "metadata integration" step. It states only what the image table records, so
-every later text can be checked against it.
+every later text can be checked against it, and in words about the image (the source's name stays in
+the fields): a volume's labels are said to be in the volume, not on the slice.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ def coarse_caption(image: ImageFacts) -> CoarseCaption:
     parts = [f"{article(head).capitalize()} {head}"]
     if organ:
         parts.append(f" of the {organ}")
-    if diseases:
-        parts.append(f" labelled {join_words(diseases)}")
+    if diseases and image.slice_index >= 0:  # a volume's findings need not be on this slice
+        parts.append(f"; the scanned volume contains {join_words(diseases)}")
+    elif diseases:
+        parts.append(f" showing {join_words(diseases)}")
     elif image.labels or image.disease:
-        parts.append(" with no disease label")
-    if image.source:
-        parts.append(f", from source '{image.source}'")
+        parts.append(" with a normal appearance")
     sentence = "".join(parts) + "."
     return CoarseCaption(
         sentence=sentence,

@@ -22,7 +22,7 @@ from medtrinity_assets.roi.facts import Relation, RoiFacts
 from medtrinity_assets.vocabulary import MARGIN_WORDS, humanise
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
-DEFAULT_PROMPT = "description_v1"
+DEFAULT_PROMPT = "description_v2"
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,20 @@ def roi_fact_line(index: int, roi: RoiFacts) -> str:
         parts.append(f"position: {pos}")
     if roi.region:
         parts.append(f"region: {humanise(roi.region)}")
-    size = ", ".join(p for p in (humanise(roi.size_class), _fmt_pct(roi.area_fraction) and f"{_fmt_pct(roi.area_fraction)} of the image") if p)
+    axes = f"{roi.long_axis_mm:.1f} x {roi.short_axis_mm:.1f} mm (long x short axis)" if roi.long_axis_mm and roi.short_axis_mm else ""
+    size = ", ".join(p for p in (axes, humanise(roi.size_class), _fmt_pct(roi.area_fraction) and f"{_fmt_pct(roi.area_fraction)} of the image") if p)
     if size:
         parts.append(f"size: {size}")
+    if roi.attenuation and roi.mean_value is not None:
+        parts.append(f"attenuation: {humanise(roi.attenuation)} (mean {roi.mean_value:.0f} HU"
+                     + (f", surroundings {roi.surround_value:.0f} HU)" if roi.surround_value is not None else ")"))
     if roi.intensity:
-        unit = f" {roi.contrast_unit}" if roi.contrast_unit else ""
-        contrast = f" ({roi.contrast:+.1f}{unit} vs surroundings)" if roi.contrast is not None else ""
+        if roi.contrast_unit == "HU" and roi.contrast is not None:
+            contrast = f" ({roi.contrast:+.0f} HU vs surroundings)"
+        elif roi.contrast is not None:
+            contrast = f" (contrast-to-noise ratio {roi.contrast:+.1f} vs surroundings; no absolute unit)"
+        else:
+            contrast = ""
         parts.append(f"intensity: {roi.intensity}{contrast}")
     for name, value in (("texture", roi.texture), ("shape", roi.shape), ("margin", MARGIN_WORDS.get(roi.margin, roi.margin))):
         if value:
@@ -106,6 +114,29 @@ def roi_fact_line(index: int, roi: RoiFacts) -> str:
     if rels:
         parts.append("relations: " + "; ".join(rels))
     return "- " + "; ".join(parts)
+
+
+def image_fact_lines(facts: SampleFacts) -> str:
+    """What the image itself shows and how it was acquired, one fact per line (only known facts)."""
+    img = facts.image
+    lines = []
+    if img.body_region:
+        lines.append(f"- body region shown: {img.body_region_detail or img.body_region}")
+    if img.visible_organs:
+        lines.append(f"- organs on this image: {', '.join(img.visible_organs)}")
+    if img.pixel_spacing and img.width and img.height:
+        lines.append(f"- pixel spacing {img.pixel_spacing[0]:.3g} x {img.pixel_spacing[1]:.3g} mm; field of view "
+                     f"{img.width * img.pixel_spacing[1]:.0f} x {img.height * img.pixel_spacing[0]:.0f} mm")
+    for key, value in img.acquisition:
+        lines.append(f"- {key}: {value}")
+    for key, value in img.measurements:
+        lines.append(f"- {humanise(key)}: {value}")
+    findings = [humanise(x) for x in (img.disease, *img.labels) if x]
+    if findings:
+        lines.append(f"- findings named for this {'image' if img.slice_index < 0 else 'volume (not all on this slice)'}: {', '.join(findings)}")
+    if img.caption_in:
+        lines.append(f"- text supplied with the image (may be used where the facts agree): {' '.join(img.caption_in.split())}")
+    return "\n".join(lines) or "- (no further facts)"
 
 
 def relation_phrase(rel: Relation) -> str:
@@ -152,7 +183,7 @@ def build_request(
     # findings first, then anatomy references, each by size: what a reader looks at first
     rois = sorted(facts.findings, key=lambda r: -(r.area_fraction or 0.0)) + sorted(facts.anatomy, key=lambda r: -(r.area_fraction or 0.0))
     rois = tuple(rois[:max_rois])
-    roi_lines = "\n".join(roi_fact_line(i, r) for i, r in enumerate(rois, start=1)) or "- none marked (describe the whole image only)"
+    roi_lines = "\n".join(roi_fact_line(i, r) for i, r in enumerate(rois, start=1)) or "- none (describe the whole image)"
     if len(facts.rois) > len(rois):
         roi_lines += f"\n- ({len(facts.rois) - len(rois)} smaller ROIs not listed)"
     passages = facts.passages[:max_passages]
@@ -160,9 +191,11 @@ def build_request(
         f"[{i}] ({p.corpus or 'corpus'} #{p.passage_id}, score {p.score:.2f}) {p.title + ': ' if p.title else ''}{' '.join(p.text.split())[:passage_chars]}"
         for i, p in enumerate(passages, start=1)
     ) or "(none retrieved)"
-    image_note = "attached (first image: as acquired; second image: ROIs outlined and numbered as below)" if image_png else "not attached (describe from the facts)"
+    image_note = ("attached (first image: as acquired; second image: the findings boxed and numbered as listed below)"
+                  if image_png else "not attached (describe from the facts)")
     user = Template(template.user).safe_substitute(
         coarse_caption=cap.sentence,
+        image_facts=image_fact_lines(facts),
         source_caption=" ".join(facts.image.caption_in.split()) or "(none)",
         image_note=image_note,
         roi_count=str(len(rois)),

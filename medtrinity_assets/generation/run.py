@@ -19,7 +19,7 @@ from medtrinity_assets.generation.backends import Backend, generator_id, generat
 from medtrinity_assets.generation.coarse_caption import coarse_caption
 from medtrinity_assets.generation.prompt import PromptTemplate, build_request
 from medtrinity_assets.generation.results import GenerationResult, PromptRequest, failed
-from medtrinity_assets.generation.sample_facts import SampleFacts
+from medtrinity_assets.generation.sample_facts import SampleFacts, image_laterality
 from medtrinity_assets.storage import rows_to_table
 from medtrinity_assets.tables import TRIPLET_SCHEMA
 
@@ -94,6 +94,10 @@ def triplet_row(
         "organ": facts.image.organ,
         "disease": facts.image.disease,
         "labels": list(facts.image.labels),
+        "body_region": facts.image.body_region_detail or facts.image.body_region,
+        "body_region_origin": facts.image.body_region_origin,
+        "agrees_with_metadata": facts.image.agrees_with_metadata,
+        "laterality": image_laterality(facts.image),
         "provenance": {
             "source": facts.image.source,
             "volume_ref": str(image_row.get("volume_ref") or ""),

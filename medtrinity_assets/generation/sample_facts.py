@@ -7,6 +7,7 @@ from the ``rois`` table unchanged; ``inputs.py`` assembles one :class:`SampleFac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from medtrinity_assets.quality.consistency import Facts
 from medtrinity_assets.roi.facts import RoiFacts
@@ -14,12 +15,12 @@ from medtrinity_assets.roi.facts import RoiFacts
 
 @dataclass(frozen=True)
 class ImageFacts:
-    """What the image table knows about one sample (no pixels)."""
+    """What the image table (and the per-image facts of the ROI stage) know about one sample (no pixels)."""
 
     sample_id: str
     source: str = ""
     modality: str = ""  # CT | MR | CR | DX | US | MG | FUNDUS | HISTO | DERM | OT ...
-    organ: str = ""
+    organ: str = ""  # from the source's configuration or header (metadata)
     disease: str = ""
     labels: tuple[str, ...] = ()
     axis: str = ""  # axial | none
@@ -29,6 +30,22 @@ class ImageFacts:
     image_sha256: str = ""
     width: int = 0
     height: int = 0
+    pixel_spacing: tuple[float, float] | None = None  # (row_mm, col_mm) on the image grid; None unknown
+    slice_index: int = -1  # -1 for 2D inputs
+    acquisition: tuple[tuple[str, Any], ...] = ()  # allow-listed header facts (ViewPosition, EchoTime ...)
+    # what the slice itself shows (the ROI stage's image_facts row), the metadata being only a fallback
+    body_region: str = ""  # e.g. chest | abdomen; '' unknown
+    body_region_detail: str = ""  # e.g. lower chest
+    body_region_origin: str = ""  # expert:<name>@<version> | anatomy | metadata | ''
+    agrees_with_metadata: bool | None = None  # body region vs the metadata organ; None when either is unknown
+    visible_organs: tuple[str, ...] = ()
+    measurements: tuple[tuple[str, Any], ...] = ()  # image-level measurements (cardiothoracic_ratio ...)
+
+    def acq(self, key: str, default: Any = None) -> Any:
+        return dict(self.acquisition).get(key, default)
+
+    def measurement(self, key: str) -> Any:
+        return dict(self.measurements).get(key)
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,11 @@ class Passage:
     corpus: str = ""
     title: str = ""
     text: str = ""
+    meta: tuple[tuple[str, Any], ...] = ()  # the document's facts (core corpus: organ, appearance, differential)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return dict(self.meta)
 
 
 @dataclass(frozen=True)
@@ -63,4 +85,11 @@ class SampleFacts:
     def scorer_facts(self) -> Facts:
         """These facts as the consistency scorer reads them (the same scorer as the blocking quality gate)."""
         img = self.image
-        return Facts(modality=img.modality, organ=img.organ, disease=img.disease, labels=img.labels, rois=self.rois)
+        return Facts(modality=img.modality, organ=img.organ, disease=img.disease, labels=img.labels, rois=self.rois,
+                     body_region=img.body_region_detail or img.body_region, laterality=image_laterality(img))
+
+
+def image_laterality(image: ImageFacts) -> str:
+    """left | right from the header's laterality (a radiograph of one hand), else ''."""
+    raw = str(image.acq("Laterality") or image.acq("ImageLaterality") or "").strip().upper()
+    return {"L": "left", "R": "right"}.get(raw, "")

@@ -18,7 +18,9 @@ Issue kinds:
 - ``side``: left/right named against the ROI's side, or when no side is known at all;
 - ``size``: a size class that no relevant ROI has;
 - ``intensity``: hyper/hypo/iso against the ROI's intensity class;
-- ``roi_count``: a count of lesions/regions that matches no count in the facts.
+- ``roi_count``: a count of lesions/regions that matches no count in the facts;
+- ``pipeline_language``: words about how the dataset was made ("marked", "region of interest", "retrieved",
+  "metadata" ...: ``vocabulary.PIPELINE_TERMS``) -- a training target states what the image shows.
 
 Sentence-level: when a sentence names ROI labels, side/size/intensity are compared with those ROIs only.
 """
@@ -35,7 +37,8 @@ from medtrinity_assets import vocabulary as V
 from medtrinity_assets.roi.facts import RoiFacts
 from medtrinity_assets.tables import json_or_value
 
-ISSUE_KINDS = ("modality", "organ", "absent_organ", "absent_finding", "side", "size", "intensity", "roi_count")
+ISSUE_KINDS = ("modality", "organ", "absent_organ", "absent_finding", "side", "size", "intensity", "roi_count",
+               "pipeline_language")
 ATTRIBUTE_FIELDS = ("modality", "organ", "roi_location", "texture", "relations")
 
 
@@ -83,6 +86,8 @@ class Facts:
     disease: str = ""
     labels: tuple[str, ...] = ()
     rois: tuple[RoiFacts, ...] = ()
+    body_region: str = ""  # what the slice shows (e.g. 'lower chest'), when the image was examined
+    laterality: str = ""  # left | right: the image is of one side (a radiograph of the right hand)
 
     # ---- derived views (computed once per Facts) ----------------------------------------------------
     @functools.cached_property
@@ -96,7 +101,7 @@ class Facts:
     @functools.cached_property
     def _organs(self) -> frozenset[str]:
         out: set[str] = set()
-        texts = [self.organ, self.disease, *self.labels]
+        texts = [self.organ, self.disease, *self.labels, self.body_region]
         for r in self.claims:
             texts += [r.label, r.organ, *r.related]
         for t in texts:
@@ -211,7 +216,8 @@ def _intensity_mentions(sentence: str) -> list[str]:
 
 
 _COUNT = re.compile(
-    r"(?<![a-z0-9])(\d+|" + "|".join(sorted(map(re.escape, V.COUNT_WORDS), key=len, reverse=True))
+    r"(?<![a-z0-9.])(\d+(?![.\d])(?!\s*(?:mm|cm|hu|%|×|x\s*\d|by\s*\d))|"  # '12 mm cyst' is a size, not a count
+    + "|".join(sorted(map(re.escape, V.COUNT_WORDS), key=len, reverse=True))
     + r"|multiple|several|numerous)\s+(?:[a-z-]+\s+){0,2}?("
     + "|".join(sorted(map(re.escape, V.COUNT_NOUNS), key=len, reverse=True)) + r")(?![a-z])"
 )
@@ -252,12 +258,25 @@ def normalise_intensity(value: Any) -> str:
 # ---- the scorer -----------------------------------------------------------------------------
 
 
+_PRONOUN_START = re.compile(r"^\s*(it|its|they|their|this|these)\b", re.IGNORECASE)
+
+
+def _named_rois(sentence: str, facts: Facts) -> list[RoiClaims]:
+    low = sentence.lower()
+    out = []
+    for r in facts.claims:
+        label = r.label.strip().lower().replace("_", " ")
+        if label and (_has_term(low, label) or _has_term(low, label + "s")):  # 'both kidneys' names the kidneys
+            out.append(r)
+    return out
+
+
 def _relevant_rois(sentence: str, facts: Facts) -> list[RoiClaims]:
     """ROIs a sentence talks about: the findings it names, else -- when it speaks of a finding ('a lesion
     in the liver') -- the findings in the organs it names, else the anatomy it names, else the ROIs in an
     organ it names, else all of them."""
     low = sentence.lower()
-    named = [r for r in facts.claims if r.label and _has_term(low, r.label.strip().lower().replace("_", " "))]
+    named = _named_rois(sentence, facts)
     if any(r.is_finding for r in named):  # a sentence about a finding describes the finding, not its organ
         return [r for r in named if r.is_finding]
     organs = {o for o, _ in V.organ_mentions(low)}
@@ -326,12 +345,16 @@ def _check_findings(text: str, where: str, facts: Facts) -> list[Issue]:
 
 def _check_sentence_facts(text: str, where: str, facts: Facts, quoted: tuple[str, ...] = ()) -> list[Issue]:
     issues: list[Issue] = []
+    previous: list[RoiClaims] = []
     for sentence in _sentences(text):
         if quoted and _is_quoted(sentence, quoted):
             continue  # general knowledge ("small nodules are mostly benign") is not a claim about this image
         rois = _relevant_rois(sentence, facts)
+        if previous and _PRONOUN_START.match(sentence) and not any(r.is_finding for r in _named_rois(sentence, facts)):
+            rois = previous  # "It is hypodense to the liver": 'it' is the finding the last sentence spoke of
+        previous = rois
         # side
-        sides = {r.side for r in rois if r.side}
+        sides = {r.side for r in rois if r.side} | ({facts.laterality} if facts.laterality else set())
         allowed_sides = set(sides)
         if "bilateral" in sides:
             allowed_sides |= {"left", "right"}
@@ -395,6 +418,8 @@ def score_text(text: str, where: str, facts: Facts, quoted: tuple[str, ...] = ()
         return []
     own, cited = _split_quoted(text, quoted)
     return [
+        *[Issue("pipeline_language", where, m.group(0).lower(), "words about the image only")
+          for m in V.PIPELINE_RE.finditer(text)],
         *_check_modality(text, where, facts),
         *_check_organs(own, where, facts),
         *_check_organs(cited, where, facts, region_only=True),  # knowledge may name other organs, not other regions
@@ -452,17 +477,20 @@ def facts_from_row(row: Mapping[str, Any], rois: Iterable[Mapping[str, Any]] | N
         disease=str(row.get("disease") or ""),
         labels=tuple(str(x) for x in row.get("labels") or () if x is not None),
         rois=tuple(RoiFacts.from_row(r) for r in rois),
+        body_region=str(row.get("body_region") or ""),
+        laterality=str(row.get("laterality") or ""),
     )
 
 
 def quoted_clauses(row: Mapping[str, Any]) -> list[str]:
-    """Texts of the clauses a generator attributed to a retrieved passage or quoted from the source
-    (``clauses_json`` sources ``passage:...`` / ``quote:...``); [] when the row does not trace its clauses."""
+    """Texts of the clauses a generator drew from a retrieved passage or from the caption the source ships
+    (``clauses_json`` sources ``passage:...`` / ``caption:...`` / ``quote:...``): read as borrowed, not as a
+    measured claim; [] when the row does not trace its clauses."""
     clauses = json_or_value(row.get("clauses_json") or row.get("clauses"))
     if not isinstance(clauses, list):
         return []
     return [str(c.get("text") or "") for c in clauses
-            if isinstance(c, Mapping) and str(c.get("source") or "").startswith(("passage:", "quote:"))]
+            if isinstance(c, Mapping) and str(c.get("source") or "").startswith(("passage:", "quote:", "caption:"))]
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,7 +13,14 @@ from dagster import DagsterInstance, MultiPartitionKey, materialize
 from medtrinity_assets.assets.triplets import triplets
 from medtrinity_assets.resources import GeneratorResource, PipelineResource
 from medtrinity_assets.storage import DataLayout, rows_to_table, write_table
-from medtrinity_assets.tables import IMAGE_SCHEMA, PASSAGE_SCHEMA, RETRIEVED_PASSAGES_SCHEMA, ROI_SCHEMA, TRIPLET_SCHEMA
+from medtrinity_assets.tables import (
+    IMAGE_FACTS_SCHEMA,
+    IMAGE_SCHEMA,
+    PASSAGE_SCHEMA,
+    RETRIEVED_PASSAGES_SCHEMA,
+    ROI_SCHEMA,
+    TRIPLET_SCHEMA,
+)
 from medtrinity_assets_tests.support.generation import LoopbackChatServer, Reply, echo_answer, tiny_png, user_text
 
 PART = {"source": "phantom_ct", "shard": "s00"}
@@ -55,6 +63,12 @@ def write_upstream(layout: DataLayout) -> None:
     write_table(layout.table_path("images", PART), rows_to_table(images, IMAGE_SCHEMA))
     write_table(layout.table_path("rois", PART), rows_to_table(rois, ROI_SCHEMA))
     write_table(layout.table_path("retrieved_passages", PART), rows_to_table(context, RETRIEVED_PASSAGES_SCHEMA))
+    # what the ROI stage saw on each slice: sample1 shows the lung bases of this 'abdomen' series
+    facts = [{"sample_id": "sample0", "status": "ok", "body_region": "abdomen", "body_region_origin": "expert:ct_anatomy@1",
+              "organs": ["liver"], "agrees_with_metadata": True},
+             {"sample_id": "sample1", "status": "ok", "body_region": "chest", "body_region_detail": "lower chest",
+              "body_region_origin": "expert:ct_anatomy@1", "organs": ["lung"], "agrees_with_metadata": False}]
+    write_table(layout.table_path("image_facts", PART), rows_to_table(facts, IMAGE_FACTS_SCHEMA))
     passages = [{"corpus": "core", "passage_id": "core:liver_tumour#0", "doc_id": "liver_tumour", "chunk_index": 0,
                  "title": "Liver tumour", "text": "Liver tumour: Primary and secondary liver tumours are common. On portal venous CT most "
                  "metastases are hypodense with a heterogeneous centre. Some lesions are hyperdense in the arterial phase.", "n_tokens": 30}]
@@ -90,21 +104,32 @@ def test_grounded_triplets_partition(tmp_path, instance):
     rows = table.to_pylist()
     assert [r["status"] for r in rows] == ["ok"] * 3
     r0 = rows[0]
-    assert "patient's left" in r0["attributes"]["roi_location"] and "medium-sized liver tumour" in r0["attributes"]["roi_location"]
+    assert "patient's left" in r0["attributes"]["roi_location"] and "1.0% of the image" in r0["attributes"]["roi_location"]
     assert "patient's right" in rows[1]["description"]
-    assert "heterogeneous" in r0["attributes"]["texture"] and "-38 HU" in r0["attributes"]["texture"]
-    assert "abuts the kidney" in r0["attributes"]["relations"] or "adjacent to the kidney" in r0["attributes"]["relations"]
+    assert "heterogeneous" in r0["attributes"]["texture"] and "hypodense" in r0["attributes"]["texture"]
+    assert "abutting the kidney" in r0["attributes"]["relations"] and "within the liver" in r0["attributes"]["relations"]
     assert r0["passages"] == [{"passage_id": "core:liver_tumour#0", "corpus": "core", "score": pytest.approx(0.71)}]
-    assert "hypodense with a heterogeneous centre" in r0["description"]  # knowledge sentence, text read from passages
+    clauses = json.loads(r0["clauses_json"])
+    [k] = [c for c in clauses if c["source"] == "passage:core:liver_tumour#0"]  # knowledge as an interpretation
+    assert "heterogeneous interior" in k["text"] and "a liver tumour" in k["text"] and "hypodense with" not in k["text"]
+    # the region named is what the slice shows; the disagreement with the series' metadata is kept as a field
+    assert (r0["body_region"], r0["agrees_with_metadata"]) == ("abdomen", True)
+    assert (rows[1]["body_region"], rows[1]["body_region_origin"], rows[1]["agrees_with_metadata"]) == \
+        ("lower chest", "expert:ct_anatomy@1", False)
+    # without an image_facts row the anatomy ROIs decide (the liver: abdomen), the metadata being the last resort
+    assert "lower chest" in rows[1]["description"] and (rows[2]["body_region_origin"], rows[2]["agrees_with_metadata"]) == \
+        ("expert:anatomy@1", True)
     assert r0["roi_ids"] == ["sample0-r1", "sample0-a1"]  # the error row carries no facts
     assert r0["provenance"] == {"source": "phantom_ct", "volume_ref": "vol1", "slice_index": 10, "original_label": ["liver_tumour"],
                                 "licence": "CC0-1.0", "split": "train"}
     assert "secret" not in json.dumps(rows, default=str)  # internal rel_path never travels
     assert r0["coarse_caption"].startswith("A computed tomography (CT) axial slice of the abdomen")
+    assert all(not re.search(r"marked|region of interest|retrieved|metadata|labelled", r["description"]) for r in rows)
     md = mat.metadata
     assert md["ok"].value == 3 and md["failed"].value == 0
     assert md["generator_id"].value.startswith("grounded:")
-    assert md["input_versions"].data["prompt:description_v1"] == r0["prompt_sha256"][:16]
+    assert md["input_versions"].data["prompt:description_v2"] == r0["prompt_sha256"][:16]
+    assert md["body_region_disagrees_with_metadata"].value == 1
     assert "config:generator" in md["input_versions"].data
     assert "patient's" in md["samples_markdown"].value
     first_version = mat.tags["dagster/data_version"]

@@ -1,4 +1,5 @@
-"""The grounded composer: agrees with the phantom's truth, never contradicts its facts, traceable, seeded."""
+"""The grounded composer: training-grade text that agrees with the phantom's truth, never contradicts its facts,
+never talks about the pipeline, interprets with knowledge, traces every clause, and is seeded."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import re
 
 import pytest
 
-from medtrinity_assets.generation.backends.grounded import GroundedBackend
+from medtrinity_assets.generation.backends.grounded import CAPTION_SOURCE, GroundedBackend
 from medtrinity_assets.generation.coarse_caption import coarse_caption
 from medtrinity_assets.generation.prompt import build_request, load_template
 from medtrinity_assets.generation.sample_facts import ImageFacts, Passage, SampleFacts
-from medtrinity_assets.quality.consistency import score_triplet
+from medtrinity_assets.quality import description_metrics as M
+from medtrinity_assets.quality.consistency import quoted_clauses, score_triplet
 from medtrinity_assets.roi.facts import OtherLesion, Relations, RoiFacts
 from medtrinity_assets.tables import ATTRIBUTES
 from medtrinity_assets_tests.support.generation import ct_liver_facts, mr_brain_facts, phantom_samples
@@ -19,9 +21,9 @@ from medtrinity_assets_tests.support.generation import ct_liver_facts, mr_brain_
 OPPOSITE = {"left": "right", "right": "left"}
 
 
-def check_against_facts(text, facts):
-    """The gate's verdict on a text about these facts (the generator's guard uses the same scorer)."""
-    return score_triplet(text, None, facts.scorer_facts())
+def issues_of(res, facts):
+    """The blocking gate's verdict on a composed triplet (the generator's guard uses the same scorer)."""
+    return score_triplet(res.description, res.attributes, facts.scorer_facts(), quoted_clauses({"clauses_json": res.clauses}))
 
 
 @pytest.fixture(scope="module")
@@ -29,119 +31,186 @@ def phantom():
     return phantom_samples(seed=0, indices=range(6))
 
 
-def test_phantom_triplets_agree_with_ground_truth(phantom):
+def _cyst_passage(pid="p-cyst"):
+    return Passage(pid, 0.8, "core", "Simple liver cyst", "A benign fluid-filled cavity.",
+                   (("organ", "liver"), ("modalities", ["CT", "MR", "US"]), ("normal", False), ("aliases", ["liver cyst"]),
+                    ("appearance", {"CT": "Sharply marginated round lesion of water density (0-20 HU), homogeneous."}),
+                    ("differential", ["cystic metastasis", "hydatid cyst", "liver cysts"])))
+
+
+def test_phantom_triplets_state_the_truth_in_millimetres(phantom):
     backend = GroundedBackend(seed=0)
-    assert len(phantom) >= 8
     for facts, truth in phantom:
         res = backend.compose(facts)
         assert res.ok and set(res.attributes) == set(ATTRIBUTES)
-        a = res.attributes
-        assert re.search(r"\bCT\b|computed tomography", a["modality"]) and "axial" in a["modality"]
-        assert "abdomen" in a["organ"]
-        sides = {t["side"] for t in truth.values()}
+        assert re.search(r"\bCT\b|computed tomography", res.attributes["modality"]) and "axial" in res.attributes["modality"].lower()
         for rid, t in truth.items():
-            # the clause about this ROI names its truth side and size class, and its label
-            [clause] = [c["text"] for c in res.clauses if c["field"] == "roi_location" and c["source"].startswith(f"roi:{rid}.")]
-            assert f"patient's {t['side']}" in clause, clause
-            assert OPPOSITE[t["side"]] not in clause
-            size_word = {"medium": "medium-sized"}.get(t["size_class"], t["size_class"])
-            assert re.search(rf"\b{size_word}\b", clause), clause
-            assert t["name"] in clause
-            [tex] = [c["text"] for c in res.clauses if c["field"] == "texture" and c["source"].startswith(f"roi:{rid}.")]
-            assert t["intensity"] in tex and t["texture"] in tex
-        if len(sides) == 1:
-            assert OPPOSITE[sides.pop()] not in res.description
-        assert check_against_facts(res.description, facts) == []
+            [where] = [c["text"] for c in res.clauses if c["field"] == "roi_location" and c["source"].startswith(f"roi:{rid}.")]
+            assert f"patient's {t['side']}" in where and OPPOSITE[t["side"]] not in where, where
+            assert t["name"] in where
+            roi = next(r for r in facts.rois if r.roi_id == rid)
+            long_mm, short_mm = M.stated_size_mm(where)
+            assert abs(long_mm - roi.long_axis_mm) <= 0.51 and abs(short_mm - roi.short_axis_mm) <= 0.51, where
+            look = " ".join(c["text"] for c in res.clauses if c["source"].startswith(f"roi:{rid}."))
+            assert t["texture"] in look
+            if t["organ"] != "lung":
+                assert t["intensity"] in look, look
+        assert issues_of(res, facts) == []
+        assert M.pipeline_phrases(res.description) == [] and M.pipeline_phrases(" ".join(res.attributes.values())) == []
 
 
-def test_quality_scorer_finds_no_contradiction(phantom):
-    """Cross-check with the quality stage's independent scorer, reading the triplet as stored."""
-    from medtrinity_assets.generation.run import triplet_row
-    from medtrinity_assets.quality import consistency
-
-    backend = GroundedBackend(seed=3)
-    for facts, _truth in phantom:
-        res = backend.compose(facts)
-        row = triplet_row(facts, {}, res, {"backend": "grounded", "model": "m", "version": "v"}, "gid", "sha", "s00")
-        issues = consistency.score_triplet(row["description"], row["attributes"], consistency.facts_from_row(row))
-        assert issues == [], (row["description"], issues)
-
-
-def test_every_clause_is_traceable_and_paragraph_is_their_join():
-    res = GroundedBackend(seed=0).compose(ct_liver_facts())
-    assert all(c["field"] in ATTRIBUTES and c["source"] for c in res.clauses)
-    assert res.description == " ".join(c["text"] for c in res.clauses)
-    sources = {c["source"].split(".")[0] for c in res.clauses}
-    assert {"image", "roi:r1"} <= sources
-    assert any(c["source"] == "passage:core:core-liver-1" for c in res.clauses)  # knowledge clause, attributed
-    for f in ATTRIBUTES:
-        assert res.attributes[f] == " ".join(c["text"] for c in res.clauses if c["field"] == f)
+def test_a_lung_nodule_gets_an_absolute_attenuation_class_against_aerated_lung():
+    nodule = RoiFacts(roi_id="n1", label="lung nodule", origin="ground_truth", side="right", region="lung",
+                      long_axis_mm=7.8, short_axis_mm=7.1, intensity="hyperdense", contrast=877.0, contrast_unit="HU",
+                      mean_value=27.0, surround_value=-850.0, value_unit="HU", attenuation="soft_tissue",
+                      texture="homogeneous", shape="round", margin="well_defined")
+    facts = SampleFacts(ImageFacts("l1", modality="CT", organ="abdomen", axis="axial", window="ct:lung(-600/1500)",
+                                   slice_index=40), rois=(nodule,))
+    text = GroundedBackend().compose(facts).description
+    assert "soft-tissue attenuation (mean 27 HU)" in text and "denser than the surrounding aerated lung (about -850 HU)" in text
+    assert "+877" not in text and "hyperdense" not in text  # the contrast against air says nothing about the nodule
+    assert "lung window (level -600, width 1500 HU)" in text
 
 
-def test_knowledge_sentences_that_contradict_are_not_borrowed():
-    facts = ct_liver_facts()
-    # the passage's hyperdense sentence (contradicts the measured 'hypodense') must not be used
+def test_units_follow_the_image_kind():
+    lesion = dict(roi_id="r1", label="lesion", origin="ground_truth", side="left", region="liver", texture="homogeneous",
+                  shape="round", margin="well_defined", area_fraction=0.004)
+    eight_bit = RoiFacts(**lesion, intensity="hypodense", contrast=-3.1, contrast_unit="z", mean_value=80.0,
+                         surround_value=120.0, value_unit="grey")  # a CT shown as an 8-bit picture: no HU, no mm
+    text = GroundedBackend().compose(SampleFacts(ImageFacts("e1", modality="CT", organ="abdomen"), rois=(eight_bit,))).description
+    assert "HU" not in text and "mm" not in text and "contrast-to-noise ratio 3.1" in text and "0.4% of the image" in text
+    mr = RoiFacts(**lesion, intensity="hyperintense", contrast=4.2, contrast_unit="z", value_unit="signal", long_axis_mm=12.0,
+                  short_axis_mm=9.0)
+    text = GroundedBackend().compose(SampleFacts(ImageFacts("m1", modality="MR", organ="brain"), rois=(mr,))).description
+    assert "hyperintense" in text and "HU" not in text and "12 × 9 mm" in text
+    us = RoiFacts(**lesion, intensity="hypoechoic", contrast=-2.5, contrast_unit="z", value_unit="grey")
+    text = GroundedBackend().compose(SampleFacts(ImageFacts("u1", modality="US"), rois=(us,))).description
+    assert "hypoechoic" in text and "HU" not in text
+    xr = RoiFacts(**lesion, intensity="brighter", contrast=2.0, contrast_unit="z", value_unit="grey")
+    text = GroundedBackend().compose(SampleFacts(ImageFacts("x1", modality="CR", organ="chest"), rois=(xr,))).description
+    assert "more radiopaque" in text
+
+
+def test_knowledge_becomes_a_hedged_interpretation_never_a_more_specific_diagnosis():
+    base = ct_liver_facts()
+    cyst = dataclasses.replace(base.rois[0], label="liver cyst")
+    facts = dataclasses.replace(base, rois=(cyst, base.rois[1]), passages=(_cyst_passage(),))
     res = GroundedBackend(seed=0).compose(facts)
-    assert "hyperdense" not in res.description
-    bad = dataclasses.replace(facts, passages=(Passage("p", 0.9, "core", "Glioma", "On MRI, gliomas of the brain appear hyperintense on T2. In the right hemisphere they are common."),))
-    res = GroundedBackend(seed=0).compose(bad)
-    assert "MRI" not in res.description and "brain" not in res.description and "right" not in res.description
+    [k] = [c for c in res.clauses if c["source"].startswith("passage:")]
+    assert k["source"] == "passage:core:p-cyst"
+    assert re.search(r"\b(fits?|in keeping with|compatible with)\b", k["text"])
+    assert "fluid attenuation (mean 0 HU)" in k["text"].replace("Fluid", "fluid") and "a liver cyst" in k["text"]
+    # the more specific title is a possibility, never what the finding is; the label's own plural is not repeated
+    assert re.search(r"(possibilities|differential) includes? simple liver cyst", k["text"]) and "liver cysts" not in k["text"]
+    assert M.is_interpretive(k["text"], cyst, [facts.passages[0].text, "Sharply marginated round lesion of water density"])
+    assert issues_of(res, facts) == []
 
 
-def test_unknown_side_and_organ_produce_no_side_or_organ_words():
+def test_a_generic_label_gets_a_differential_only():
+    base = ct_liver_facts()
+    lesion = dataclasses.replace(base.rois[0], label="lesion")
+    facts = dataclasses.replace(base, rois=(lesion,), passages=(_cyst_passage(),))
+    [k] = [c["text"] for c in GroundedBackend().compose(facts).clauses if c["source"].startswith("passage:")]
+    assert re.search(r"differential includes simple liver cyst|possibility of simple liver cyst", k), k
+    assert "fit a" not in k and "fits a" not in k
+
+
+def test_knowledge_about_another_organ_finding_or_modality_is_not_used():
+    base = ct_liver_facts()
+    kidney = Passage("p-kid", 0.9, "core", "Simple renal cyst", "", (("organ", "kidney"), ("modalities", ["CT"]),
+                     ("appearance", {"CT": "Water density, homogeneous."}), ("differential", [])))
+    mr_only = dataclasses.replace(_cyst_passage("p-mr"), meta=tuple((k, v if k != "modalities" else ["MR"]) for k, v in _cyst_passage().meta))
+    hcc = Passage("p-hcc", 0.9, "core", "Hepatocellular carcinoma", "", (("organ", "liver"), ("modalities", ["CT"]),
+                  ("aliases", ["HCC"]), ("appearance", {"CT": "Hypodense, heterogeneous."}), ("differential", [])))
+    cyst = dataclasses.replace(base.rois[0], label="liver cyst")
+    facts = dataclasses.replace(base, rois=(cyst,), passages=(kidney, mr_only, hcc))
+    res = GroundedBackend().compose(facts)
+    assert not any(c["source"].startswith("passage:") for c in res.clauses)
+
+
+def test_unknown_side_spacing_and_organ_give_a_shorter_true_text():
     facts = SampleFacts(ImageFacts("u1", source="x", modality="OT"),
                         rois=(RoiFacts(roi_id="r1", label="lesion", size_class="small", area_fraction=0.01, shape="oval"),))
     for seed in range(10):
-        text = GroundedBackend(seed=seed).compose(facts).description
-        assert not re.search(r"\b(left|right|bilateral)\b", text, re.I)
-        assert check_against_facts(text, facts) == []
+        res = GroundedBackend(seed=seed).compose(facts)
+        assert not re.search(r"\b(left|right|bilateral)\b", res.description, re.I)
+        assert "mm" not in res.description and "HU" not in res.description
+        assert issues_of(res, facts) == [] and M.pipeline_phrases(res.description) == []
+
+
+def test_every_clause_is_traceable_and_the_paragraph_is_their_join():
+    res = GroundedBackend(seed=0).compose(ct_liver_facts())
+    assert all(c["field"] in ATTRIBUTES and c["source"] for c in res.clauses)
+    assert res.description == " ".join(c["text"] for c in res.clauses)
+    assert {"image", "roi:r1"} <= {c["source"].split(".")[0] for c in res.clauses}
 
 
 def test_seeded_variation_is_deterministic():
     facts = [dataclasses.replace(ct_liver_facts(), image=dataclasses.replace(ct_liver_facts().image, sample_id=f"s{i}")) for i in range(20)]
     a = [GroundedBackend(seed=0).compose(f).description for f in facts]
-    b = [GroundedBackend(seed=0).compose(f).description for f in facts]
-    c = [GroundedBackend(seed=1).compose(f).description for f in facts]
-    assert a == b
-    assert len(set(a)) >= 5  # phrasing varies across samples
-    assert a != c
+    assert a == [GroundedBackend(seed=0).compose(f).description for f in facts]
+    assert len(set(a)) >= 5 and a != [GroundedBackend(seed=1).compose(f).description for f in facts]
 
 
-def test_no_rois_stays_at_image_level():
-    facts = SampleFacts(ImageFacts("f1", source="skimage_folder", modality="FUNDUS", labels=("normal",)))
-    res = GroundedBackend().compose(facts)
-    assert "No region of interest is marked" in res.attributes["roi_location"]
-    assert "fundus" in res.attributes["modality"].lower()
-    assert "normal" not in res.description.lower()  # no finding is claimed either way
+def test_an_image_without_findings_gets_a_real_global_description():
+    liver = RoiFacts(roi_id="a1", label="liver", kind="anatomy", origin="ground_truth", side="right", area_fraction=0.2,
+                     long_axis_mm=151.0, short_axis_mm=118.0)
+    spleen = RoiFacts(roi_id="a2", label="spleen", kind="anatomy", origin="ground_truth", side="left", area_fraction=0.05,
+                      long_axis_mm=92.0, short_axis_mm=51.0)
+    image = ImageFacts("n1", source="phantom_ct", modality="CT", organ="abdomen", labels=("liver_cyst",), axis="axial",
+                       window="ct:abdomen(50/400)", slice_index=12, body_region="abdomen", visible_organs=("liver", "spleen"))
+    res = GroundedBackend().compose(SampleFacts(image, rois=(liver, spleen)))
+    text = res.description
+    assert "upper abdomen" in text and "liver (15.1 × 11.8 cm)" in text and "spleen (9.2 × 5.1 cm)" in text
+    assert "no focal lesion in the liver at this level" in text  # ground-truth liver mask, the source annotates liver lesions
+    assert "spleen at this level" not in text  # nothing says the source would have marked a splenic lesion
+    assert M.pipeline_phrases(text) == [] and "cyst" not in text
+    expert = SampleFacts(image, rois=(dataclasses.replace(liver, origin="expert:ct_anatomy@1"),))
+    assert "no focal lesion" not in GroundedBackend().compose(expert).description  # a model's silence proves nothing
 
 
-def test_coarse_caption_and_prompt_carry_the_facts():
-    facts = mr_brain_facts()
-    cap = coarse_caption(facts.image)
-    assert cap.sentence == "A magnetic resonance (MR) image of the brain labelled glioma, from source 'brain_mr'."
-    assert cap.modality == "MR" and cap.organ == "brain" and cap.diseases == ("glioma",)
-    tpl = load_template()
-    req = build_request(facts, tpl)
-    assert req.prompt_sha256 == tpl.sha256 and len(tpl.sha256) == 64
-    for fact in ("patient side: right", "size: large", "intensity: hyperintense", "margin: ill-defined", "shape: irregular", cap.sentence):
-        assert fact in req.user
-    assert '"required"' in req.user  # the answer schema travels with the prompt
-    assert req.overlay_png is None  # no image given, no overlay
+def test_the_region_comes_from_the_slice_and_a_disagreement_is_kept():
+    from medtrinity_assets.generation.inputs import image_facts as to_image_facts
+
+    lung = [RoiFacts(roi_id=f"l{i}", label="lung", kind="anatomy", origin="ground_truth", side=s, area_fraction=0.1)
+            for i, s in enumerate(("left", "right"))]
+    row = {"sample_id": "c1", "modality": "CT", "organ": "abdomen", "axis": "axial", "slice_index": 44}
+    img = to_image_facts(row, None, lung)
+    assert (img.body_region, img.body_region_origin, img.agrees_with_metadata) == ("chest", "ground_truth", False)
+    text = GroundedBackend().compose(SampleFacts(img, rois=tuple(lung))).description
+    assert "of the chest" in text and "abdomen" not in text
+    # the ROI stage's own image_facts row wins over the anatomy guess
+    expert_row = {"sample_id": "c1", "status": "ok", "body_region": "chest", "body_region_detail": "lower chest",
+                  "body_region_origin": "expert:ct_anatomy@1", "agrees_with_metadata": False, "organs": ["lung", "bone"],
+                  "measurements_json": '{"cardiothoracic_ratio": 0.47}'}
+    img = to_image_facts(row, expert_row, lung)
+    assert img.body_region_detail == "lower chest" and img.measurement("cardiothoracic_ratio") == 0.47
+    text = GroundedBackend().compose(SampleFacts(img, rois=tuple(lung))).description
+    assert "lower chest" in text and "cardiothoracic ratio" in text and "0.47" in text
+    no_anatomy = to_image_facts(row, None, ())
+    assert (no_anatomy.body_region, no_anatomy.body_region_origin, no_anatomy.agrees_with_metadata) == ("abdomen", "metadata", None)
 
 
-def test_knowledge_about_another_organ_or_finding_is_not_borrowed():
-    facts = SampleFacts(
-        ImageFacts("k1", source="phantom_ct", modality="CT", organ="abdomen", labels=("liver_cyst", "kidney_cyst")),
-        rois=(RoiFacts(roi_id="r1", label="kidney cyst", side="right", region="kidney", size_class="small", intensity="hypodense"),),
-        passages=(Passage("p1", 0.9, "core", "Simple liver cyst", "On CT: Sharply marginated round lesion of water density, homogeneous."),
-                  Passage("p2", 0.8, "core", "Renal cyst", "On CT: Thin-walled lesion near water density, homogeneous and non-enhancing.")),
-    )
-    res = GroundedBackend().compose(facts)
-    [k] = [c for c in res.clauses if c["source"].startswith("passage:")]
-    assert k["source"] == "passage:core:p2" and "On CT, thin-walled lesion" in k["text"]  # corpus section style tidied
-    unlabelled = SampleFacts(ImageFacts("k2", source="brain_mr", modality="MR", organ="brain"),
-                             passages=(Passage("p3", 0.9, "core", "Normal brain MRI", "On MR: white matter is brighter than grey matter on T1."),))
-    assert not any(c["source"].startswith("passage:") for c in GroundedBackend().compose(unlabelled).clauses)
+def test_xray_view_laterality_and_mr_weighting_come_from_the_header():
+    hand = ImageFacts("x1", modality="CR", organ="extremity", acquisition=(("ViewPosition", "AP"), ("Laterality", "R"),
+                                                                           ("body_part", "extremity")))
+    res = GroundedBackend().compose(SampleFacts(hand))
+    assert res.description.startswith("An anteroposterior") and "right extremity" in res.description
+    assert issues_of(res, SampleFacts(hand)) == []  # the image's own laterality is a fact, not an invented side
+    mr = ImageFacts("m1", modality="MR", organ="head", axis="axial", acquisition=(
+        ("RepetitionTime", 350.0), ("EchoTime", 27.0), ("MagneticFieldStrength", 1.5), ("SliceThickness", 6.0)))
+    text = GroundedBackend().compose(SampleFacts(mr)).description
+    assert "T1-weighted" in text and "acquired at 1.5 T with 6 mm slices" in text
+
+
+def test_a_source_caption_is_used_as_borrowed_text_and_checked():
+    image = ImageFacts("c1", modality="HISTOLOGY", organ="colon",
+                       caption_in="Tissue section with brown chromogen marking the immunoreactive cells lining the glands")
+    res = GroundedBackend().compose(SampleFacts(image))
+    [clause] = [c for c in res.clauses if c["source"] == CAPTION_SOURCE]
+    assert clause["text"].endswith("glands.") and clause["text"] in quoted_clauses({"clauses_json": res.clauses})
+    wrong = dataclasses.replace(image, caption_in="Axial MRI of the brain.")  # contradicts the facts: not used
+    assert "MRI" not in GroundedBackend().compose(SampleFacts(wrong)).description
 
 
 def test_distance_between_two_findings_is_stated_once():
@@ -149,23 +218,34 @@ def test_distance_between_two_findings_is_stated_once():
                  relations=Relations(inside=("liver",), other_lesions=(OtherLesion("cccc3333dddd4444", "liver cyst", "right", 39.3),)))
     b = RoiFacts(roi_id="cccc3333dddd4444", label="liver cyst", side="right", region="liver", area_fraction=0.01,
                  relations=Relations(other_lesions=(OtherLesion("aaaa1111bbbb2222", "liver tumour", "right", 39.3),
-                                                    OtherLesion("eeee5555ffff6666", "liver cyst", "right", 12.0))))  # unknown id: skipped
-    res = GroundedBackend().compose(SampleFacts(ImageFacts("d1", modality="CT", organ="abdomen"), rois=(a, b)))
-    rel = res.attributes["relations"]
-    assert rel.count("39 mm") == 1 and "liver cyst" in rel and "eeee" not in rel and "12 mm" not in rel
+                                                    OtherLesion("eeee5555ffff6666", "liver cyst", "right", 12.0))))
+    text = GroundedBackend().compose(SampleFacts(ImageFacts("d1", modality="CT", organ="abdomen"), rois=(a, b))).description
+    assert text.count("39 mm") == 1 and "12 mm" not in text and "two focal findings" in text
 
 
-def test_slice_without_findings_borrows_no_finding_knowledge():
-    facts = SampleFacts(
-        ImageFacts("n1", source="phantom_ct", modality="CT", organ="abdomen", labels=("liver_cyst",)),  # the volume's label
-        rois=(RoiFacts(roi_id="a1", label="liver", kind="anatomy", area_fraction=0.1),),
-        passages=(Passage("p1", 0.9, "core", "Simple liver cyst", "On CT: Sharply marginated round lesion of water density."),),
-    )
-    res = GroundedBackend().compose(facts)
-    assert "cyst" not in res.description.lower()
-    fundus = SampleFacts(ImageFacts("f2", source="skimage_folder", modality="FUNDUS", organ="eye", labels=("normal fundus",)),
-                         passages=(Passage("p2", 0.9, "core", "Normal retina (fundus photograph)", "On FUNDUS: Orange-red background with a pink optic disc."),))
-    assert "On fundus photographs, orange-red background" in GroundedBackend().compose(fundus).description
+def test_two_findings_of_one_name_are_told_apart():
+    lesion = dict(label="lesion", origin="expert:lesion_seg@x", side="right", region="liver", intensity="hypodense",
+                  contrast=-30.0, contrast_unit="HU")
+    first = RoiFacts(roi_id="a", area_fraction=0.006, relations=Relations(other_lesions=(OtherLesion("b", "lesion", "right", 18.0),)), **lesion)
+    second = RoiFacts(roi_id="b", area_fraction=0.004, **lesion)
+    text = GroundedBackend(seed=0).compose(dataclasses.replace(ct_liver_facts(), rois=(first, second))).description
+    assert re.search(r"18 mm from the second lesion", text), text
+
+
+def test_coarse_caption_and_prompt_carry_the_facts_without_pipeline_words():
+    facts = mr_brain_facts()
+    cap = coarse_caption(facts.image)
+    assert cap.sentence == "A magnetic resonance (MR) image of the brain showing glioma."
+    assert cap.modality == "MR" and cap.organ == "brain" and cap.diseases == ("glioma",) and cap.source == "brain_mr"
+    sliced = coarse_caption(dataclasses.replace(facts.image, slice_index=7, axis="axial"))
+    assert sliced.sentence.endswith("the scanned volume contains glioma.")  # a volume's label is not claimed for the slice
+    tpl = load_template()
+    assert tpl.name == "description_v2"
+    req = build_request(facts, tpl)
+    for fact in ("patient side: right", "size: large", "intensity: hyperintense", "margin: ill-defined", "shape: irregular"):
+        assert fact in req.user
+    assert '"required"' in req.user and req.overlay_png is None
+    assert "boxes" in req.system and "regions of interest" in req.system.lower()  # told what never to say
 
 
 def test_overlay_is_drawn_in_memory_on_a_copy():
@@ -178,37 +258,22 @@ def test_overlay_is_drawn_in_memory_on_a_copy():
 
     png = tiny_png(64, 48)
     req = build_request(ct_liver_facts(), image_png=png)
-    assert req.image_png == png  # the dataset image is sent as stored
+    assert req.image_png == png
+    assert "box x0=0.550 y0=0.300 x1=0.650 y1=0.400" in req.user  # the same box as normalised coordinates
     with Image.open(io.BytesIO(req.overlay_png)) as ov, Image.open(io.BytesIO(png)) as im:
-        assert ov.size == im.size
         diff = np.abs(np.asarray(ov.convert("RGB"), dtype=int) - np.asarray(im.convert("RGB"), dtype=int)).sum(axis=2) > 0
     ys, xs = np.nonzero(diff)
-    # the drawn box sits where the finding's normalised bbox (0.55..0.65 x 0.30..0.40) says
     assert 0.5 * 64 <= np.median(xs) <= 0.75 * 64 and 0.2 * 48 <= np.median(ys) <= 0.5 * 48
 
 
-def test_relation_between_two_findings_of_one_name_says_which():
+def test_a_passage_describing_the_opposite_of_a_measurement_is_not_used():
+    """A soft-tissue, hyperdense liver lesion is not interpreted with a water-density cyst passage (whose
+    'no enhancement' is a negation, not evidence)."""
     base = ct_liver_facts()
-    lesion = dict(label="lesion", origin="expert:lesion_seg@x", side="right", region="liver", size_class="medium",
-                  intensity="hypodense", area_fraction=0.006)
-    first = RoiFacts(roi_id="a", relations=Relations(other_lesions=(OtherLesion("b", "lesion", "right", 18.0),)), **lesion)
-    second = RoiFacts(roi_id="b", **{**lesion, "area_fraction": 0.004})
-    facts = dataclasses.replace(base, rois=(first, second))
-    text = GroundedBackend(seed=0).compose(facts).description
-    assert "18 mm" in text
-    assert re.search(r"18 mm (away )?from the second lesion", text), text
-
-
-def test_source_caption_is_quoted_attributed_and_not_scored_as_a_claim():
-    from medtrinity_assets.generation.backends.grounded import QUOTED_CAPTION
-    from medtrinity_assets.quality.consistency import quoted_clauses
-
-    base = ct_liver_facts()
-    facts = dataclasses.replace(base, image=dataclasses.replace(base.image, caption_in="Contrast CT, lesion in the left lobe"))
-    res = GroundedBackend(seed=0).compose(facts)
-    assert '"Contrast CT, lesion in the left lobe."' in res.description
-    [clause] = [c for c in res.clauses if c["source"] == QUOTED_CAPTION]
-    assert clause["field"] == "organ"
-    assert clause["text"] in quoted_clauses({"clauses_json": res.clauses})
-    request = build_request(facts)
-    assert "Contrast CT, lesion in the left lobe" in request.user
+    dense = dataclasses.replace(base.rois[0], label="lesion", intensity="hyperdense", contrast=30.0, mean_value=90.0,
+                                surround_value=60.0, attenuation="soft_tissue")
+    cyst = dataclasses.replace(_cyst_passage(), meta=tuple(
+        (k, {"CT": "Round lesion of water density (0-20 HU), homogeneous, with no enhancement."} if k == "appearance" else v)
+        for k, v in _cyst_passage().meta))
+    res = GroundedBackend().compose(dataclasses.replace(base, rois=(dense,), passages=(cyst,)))
+    assert not any(c["source"].startswith("passage:") for c in res.clauses)

@@ -25,7 +25,7 @@ def requests_for(sources: list[str]):
     reqs = []
     for s in sources:
         f = ct_liver_facts(sample_id=f"id-{s}")
-        f = dataclasses.replace(f, image=dataclasses.replace(f.image, source=s))
+        f = dataclasses.replace(f, image=dataclasses.replace(f.image, source=s, caption_in=f"Case {s}."))
         reqs.append(build_request(f, image_png=tiny_png()))
     return reqs
 
@@ -52,7 +52,8 @@ def test_request_carries_images_as_data_urls_and_schema():
     urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
     assert len(urls) == 2 and all(u.startswith("data:image/png;base64,") for u in urls)  # image + ROI overlay
     assert body["response_format"]["type"] == "json_schema"
-    assert "Regions of interest (2)" in user_text(body) and "patient side: left" in user_text(body)
+    assert "Measured regions (2;" in user_text(body) and "patient side: left" in user_text(body)
+    assert "box x0=0.550 y0=0.300 x1=0.650 y1=0.400" in user_text(body)  # boxes as coordinates beside the overlay
     assert res.prompt_tokens > 50 and res.completion_tokens > 5
 
 
@@ -138,6 +139,24 @@ def test_contradicting_answer_is_rejected():
     with LoopbackChatServer(responder) as server:
         [res] = backend(server).generate(requests_for(["c"]))
     assert not res.ok and "side 'right'" in res.reason
+
+
+def test_pipeline_language_is_sent_back_and_a_clean_repair_is_kept():
+    """The gate the composer's text passes is applied to the model's answer: talk about marks and regions of
+    interest is rejected with its reason, and the repaired answer is used."""
+    def responder(body, attempt):
+        answer = json.loads(echo_answer(body))
+        if not is_repair(body):
+            answer["description"] += " The region of interest is marked on the overlay."
+        else:
+            assert "pipeline_language 'region of interest'" in user_text({"messages": body["messages"][-1:]}) or \
+                "pipeline_language" in json.dumps(body["messages"][-1])
+        return Reply(content=json.dumps(answer))
+
+    with LoopbackChatServer(responder) as server:
+        [res] = backend(server).generate(requests_for(["p"]))
+        assert len(server.requests) == 2
+    assert res.ok and "marked" not in res.description and res.attempts == 2
 
 
 @pytest.mark.parametrize("how", ["field", "text"])

@@ -79,7 +79,7 @@ def test_rows_in_table_shape_and_shard_rate():
 
 
 def test_quoted_knowledge_is_not_read_as_a_claim_about_the_image():
-    quote = "Retrieved reference: most small nodules are benign; a focal lesion darker than the liver is hypodense."
+    quote = "Most small nodules are benign; a focal lesion darker than the liver is hypodense."
     text = "Axial CT of the abdomen. A large hyperdense tumour lies in the left kidney. " + quote
     facts = Facts(modality="CT", organ="abdomen",
                   rois=(RoiFacts(label="tumour", side="left", size_class="large", intensity="hyperdense", region="kidney"),
@@ -87,9 +87,9 @@ def test_quoted_knowledge_is_not_read_as_a_claim_about_the_image():
     assert kinds(score_triplet(text, None, facts)) == ["intensity", "size"]
     assert score_triplet(text, None, facts, quoted=[quote]) == []
     # quoted knowledge may name other organs of the region, not another region
-    other = "Retrieved reference: renal cancer and colon metastases may calcify."
+    other = "Renal cancer and colon metastases may calcify."
     assert score_triplet(text + " " + other, None, facts, quoted=[quote, other]) == []
-    brain = "Retrieved reference: gliomas of the brain are infiltrative."
+    brain = "Gliomas of the brain are infiltrative."
     assert kinds(score_triplet(text + " " + brain, None, facts, quoted=[quote, brain])) == ["organ"]
     row = {"sample_id": "x", "modality": "CT", "organ": "abdomen", "status": "ok", "description": text,
            "clauses_json": f'[{{"field": "texture", "text": "{quote}", "source": "passage:core:p1"}}]'}
@@ -118,9 +118,35 @@ def test_corrupted_copy_is_caught():
 
 def test_a_quoted_source_caption_ending_in_a_closing_quote_is_not_read_as_a_claim():
     facts = Facts(modality="CT", organ="abdomen")  # no ROI: no side is known
-    caption = 'The source describes the image as: "A hypodense lesion on the patient\'s left."'
-    description = f"This is a CT image. {caption} No region of interest is marked."
+    caption = '"A hypodense lesion on the patient\'s left."'
+    description = f"This is a CT image. {caption} The image is axial."
     assert kinds(score_triplet(description, None, facts, quoted=[caption])) == []
     # the same words as the generator's own claim are an invented location
-    own = "This is a CT image. A hypodense lesion lies on the patient's left. No region of interest is marked."
+    own = "This is a CT image. A hypodense lesion lies on the patient's left. The image is axial."
     assert "side" in kinds(score_triplet(own, None, facts))
+
+
+def test_a_pronoun_speaks_of_the_finding_just_named():
+    facts = Facts(modality="CT", organ="abdomen", rois=(
+        RoiFacts(label="liver cyst", side="right", region="liver", intensity="hypodense", size_class="medium"),
+        RoiFacts(label="liver", kind="anatomy", side="right", intensity="hyperdense", size_class="very_large")))
+    named = "A 12 × 10 mm liver cyst lies in the liver on the patient's right."
+    assert score_triplet(f"{named} It is hypodense relative to the liver.", None, facts) == []
+    assert kinds(score_triplet(f"{named} It is hyperdense relative to the liver.", None, facts)) == ["intensity"]
+
+
+def test_plural_organ_names_and_image_laterality():
+    lungs = Facts(modality="CT", organ="chest", rois=(RoiFacts(label="lung", kind="anatomy", side="right"),
+                                                      RoiFacts(label="lung", kind="anatomy", side="left")))
+    assert score_triplet("Axial CT showing both lungs (right 7.6 × 4.8 cm, left 7.5 × 4.7 cm).", None, lungs) == []
+    hand = Facts(modality="CR", organ="extremity")
+    assert kinds(score_triplet("A radiograph of the right hand.", None, hand)) == ["side"]
+    assert score_triplet("A radiograph of the right hand.", None, Facts(modality="CR", organ="extremity", laterality="right")) == []
+
+
+def test_pipeline_language_is_an_issue_of_its_own():
+    text = "Axial CT of the abdomen. No region of interest is marked. The organ is not recorded in the metadata."
+    issues = score_triplet(text, None, Facts(modality="CT", organ="abdomen"))
+    assert kinds(issues) == ["pipeline_language"]
+    assert {i.found for i in issues} == {"region of interest", "marked", "not recorded", "metadata"}
+    assert score_triplet("Axial CT with markedly dilated bowel loops.", None, Facts(modality="CT", organ="abdomen")) == []

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from medtrinity_assets.generation.sample_facts import ImageFacts, Passage, SampleFacts
-from medtrinity_assets.roi.facts import Relations, RoiFacts
+from medtrinity_assets.roi.facts import Relations, RoiFacts, attenuation_class
 
 
 @dataclass
@@ -48,15 +48,15 @@ def is_repair(body: dict) -> bool:
 
 def echo_answer(body: dict) -> str:
     """A valid answer built from the prompt's own coarse caption, so it never contradicts the facts."""
-    m = re.search(r"Coarse caption \(metadata\): (.*)", user_text(body))
+    m = re.search(r"(?:Coarse caption \(metadata\)|Image facts): (.*)", user_text(body))
     caption = m.group(1).strip() if m else "An image."
     return json.dumps({
         "modality": caption.split(",")[0],
         "organ": caption,
-        "roi_location": "The regions are as listed in the facts.",
+        "roi_location": "As measured.",
         "texture": "As measured.",
         "relations": "As measured.",
-        "description": f"{caption} The description restates the measured facts of each marked region.",
+        "description": f"{caption} Each finding appears as its measurements describe.",
     })
 
 
@@ -232,8 +232,10 @@ def ct_liver_facts(sample_id: str = "ct-1", side: str = "left", n_passages: int 
         rois=(
             RoiFacts(roi_id="r1", label="liver_metastasis", origin="ground_truth", side=side, vertical_position="upper",
                      ap_position="anterior", region="liver", bbox=(0.55, 0.30, 0.65, 0.40), size_class="small",
-                     area_fraction=0.008, intensity="hypodense", contrast=-60.0, contrast_unit="HU",
-                     texture="homogeneous", shape="round", margin="well_defined", relations=Relations(inside=("liver",))),
+                     area_fraction=0.008, long_axis_mm=9.4, short_axis_mm=8.1, intensity="hypodense", contrast=-60.0,
+                     contrast_unit="HU", mean_value=0.0, surround_value=60.0, value_unit="HU", attenuation="fluid",
+                     texture="homogeneous", shape="round", margin="well_defined",
+                     relations=Relations(inside=("liver",), nearest_organ="liver", distance_to_organ_edge_mm=7.5)),
             RoiFacts(roi_id="a1", label="liver", kind="anatomy", origin="ground_truth", area_fraction=0.12,
                      bbox=(0.45, 0.2, 0.85, 0.6)),
         ),
@@ -281,19 +283,23 @@ def phantom_samples(seed: int = 0, indices=range(6)) -> list[tuple[SampleFacts, 
                     continue
                 rid = f"les{other['label']}"
                 ys, xs = np.nonzero(ph.label_map[z] == other["label"])
+                diameter = 2.0 * float(np.sqrt(area * ph.spacing[1] * ph.spacing[2] / np.pi))  # this slice's section
                 rois.append(RoiFacts(
-                    roi_id=rid, label=other["name"], kind="finding", side=other["side"], region=other["organ"],
-                    bbox=(xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h),
-                    area_fraction=area / (h * w), size_class=other["size_class"], intensity=other["intensity"],
-                    contrast=other["contrast_hu"], contrast_unit="HU", texture=other["texture"],
-                    shape=other["shape"], relations=Relations(inside=(other["organ"],))))
+                    roi_id=rid, label=other["name"], kind="finding", origin="ground_truth", side=other["side"],
+                    region=other["organ"], bbox=(xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h),
+                    area_fraction=area / (h * w), size_class=other["size_class"], long_axis_mm=diameter,
+                    short_axis_mm=diameter, intensity=other["intensity"], contrast=other["contrast_hu"],
+                    contrast_unit="HU", mean_value=other["mean_hu"], surround_value=other["background_hu"],
+                    value_unit="HU", attenuation=attenuation_class(other["mean_hu"]), texture=other["texture"],
+                    shape=other["shape"], margin="well_defined", relations=Relations(inside=(other["organ"],))))
                 truth[rid] = other
             for value, organ in ORGAN_LABELS.items():
                 if np.any(ph.label_map[z] == value):
-                    rois.append(RoiFacts(roi_id=f"org{value}", label=organ, kind="anatomy",
+                    rois.append(RoiFacts(roi_id=f"org{value}", label=organ, kind="anatomy", origin="ground_truth",
                                          area_fraction=float(np.mean(ph.label_map[z] == value))))
             image = ImageFacts(sample_id=f"{ph.subject_id}_z{z:02d}", source="phantom_ct", modality="CT", organ="abdomen",
                                labels=tuple(sorted({t["name"].replace(" ", "_") for t in truth.values()})), axis="axial",
-                               window="ct:abdomen(40/400)")
+                               window="ct:abdomen(40/400)", slice_index=z, pixel_spacing=(ph.spacing[1], ph.spacing[2]),
+                               width=w, height=h)
             out.append((SampleFacts(image=image, rois=tuple(rois)), truth))
     return out

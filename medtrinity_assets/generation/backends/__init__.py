@@ -8,7 +8,7 @@ Configuration (the ``generator:`` section of the sources YAML)::
     generator:
       backend: grounded | openai | transformers
       seed: 0                     # grounded: phrasing variation
-      prompt: description_v1      # template under generation/prompts/
+      prompt: description_v2      # template under generation/prompts/
       # openai
       model: gpt-4o | Qwen/Qwen2-VL-7B-Instruct | llava:13b ...
       base_url: http://127.0.0.1:8000/v1

@@ -31,7 +31,7 @@ class TransformersBackend:
         max_new_tokens: int = 512,
         dtype: str = "auto",
         send_overlay: bool = False,
-        prompt: str = "description_v1",
+        prompt: str = "description_v2",
         check_facts: bool = True,
     ) -> None:
         import hashlib
@@ -75,7 +75,7 @@ class TransformersBackend:
             max_new_tokens=int(settings.get("max_new_tokens", 512)),
             dtype=str(settings.get("dtype", "auto")),
             send_overlay=bool(settings.get("send_overlay", False)),
-            prompt=str(settings.get("prompt", "description_v1")),
+            prompt=str(settings.get("prompt", "description_v2")),
             check_facts=bool(settings.get("check_facts", True)),
         )
 

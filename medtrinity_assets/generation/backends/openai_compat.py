@@ -75,7 +75,7 @@ class OpenAICompatBackend:
         response_format: str = "json_object",
         send_overlay: bool = True,
         cache_dir: Path | None = None,
-        prompt: str = "description_v1",
+        prompt: str = "description_v2",
         check_facts: bool = True,
     ) -> None:
         if concurrency < 1:
@@ -125,7 +125,7 @@ class OpenAICompatBackend:
             response_format=str(settings.get("response_format", "json_object")),
             send_overlay=bool(settings.get("send_overlay", True)),
             cache_dir=Path(settings["cache_dir"]) if settings.get("cache_dir") else cache_dir,
-            prompt=str(settings.get("prompt", "description_v1")),
+            prompt=str(settings.get("prompt", "description_v2")),
             check_facts=bool(settings.get("check_facts", True)),
         )
 
