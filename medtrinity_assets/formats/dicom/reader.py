@@ -7,6 +7,10 @@ item (``ItemRef.hints``), so ``load`` reads a series' pixel bytes straight from 
 them instead of parsing every header again; it reads a file whole only where it must (the first
 file of an item, for its metadata; a file changed since the scan).
 
+The locator names the item's files relative to the source folder (``load`` joins them to the
+source's path again), so an item's key -- a salted hash of the source name and the locator -- does
+not depend on where the folder lies: a moved or copied source keeps its keys, sample ids and outputs.
+
 ``load`` decodes (:mod:`.pixels`: modality LUT, MONOCHROME1, palette/YBR colour) and hands pixels
 and geometry to :mod:`.volume` for the canonical layout. Quarantine reasons never quote header
 values that identify anyone.
@@ -35,6 +39,7 @@ from medtrinity_assets.formats.dicom.identifiers import identifier_values, path_
 from medtrinity_assets.formats.dicom.meta import allowed_meta
 from medtrinity_assets.formats.dicom.triage import IN_MEMORY_BYTES, read_header
 from medtrinity_assets.formats.dicom.volume import finish_2d, finish_volume
+from medtrinity_assets.formats.safety import source_root
 
 HINT_HEADERS = "dicom_headers"  # ItemRef.hints key: the scan's headers of the item's files, in order
 
@@ -68,7 +73,7 @@ class DicomReader:
     def scan(self, source: SourceSpec) -> Iterator[ScanResult]:
         root = Path(source.path)
         allow_burned = bool(source.option("allow_burned_in", False))
-        base = root if root.is_dir() else root.parent
+        base = source_root(root)
         headers: list[Header] = []
         bad: list[Quarantined] = []
         for path in list_files(root):
@@ -123,10 +128,10 @@ class DicomReader:
             n_frames = int(first.get("NumberOfFrames", 1) or 1) if g.kind != "dicom_series" else len(g.headers)
             yield ItemRef(
                 kind=g.kind,
-                locator={
-                    "files": [str(h.path) for h in g.headers],
-                    "seg": [str(h.path) for h in g.gt if h.kind == "seg"],
-                    "rtstruct": [str(h.path) for h in g.gt if h.kind == "rtstruct"],
+                locator={  # relative to the source folder: the item key must not depend on where it lies
+                    "files": [_relative(h.path, base) for h in g.headers],
+                    "seg": [_relative(h.path, base) for h in g.gt if h.kind == "seg"],
+                    "rtstruct": [_relative(h.path, base) for h in g.gt if h.kind == "rtstruct"],
                     "allow_burned_in": allow_burned,
                 },
                 rel_path=scrub(os.path.relpath(first.path, base)),
@@ -143,12 +148,13 @@ class DicomReader:
     # ------------------------------------------------------------ load
 
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
-        files = [Path(p) for p in ref.locator["files"]]
+        base = source_root(Path(source.path))
+        files = [base / p for p in ref.locator["files"]]
         allow_burned = bool(ref.locator.get("allow_burned_in", source.option("allow_burned_in", False)))
         headers = _scan_headers(ref, files)
         if any(_burned(h) for h in headers) and not allow_burned:
             raise ReadError("burned_in_annotation", BURNED_IN_REASON)
-        gt = {"seg": list(ref.locator.get("seg") or []), "rtstruct": list(ref.locator.get("rtstruct") or [])}
+        gt = {k: [str(base / p) for p in ref.locator.get(k) or []] for k in ("seg", "rtstruct")}
         if ref.kind == "dicom_series":
             item = _load_series(headers, gt)
         else:
@@ -159,6 +165,11 @@ class DicomReader:
         item.organ = source.organ
         item.disease = source.disease
         return item
+
+
+def _relative(path: Path, base: Path) -> str:
+    """A scanned file's path under the source folder, as the locator keeps it ('/'-separated)."""
+    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def _scan_headers(ref: ItemRef, files: list[Path]) -> list[Header]:

@@ -175,6 +175,31 @@ def test_series_in_any_stored_orientation_comes_back_canonical(tmp_path, orienta
         np.testing.assert_array_equal(item.label_map == got[0], truth)
 
 
+def test_item_keys_do_not_depend_on_where_the_source_folder_lies(tmp_path):
+    """The locator names files relative to the source folder, so a copied or moved source keeps its item
+    keys (and so its sample ids), and loads from where it is now, ground truth included."""
+    from medtrinity_assets.ingest import build_manifest
+
+    ph, out = _phantom_folder(tmp_path / "first", "LPS")
+    first = out.study_dir.parent
+    moved = tmp_path / "somewhere" / "else" / "dicom"
+    shutil.copytree(first, moved)
+    items_a, bad_a = scan(first)
+    items_b, bad_b = scan(moved)
+    assert not bad_a and not bad_b and len(items_a) == 1
+    assert items_a[0].locator == items_b[0].locator
+    assert items_a[0].locator["seg"] and items_a[0].locator["rtstruct"]
+    for path in (p for k in ("files", "seg", "rtstruct") for p in items_a[0].locator[k]):
+        assert not Path(path).is_absolute() and str(tmp_path) not in path
+    keys = [build_manifest(source(folder), salt="s", shards=4)[0].select(["item_key", "rel_path", "subject_key",
+                                                                          "series_key", "shard"]).to_pylist()
+            for folder in (first, moved)]
+    assert keys[0] == keys[1]
+    shutil.rmtree(tmp_path / "first")  # the copy is read from where it lies now
+    item = READER.load(source(moved), items_b[0])
+    assert np.abs(item.pixels - ph.volume_hu).max() <= 0.5 and set(item.label_names.values()) >= {"liver"}
+
+
 def test_series_sorted_by_position_not_file_name(tmp_path):
     ph, out = _phantom_folder(tmp_path, "LPS", with_seg=False, with_rtstruct=False)
     files = list(out.ct_files)
