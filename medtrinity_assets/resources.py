@@ -9,12 +9,11 @@ are torn down (``teardown_after_execution``), whatever the step's outcome.
 
 from __future__ import annotations
 
-from typing import Any
-
 from dagster import ConfigurableResource, InitResourceContext
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, ValidationError
 
 from medtrinity_assets.config import PipelineConfig
+from medtrinity_assets.config.sections import GeneratorSection
 from medtrinity_assets.settings import _load, active_config_path
 from medtrinity_assets.storage import DataLayout
 
@@ -70,14 +69,17 @@ class GeneratorResource(ConfigurableResource):
 
     _opened: list = PrivateAttr(default_factory=list)
 
-    def settings(self) -> dict[str, Any]:
-        """The typed ``generator`` section as the backends read it (unset backend-specific fields left out)."""
-        s = self.pipeline.config().generator.model_dump(mode="json", exclude_none=True)
-        for key in ("backend", "model", "base_url", "model_dir"):
-            value = getattr(self, key)
-            if value:
-                s[key] = value
-        return s
+    def settings(self) -> GeneratorSection:
+        """The typed ``generator`` section, with the fields this resource sets (e.g. in the launchpad) in its place;
+        validated again, so an override that leaves a backend without what it needs fails here in one line."""
+        section = self.pipeline.config().generator
+        overrides = {key: getattr(self, key) for key in ("backend", "model", "base_url", "model_dir") if getattr(self, key)}
+        if not overrides:
+            return section
+        try:
+            return GeneratorSection.model_validate({**section.model_dump(exclude_unset=True), **overrides})
+        except ValidationError as exc:
+            raise ValueError(f"generator resource {overrides}: {'; '.join(e['msg'] for e in exc.errors())}") from None
 
     def open_backend(self):
         """The configured backend, opened for this step; Dagster closes it at teardown."""

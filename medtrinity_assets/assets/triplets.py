@@ -80,8 +80,8 @@ def triplets(context: AssetExecutionContext, pipeline: PipelineResource, generat
     ctx = read_table(layout.table_path("retrieved_passages", part)) if "retrieved_passages" not in missing else None
 
     settings = generator.settings()
-    template = load_template(str(settings.get("prompt", "description_v2")))
-    top_k = int(settings.get("top_k_passages", 3))
+    template = load_template(settings.prompt)
+    top_k = settings.top_k_passages
     passages = load_passages(layout.root, context_ids(ctx)) if ctx is not None else {}
     image_rows = images.to_pylist()
     # what each slice shows (body region, organs, measurements): the rois stage writes it beside the rois table
@@ -92,7 +92,7 @@ def triplets(context: AssetExecutionContext, pipeline: PipelineResource, generat
     backend = generator.open_backend()  # closed by the resource's teardown, whatever happens here
     table, stats, gen_id = generate_rows(list(zip(facts, image_rows)), backend, template,
                                          lambda rel: layout.resolve(rel).read_bytes(), shard,
-                                         chunk_size=int(settings.get("chunk_size", 256)), top_k=top_k)
+                                         chunk_size=settings.chunk_size, top_k=top_k)
     write_table(layout.table_path("triplets", part), table)
     refresh_catalog(layout)
 

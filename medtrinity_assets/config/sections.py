@@ -25,6 +25,7 @@ from medtrinity_assets.config.fields import (
     keys_of,
     number_at_least,
 )
+from medtrinity_assets.generation.prompt import DEFAULT_PROMPT, PROMPTS_DIR
 from medtrinity_assets.knowledge.settings import KnowledgeSettings
 from medtrinity_assets.roi.facts import Thresholds
 from medtrinity_assets.roi.lesion_model import TrainSettings
@@ -125,8 +126,6 @@ def _backend(value: Any) -> Any:
 
 
 def _prompt(value: Any) -> Any:
-    from medtrinity_assets.generation.prompt import PROMPTS_DIR
-
     if not isinstance(value, str):
         raise problem(f"expected a prompt template name, got {value!r}")
     if not (PROMPTS_DIR / f"{value}.txt").is_file() or not (PROMPTS_DIR / f"{value}.schema.json").is_file():
@@ -139,7 +138,7 @@ class GeneratorSection(Settings):
     """The description generator. Fields left out (None) take the chosen backend's own default."""
 
     backend: Annotated[Literal["grounded", "openai", "transformers"], BeforeValidator(_backend)] = "grounded"
-    prompt: Annotated[str, BeforeValidator(_prompt)] = "description_v2"  # template under generation/prompts/
+    prompt: Annotated[str, BeforeValidator(_prompt)] = DEFAULT_PROMPT  # template under generation/prompts/
     top_k_passages: int_at_least(0) = 3  # passages per sample in the prompt
     chunk_size: int_at_least(1) = 256  # samples per backend call (bounds memory for image bytes)
     check_facts: bool | None = None  # reject a description that contradicts the facts

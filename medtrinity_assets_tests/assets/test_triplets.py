@@ -186,6 +186,17 @@ def test_openai_backend_partition_failures_cache_and_identity(tmp_path, instance
         assert mat2.metadata["cached"].value == 2
 
 
+def test_the_generator_resource_hands_over_the_typed_section_with_its_overrides(tmp_path):
+    cfg = write_config(tmp_path, "g", {"backend": "grounded", "seed": 5, "chunk_size": 16})
+    plain = resources_for(cfg)["generator"].settings()
+    assert (plain.backend, plain.seed, plain.chunk_size, plain.top_k_passages) == ("grounded", 5, 16, 3)
+    served = resources_for(cfg, backend="openai", model="m", base_url="http://127.0.0.1:9/v1")["generator"].settings()
+    assert (served.backend, served.model, served.seed, served.chunk_size) == ("openai", "m", 5, 16)
+    with pytest.raises(ValueError, match="generator resource .*needs model and base_url") as err:
+        resources_for(cfg, backend="openai")["generator"].settings()
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.slow
 def test_a_broken_generator_leaves_the_previous_shard_intact(tmp_path, instance):
     cfg = write_config(tmp_path, "grounded", {"backend": "grounded"})

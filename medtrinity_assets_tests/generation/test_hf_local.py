@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from medtrinity_assets.config.sections import GeneratorSection
 from medtrinity_assets.generation.backends import make_backend
 from medtrinity_assets.generation.prompt import build_request
 from medtrinity_assets_tests.support.generation import build_tiny_llava, ct_liver_facts, mr_brain_facts, tiny_png
@@ -17,8 +18,8 @@ def tiny_model_dir(tmp_path_factory):
 
 
 def test_tiny_llava_generates_in_batches_and_gibberish_is_failed(tiny_model_dir):
-    backend = make_backend({"backend": "transformers", "model_dir": str(tiny_model_dir), "device": "cpu",
-                            "batch_size": 2, "max_new_tokens": 12})
+    backend = make_backend(GeneratorSection(backend="transformers", model_dir=str(tiny_model_dir), device="cpu",
+                                            batch_size=2, max_new_tokens=12))
     assert backend.name == "transformers" and "llava" in backend.model
     reqs = []
     for i in range(3):  # 3 requests, batch size 2: one full batch and one partial, different image sizes
@@ -38,20 +39,20 @@ def test_tiny_llava_generates_in_batches_and_gibberish_is_failed(tiny_model_dir)
 
 
 def test_missing_image_and_bad_directory_are_clear(tiny_model_dir, tmp_path):
-    backend = make_backend({"backend": "transformers", "model_dir": str(tiny_model_dir), "max_new_tokens": 4})
+    backend = make_backend(GeneratorSection(backend="transformers", model_dir=str(tiny_model_dir), max_new_tokens=4))
     [res] = backend.generate([build_request(ct_liver_facts(), image_png=None)])
     assert res.status == "failed" and "image" in res.reason
     with pytest.raises(FileNotFoundError, match="config.json"):
-        make_backend({"backend": "transformers", "model_dir": str(tmp_path)})
+        make_backend(GeneratorSection(backend="transformers", model_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="model_dir"):
-        make_backend({"backend": "transformers"})
+        make_backend(GeneratorSection(backend="transformers"))
 
 
 def test_a_valid_reply_becomes_attributes(tiny_model_dir, monkeypatch):
     """The decoding step is the only thing replaced: a well-formed reply must come out as ok attributes."""
     import json
 
-    backend = make_backend({"backend": "transformers", "model_dir": str(tiny_model_dir), "max_new_tokens": 4})
+    backend = make_backend(GeneratorSection(backend="transformers", model_dir=str(tiny_model_dir), max_new_tokens=4))
     answer = {"modality": "Axial CT", "organ": "Abdomen with the liver", "roi_location": "A small lesion on the patient's left in the liver.",
               "texture": "Hypodense, homogeneous, round, well-defined.", "relations": "It lies within the liver.",
               "description": "An axial CT of the abdomen shows a small hypodense round lesion on the patient's left within the liver."}

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from medtrinity_assets.config.sections import GeneratorSection
 from medtrinity_assets.generation.backends import make_backend
 from medtrinity_assets.generation.backends.openai_compat import OpenAICompatBackend
 from medtrinity_assets.generation.prompt import build_request
@@ -188,10 +189,15 @@ def test_cache_makes_rerun_free(tmp_path):
 
 
 def test_factory_reads_api_key_env(monkeypatch):
+    server = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "MEDTRINITY_TEST_KEY"}
     with pytest.raises(ValueError, match="MEDTRINITY_TEST_KEY"):
-        make_backend({"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "MEDTRINITY_TEST_KEY"})
+        make_backend(GeneratorSection(**server))
     monkeypatch.setenv("MEDTRINITY_TEST_KEY", "sk-test")
-    b = make_backend({"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "MEDTRINITY_TEST_KEY", "concurrency": 2})
+    b = make_backend(GeneratorSection(**server, concurrency=2))
     assert b.api_key == "sk-test" and b.concurrency == 2
+    # fields the section leaves unset are the constructor's defaults (declared there only)
+    default = OpenAICompatBackend(model="m", base_url="http://127.0.0.1:9/v1")
+    assert (b.timeout_s, b.max_retries, b.send_overlay, b.check_facts, b.response_format) == (
+        default.timeout_s, default.max_retries, default.send_overlay, default.check_facts, default.response_format)
     with pytest.raises(ValueError, match="model"):
-        make_backend({"backend": "openai"})
+        make_backend(GeneratorSection(backend="openai"))

@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medtrinity_assets.generation.results import GenerationResult, PromptRequest
+
+if TYPE_CHECKING:  # the typed ``generator`` section; read by attribute, never imported at run time
+    from medtrinity_assets.config.sections import GeneratorSection
 
 BACKENDS = ("grounded", "openai", "transformers")
 
@@ -60,18 +63,24 @@ def generator_id(backend: Backend, prompt_sha256: str) -> str:
     return f"{backend.name}:{backend.model}@{backend.version}/prompt:{prompt_sha256[:12]}/{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
-def make_backend(settings: dict, cache_dir: Path | None = None) -> Backend:
-    """Build the backend named in ``settings['backend']`` (default ``grounded``)."""
-    name = str(settings.get("backend", "grounded")).strip().lower()
+def set_fields(settings: GeneratorSection, names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of ``names`` the section sets (not None), as keyword arguments: a field left unset takes
+    the backend constructor's own default, so each backend default is written once, in its constructor."""
+    return {name: getattr(settings, name) for name in names if getattr(settings, name) is not None}
+
+
+def make_backend(settings: GeneratorSection, cache_dir: Path | None = None) -> Backend:
+    """Build the backend the typed ``generator`` section names (``settings.backend``)."""
+    name = settings.backend
     if name == "grounded":
         from medtrinity_assets.generation.backends.grounded import GroundedBackend
 
-        return GroundedBackend(seed=settings.get("seed", 0))
-    if name in ("openai", "openai_compat"):
+        return GroundedBackend(seed=settings.seed)
+    if name == "openai":
         from medtrinity_assets.generation.backends.openai_compat import OpenAICompatBackend
 
         return OpenAICompatBackend.from_settings(settings, cache_dir=cache_dir)
-    if name in ("transformers", "hf_local"):
+    if name == "transformers":
         from medtrinity_assets.generation.backends.hf_local import TransformersBackend
 
         return TransformersBackend.from_settings(settings)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medtrinity_assets.generation.answer import parse_answer
-from medtrinity_assets.generation.prompt import load_template
+from medtrinity_assets.generation.backends import set_fields
+from medtrinity_assets.generation.prompt import DEFAULT_PROMPT, load_template
 from medtrinity_assets.generation.results import STATUS_OK, GenerationResult, PromptRequest, failed
+
+if TYPE_CHECKING:
+    from medtrinity_assets.config.sections import GeneratorSection
 
 VERSION = "hf-local-1.0"
 
@@ -31,7 +36,7 @@ class TransformersBackend:
         max_new_tokens: int = 512,
         dtype: str = "auto",
         send_overlay: bool = False,
-        prompt: str = "description_v2",
+        prompt: str = DEFAULT_PROMPT,
         check_facts: bool = True,
     ) -> None:
         import hashlib
@@ -65,19 +70,10 @@ class TransformersBackend:
         self.version = VERSION
 
     @classmethod
-    def from_settings(cls, settings: dict) -> TransformersBackend:
-        if not settings.get("model_dir"):
-            raise ValueError("generator.backend 'transformers' needs generator.model_dir (a saved Hugging Face model directory)")
-        return cls(
-            model_dir=settings["model_dir"],
-            device=str(settings.get("device", "cpu")),
-            batch_size=int(settings.get("batch_size", 4)),
-            max_new_tokens=int(settings.get("max_new_tokens", 512)),
-            dtype=str(settings.get("dtype", "auto")),
-            send_overlay=bool(settings.get("send_overlay", False)),
-            prompt=str(settings.get("prompt", "description_v2")),
-            check_facts=bool(settings.get("check_facts", True)),
-        )
+    def from_settings(cls, settings: GeneratorSection) -> TransformersBackend:
+        """From the typed ``generator`` section (which guarantees model_dir); unset fields keep the defaults above."""
+        return cls(model_dir=settings.model_dir, **set_fields(settings, ("device", "batch_size", "max_new_tokens", "dtype",
+                                                                        "send_overlay", "prompt", "check_facts")))
 
     def _inputs(self, req: PromptRequest):
         from PIL import Image

@@ -19,13 +19,18 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from medtrinity_assets.generation.answer import parse_answer
+from medtrinity_assets.generation.backends import set_fields
 from medtrinity_assets.generation.cache import ResponseCache, cache_key
-from medtrinity_assets.generation.prompt import load_template
+from medtrinity_assets.generation.prompt import DEFAULT_PROMPT, load_template
 from medtrinity_assets.generation.results import STATUS_OK, GenerationResult, PromptRequest, failed
+
+if TYPE_CHECKING:
+    from medtrinity_assets.config.sections import GeneratorSection
 
 VERSION = "openai-compat-1.0"
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -75,7 +80,7 @@ class OpenAICompatBackend:
         response_format: str = "json_object",
         send_overlay: bool = True,
         cache_dir: Path | None = None,
-        prompt: str = "description_v2",
+        prompt: str = DEFAULT_PROMPT,
         check_facts: bool = True,
     ) -> None:
         if concurrency < 1:
@@ -101,32 +106,21 @@ class OpenAICompatBackend:
         self.last_stats: dict = {}
 
     @classmethod
-    def from_settings(cls, settings: dict, cache_dir: Path | None = None) -> OpenAICompatBackend:
-        for key in ("model", "base_url"):
-            if not settings.get(key):
-                raise ValueError(f"generator.backend 'openai' needs generator.{key} in the sources YAML")
+    def from_settings(cls, settings: GeneratorSection, cache_dir: Path | None = None) -> OpenAICompatBackend:
+        """From the typed ``generator`` section (which guarantees model and base_url); unset fields keep the defaults above."""
         api_key = None
-        env = settings.get("api_key_env")
+        env = settings.api_key_env
         if env:
-            api_key = os.environ.get(str(env))
+            api_key = os.environ.get(env)
             if not api_key:
                 raise ValueError(f"generator.api_key_env names ${env}, which is not set; export it or remove api_key_env for a local server")
         return cls(
-            model=str(settings["model"]),
-            base_url=str(settings["base_url"]),
+            model=settings.model,
+            base_url=settings.base_url,
             api_key=api_key,
-            concurrency=int(settings.get("concurrency", 8)),
-            timeout_s=float(settings.get("timeout_s", 120)),
-            max_retries=int(settings.get("max_retries", 4)),
-            backoff_s=float(settings.get("backoff_s", 1.0)),
-            max_backoff_s=float(settings.get("max_backoff_s", 30.0)),
-            max_tokens=int(settings.get("max_tokens", 800)),
-            temperature=float(settings.get("temperature", 0.2)),
-            response_format=str(settings.get("response_format", "json_object")),
-            send_overlay=bool(settings.get("send_overlay", True)),
-            cache_dir=Path(settings["cache_dir"]) if settings.get("cache_dir") else cache_dir,
-            prompt=str(settings.get("prompt", "description_v2")),
-            check_facts=bool(settings.get("check_facts", True)),
+            cache_dir=settings.cache_dir or cache_dir,
+            **set_fields(settings, ("concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "max_tokens",
+                                    "temperature", "response_format", "send_overlay", "prompt", "check_facts")),
         )
 
     # -- public API ---------------------------------------------------------------------------
