@@ -251,11 +251,8 @@ def build_images(
     mine = sorted((s for s in scan.items if s.shard == shard), key=lambda s: s.item_key)
     del scan  # the other shards' items (and what their readers keep for load) are not needed here
     reader = get_reader(source.format)
-    context = int(source.option("context_slices", cfg.context_slices))
+    context = source.options.context_slices if source.options.context_slices is not None else cfg.context_slices
     n_workers = workers or cfg.ingest.workers or default_workers()
-    from medtrinity_assets.deid.item import source_policy
-
-    source_policy(source)  # a misspelt pixel_phi / pixel_ocr / text_phi fails the partition once, by name
 
     def one(s: ScannedItem) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         rows, bad = _ingest_item(cfg, source, shard, layout, reader, s, context)

@@ -48,7 +48,7 @@ def source_run_requests(source: str, stamp: str, shards: list[str] | None = None
 
 def build_source_schedule(spec: SourceSpec) -> ScheduleDefinition:
     """The schedule of one source: its cron, its partitions, nothing else."""
-    rescan = bool(spec.option("rescan_on_schedule", False))
+    rescan = spec.options.rescan_on_schedule
 
     @schedule(
         name=schedule_name(spec.name),

@@ -64,9 +64,9 @@ def test_valid_registry_resolves_relative_to_the_file(tmp_path):
     assert one.path == (tmp_path / "images").resolve() and one.labels == (tmp_path / "labels").resolve()
     assert one.labels_csv == (tmp_path / "labels.csv").resolve()
     assert one.label_names == {1: "tumour", 2: "cyst"} and one.schedule == "30 2 * * mon-fri"
-    assert one.licence == "CC-BY-4.0" and one.option("max_voxels") == 1000 and one.option("nope", 7) == 7
-    assert one.options.display == "radiological" and one.options.max_pixels is None
-    assert one.options.get("max_pixels", 123) == 123  # unset: the reader's default applies
+    assert one.licence == "CC-BY-4.0" and one.options.max_voxels == 1000
+    assert one.options.display == "radiological" and one.options.max_pixels is None  # None: the reader's default applies
+    assert (one.options.pixel_phi, one.options.text_phi, one.options.extra_fields) == ("redact", "redact", ())  # the model's
     assert photos.path == Path("/abs/photos") and photos.roi == "none" and photos.licence == "unknown"
     assert cfg.source("photos") is photos
     assert cfg.corpus("core").path == (tmp_path / "knowledge").resolve()

@@ -48,13 +48,6 @@ class SourceOptions(Settings):
     pixel_ocr: Literal["auto", "always", "never"] = "auto"  # which images are read for burned-in text (deid.pixels)
     text_phi: Literal["redact", "keep"] = "redact"  # captions, CSV text columns, metadata strings (deid.item)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """Dict-style read: the value when the YAML set it, else ``default`` (what readers were written against)."""
-        return getattr(self, key) if key in self.model_fields_set else default
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.model_fields_set
-
 
 class ExpertMasks(Settings):
     """Per-volume multi-label masks made elsewhere (TotalSegmentator, nnU-Net, MONAI Label), used as an expert
@@ -125,9 +118,6 @@ class SourceSpec(Settings):
     @classmethod
     def _options(cls, value: Any) -> Any:
         return {} if value is None else value
-
-    def option(self, key: str, default: Any = None) -> Any:
-        return self.options.get(key, default)
 
 
 def _salt(value: Any) -> Any:

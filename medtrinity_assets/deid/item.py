@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medtrinity_assets.deid.detect import KnownValues, kinds_of, redact_text
-from medtrinity_assets.deid.pixels import OCR_MODES, POLICIES, needs_ocr, redact_image
+from medtrinity_assets.deid.pixels import needs_ocr, redact_image
 
 TEXT_FIELDS = ("caption", "disease", "organ")
 
@@ -40,17 +40,9 @@ class ItemDeid:
 
 
 def source_policy(source) -> tuple[str, str, str]:
-    """(pixel policy, OCR mode, text policy) of a source, validated with a message naming the option."""
-    policy = str(source.option("pixel_phi", "redact"))
-    mode = str(source.option("pixel_ocr", "auto"))
-    text = str(source.option("text_phi", "redact"))
-    if policy not in POLICIES:
-        raise ValueError(f"source '{source.name}' option pixel_phi: {policy!r} is not one of {', '.join(POLICIES)}")
-    if mode not in OCR_MODES:
-        raise ValueError(f"source '{source.name}' option pixel_ocr: {mode!r} is not one of {', '.join(OCR_MODES)}")
-    if text not in ("redact", "keep"):
-        raise ValueError(f"source '{source.name}' option text_phi: {text!r} is not one of redact, keep")
-    return policy, mode, text
+    """(pixel policy, OCR mode, text policy) of a source: its typed options (checked, with defaults, at load)."""
+    options = source.options
+    return options.pixel_phi, options.pixel_ocr, options.text_phi
 
 
 def redact_item_text(item, known: KnownValues) -> dict[str, dict[str, int]]:

@@ -21,32 +21,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medtrinity_assets.config import SourceSpec
+from medtrinity_assets.config import SourceOptions, SourceSpec
 from medtrinity_assets.deid import scrub
 from medtrinity_assets.formats import safety
 from medtrinity_assets.formats.base import ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
 from medtrinity_assets.formats.label_table import LabelRow, read_label_table, row_quarantine, rows_by_target
 
 
-def display_orientation(options: dict[str, Any]) -> tuple[str, str]:
-    """(col_toward, row_toward) from the source's ``display`` option."""
-    display = str(options.get("display", "") or "").strip().lower()
-    if display == "radiological":
-        return "L", "I"
-    if display in ("", "unknown", "none"):
-        return "", ""
-    raise ReadError("bad_option", f"option display={display!r}: use 'radiological' or leave it out")
+def display_orientation(options: SourceOptions) -> tuple[str, str]:
+    """(col_toward, row_toward) from the source's ``display`` option (radiological: columns run toward the
+    patient's left, rows toward the feet; anything else says nothing)."""
+    return ("L", "I") if options.display == "radiological" else ("", "")
 
 
-def spacing_option(options: dict[str, Any]) -> tuple[float, float]:
-    value = options.get("pixel_spacing")
-    if value is None:
+def spacing_option(options: SourceOptions) -> tuple[float, float]:
+    """(row_mm, col_mm) from the source's ``pixel_spacing`` option, NaN when the source does not say."""
+    if options.pixel_spacing is None:
         return float("nan"), float("nan")
-    try:
-        r, c = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ReadError("bad_option", f"option pixel_spacing={value!r}: expected [row_mm, col_mm]") from None
-    return r, c
+    r, c = options.pixel_spacing
+    return float(r), float(c)
 
 
 def image_item(pixels, notes: dict[str, Any], source: SourceSpec, *, modality: str | None,
@@ -79,7 +72,7 @@ class ImageFolderReader:
         rows: dict[Path, LabelRow] = {}
         if source.labels_csv:
             try:
-                table = read_label_table(source.labels_csv, source.option("extra_fields", ()) or ())
+                table = read_label_table(source.labels_csv, source.options.extra_fields)
             except ReadError as err:
                 yield Quarantined(csv_name, err.error_class, err.reason)
                 table = []

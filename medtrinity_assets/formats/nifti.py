@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from medtrinity_assets.config import SourceSpec
+from medtrinity_assets.config import SourceOptions, SourceSpec
 from medtrinity_assets.deid import scrub
 from medtrinity_assets.formats import safety
 from medtrinity_assets.formats.base import MAX_LABEL_VALUE, ItemRef, Quarantined, ReadError, ReadItem, ScanResult, relative
@@ -68,11 +68,9 @@ class NiftiHeader:
     version: str  # nifti1 | nifti2
 
 
-def _max_voxels(options: dict[str, Any]) -> int:
-    try:
-        return int(options.get("max_voxels", safety.DEFAULT_MAX_VOXELS))
-    except (TypeError, ValueError):
-        raise ReadError("bad_option", f"option max_voxels={options.get('max_voxels')!r} is not an integer") from None
+def _max_voxels(options: SourceOptions) -> int:
+    """The source's ``max_voxels`` (a positive integer, checked at load), or the reader's default."""
+    return options.max_voxels if options.max_voxels is not None else safety.DEFAULT_MAX_VOXELS
 
 
 def _orientation_known(header) -> bool:
@@ -360,7 +358,7 @@ class NiftiReader:
         rows: dict[Path, LabelRow] = {}
         if source.labels_csv:
             try:
-                table = read_label_table(source.labels_csv, source.option("extra_fields", ()) or ())
+                table = read_label_table(source.labels_csv, source.options.extra_fields)
             except ReadError as err:
                 yield Quarantined(Path(source.labels_csv).name, err.error_class, err.reason)
                 table = []

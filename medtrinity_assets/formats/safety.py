@@ -20,11 +20,14 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medtrinity_assets.formats.base import ReadError
+
+if TYPE_CHECKING:
+    from medtrinity_assets.config import SourceOptions
 
 # Pillow's own default (about 89.5 megapixels); a source may raise or lower it with `max_pixels`.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -129,15 +132,9 @@ class ImageHeader:
     n_frames: int
 
 
-def max_pixels_of(options: dict[str, Any] | None) -> int:
-    value = (options or {}).get("max_pixels", DEFAULT_MAX_PIXELS)
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        raise ReadError("bad_option", f"option max_pixels={value!r} is not an integer") from None
-    if value < 1:
-        raise ReadError("bad_option", f"option max_pixels={value} must be positive")
-    return value
+def max_pixels_of(options: SourceOptions) -> int:
+    """The source's ``max_pixels`` (a positive integer, checked at load), or the decompression-bomb default."""
+    return options.max_pixels if options.max_pixels is not None else DEFAULT_MAX_PIXELS
 
 
 def _open_guarded(path: Path, max_pixels: int):

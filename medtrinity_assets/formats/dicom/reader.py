@@ -72,7 +72,7 @@ class DicomReader:
 
     def scan(self, source: SourceSpec) -> Iterator[ScanResult]:
         root = Path(source.path)
-        allow_burned = bool(source.option("allow_burned_in", False))
+        allow_burned = source.options.allow_burned_in
         base = source_root(root)
         headers: list[Header] = []
         bad: list[Quarantined] = []
@@ -150,7 +150,7 @@ class DicomReader:
     def load(self, source: SourceSpec, ref: ItemRef) -> ReadItem:
         base = source_root(Path(source.path))
         files = [base / p for p in ref.locator["files"]]
-        allow_burned = bool(ref.locator.get("allow_burned_in", source.option("allow_burned_in", False)))
+        allow_burned = bool(ref.locator.get("allow_burned_in", source.options.allow_burned_in))
         headers = _scan_headers(ref, files)
         if any(_burned(h) for h in headers) and not allow_burned:
             raise ReadError("burned_in_annotation", BURNED_IN_REASON)
