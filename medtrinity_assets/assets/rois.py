@@ -131,8 +131,12 @@ def expert_models(context: AssetExecutionContext, pipeline: PipelineResource) ->
     )
     write_table(layout.table_path("expert_models"), table)
     versions = current_versions(models)
-    md = ["| model | kind | version | sha256 | status |", "|---|---|---|---|---|"] + [
-        f"| {r['name']} | {r['kind']} | {r['version']} | `{r['sha256'][:16]}` | {r['status']} {r['error'][:80]} |" for r in rows
+    def cell(text: str, limit: int) -> str:  # one markdown table cell: no pipes or line breaks
+        return " ".join(text.replace("|", "/").split())[:limit]
+
+    md = ["| model | kind | version | sha256 | trusted | scope | status |", "|---|---|---|---|---|---|---|"] + [
+        f"| {r['name']} | {r['kind']} | {r['version']} | `{r['sha256'][:16]}` | {'yes' if r['trusted'] else ''} | "
+        f"{cell(r['scope'], 120)} | {r['status']} {cell(r['error'], 120)} |" for r in rows
     ]
     return MaterializeResult(
         metadata={"models": MetadataValue.md("\n".join(md)), "versions": MetadataValue.json(versions),

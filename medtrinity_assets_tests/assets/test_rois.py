@@ -106,6 +106,8 @@ def test_rois_partitions_record_models_and_rows(world, monkeypatch):
     assert res.success
     meta = _latest_metadata(instance, "expert_models")
     assert meta["errors"].value == 1  # missing_seg: reported, not fatal
+    table = meta["models"].value.splitlines()
+    assert "| trusted | scope |" in table[0] and len(table) == 2 + 3 and all(row.count("|") == 8 for row in table)
     for source, shard in PARTS:
         assert _materialize([rois], cfg_path, instance, _key(source, shard)).success
 
