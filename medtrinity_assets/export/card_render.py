@@ -250,6 +250,7 @@ class CardInputs:
     limitations: list[str]
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> path relative to the card
     title: str = "MedTrinity-style image-ROI-description dataset"
+    organ_coverage: dict[str, dict[str, float]] = field(default_factory=dict)  # modality -> roi.image_facts.coverage_by_modality
 
 
 def _plot(inputs: CardInputs, name: str, alt: str) -> str:
@@ -332,8 +333,17 @@ def render_card(inputs: CardInputs) -> str:
     parts += ["", "## Regions of interest", "Where every mask came from (ground truth, or an expert model with its version):",
               "", _table(st.roi_origins, "origin"), "",
               f"{st.rois_with_mm} of {sum(st.roi_origins.values())} regions have sizes in millimetres (known pixel spacing).",
-              _plot(inputs, "roi_size", "ROI size"),
-              "", "## Descriptions and generators", "", _table(st.generators, "backend / model @ version"), "",
+              _plot(inputs, "roi_size", "ROI size")]
+    if inputs.organ_coverage:
+        parts += ["", "### Organ coverage by modality",
+                  "Share of the exported images with at least one organ region (ground truth or an expert model) "
+                  "and with a named body region, as the ROI stage's per-image facts give them.", "",
+                  "| modality | images | with ≥1 organ | share | with body region | share |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for mod, c in inputs.organ_coverage.items():
+            parts.append(f"| {_cell(mod)} | {c['images']} | {c['with_organ']} | {100 * c['organ_coverage']:.1f}% | "
+                         f"{c['with_region']} | {100 * c['region_coverage']:.1f}% |")
+    parts += ["", "## Descriptions and generators", "", _table(st.generators, "backend / model @ version"), "",
               _table(st.prompt_hashes, "prompt template sha256 (prefix)"),
               _plot(inputs, "description_length", "description length")]
     if st.description_words:

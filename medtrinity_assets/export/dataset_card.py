@@ -1,8 +1,9 @@
 """Assemble the dataset card from the merged exports and the quality tables, and write it where it is read.
 
 Reads what is already decided: the dataset folders under ``exports/`` (statistics, splits, VQA figures,
-checksums), the category map, and the ``near_duplicates`` asset's tables for the dataset-wide results
-(duplicate groups, evaluation-set leaks) — never recomputing them. Writes the same Markdown with its
+checksums), the category map, the ``near_duplicates`` asset's tables for the dataset-wide results
+(duplicate groups, evaluation-set leaks) and the ``image_facts`` table for organ coverage — never
+recomputing them. Writes the same Markdown with its
 plots to ``card/`` and to ``exports/hf/`` (the Hub card), then re-seals ``exports/hf/SHA256SUMS``.
 """
 
@@ -37,6 +38,7 @@ class CardResult:
     stats: card_render.CardStats
     quality_numbers: dict[str, Any] = field(default_factory=dict)
     contradiction_by_source: dict[str, float] = field(default_factory=dict)
+    organ_coverage: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def contradiction_by_source(layout: DataLayout, sources: list[str]) -> dict[str, float]:
@@ -53,6 +55,23 @@ def contradiction_by_source(layout: DataLayout, sources: list[str]) -> dict[str,
         if rows:
             out[source] = round(score_rows(rows, rois).contradiction_rate, 4)
     return out
+
+
+def organ_coverage(layout: DataLayout, exported: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per modality of the exported images: how many have at least one organ and a body region, as the
+    ``rois`` stage's ``image_facts`` rows say (an exported image without a facts row counts as neither)."""
+    from medtrinity_assets.roi.image_facts import coverage_by_modality
+
+    ids = {str(r["id"]) for r in exported}
+    facts: dict[str, dict[str, Any]] = {}
+    base = layout.root / "tables" / "image_facts"
+    for path in sorted(base.rglob("*.parquet")) if base.exists() else []:
+        for r in read_rows(path, ("sample_id", "organs", "body_region")):
+            if str(r["sample_id"]) in ids:
+                facts[str(r["sample_id"])] = r
+    return coverage_by_modality({"modality": r.get("modality"), **{k: (facts.get(str(r["id"])) or {}).get(k)
+                                                                    for k in ("organs", "body_region")}}
+                                for r in exported)
 
 
 def vqa_pairs(layout: DataLayout) -> list[dict[str, Any]]:
@@ -112,7 +131,9 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
     sources = [s.name for s in cfg.sources]
     hf_dir = dataset_dir(layout, "hf")
     exports = export_folders(layout)  # verified before the card touches the hf folder
-    stats = card_render.collect_stats(card_render.read_hf_rows((hf_dir / "data").glob("*.parquet")))
+    hf_rows = card_render.read_hf_rows((hf_dir / "data").glob("*.parquet"))
+    stats = card_render.collect_stats(hf_rows)
+    coverage = organ_coverage(layout, hf_rows)
     excl = near_duplicates.read(layout)
     dedup = excl.dedup.summary()
     splits = check_export_splits(split_membership(layout.exports))
@@ -150,6 +171,7 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
         "vqa_distinct_questions": vqa_summary["distinct_questions"],
         "vqa_distinct_answers": vqa_summary["distinct_answers"],
         "max_contradiction_rate_allowed": float(cfg.quality.max_contradiction_rate),
+        "organ_coverage_by_modality": coverage,
     }
     quality_rows = {
         "contradiction gate": f"max {numbers['max_contradiction_rate_allowed']:.1%} per triplet shard",
@@ -176,7 +198,7 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
         stats=stats, sources=src_rows, categories=cats.categories, hf_splits=hf_parquet.split_sizes(hf_dir),
         features=hf_parquet.yaml_features(), column_docs=hf_parquet.COLUMN_DOCS, quality=quality_rows,
         contradiction_by_source=rates, exports=exports, vqa=vqa_summary, limitations=limitations(cfg, stats),
-        title=cfg.exports.title,
+        title=cfg.exports.title, organ_coverage=coverage,
     )
     plots = card_render.write_plots(stats, rates, vqa_summary.get("question_types", {}),
                                     layout.card / card_render.PLOTS_FOLDER)
@@ -198,7 +220,7 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
         atomic_write_text(hub_card, markdown)
         write_sha256sums(hf_dir)  # the card and its plots are part of what a user downloads
     return CardResult(markdown=markdown, card_path=layout.card / "README.md", hub_card_path=hub_card, plots=plots,
-                      stats=stats, quality_numbers=numbers, contradiction_by_source=rates)
+                      stats=stats, quality_numbers=numbers, contradiction_by_source=rates, organ_coverage=coverage)
 
 
 def licence_file(sources: list[dict[str, Any]]) -> str:

@@ -39,3 +39,29 @@ def test_yaml_features_are_the_parquet_features():
     from_file = datasets.Features.from_arrow_schema(table.schema)
     assert declared == from_file
     assert list(declared) == hf_parquet.HF_SCHEMA.names and set(hf_parquet.COLUMN_DOCS) == set(declared)
+
+
+def test_organ_coverage_per_modality_from_image_facts_of_exported_images(tmp_path):
+    """Coverage is read from the rois stage's image_facts rows of the images that ship, never recounted."""
+    from medtrinity_assets.export.dataset_card import organ_coverage
+    from medtrinity_assets.storage import DataLayout, write_table
+    from medtrinity_assets.tables import IMAGE_FACTS_SCHEMA
+
+    layout = DataLayout(tmp_path)
+    facts = [("ct1", "CT", "chest", ["lung"]), ("ct2", "CT", "head", []), ("cr1", "CR", "chest", ["heart", "left lung"]),
+             ("gone", "CT", "abdomen", ["liver"])]  # 'gone' was not exported (a leak or a duplicate)
+    rows = [{name: None for name in IMAGE_FACTS_SCHEMA.names} | {"sample_id": sid, "source": "s1", "shard": "s00",
+            "modality": mod, "body_region": region, "organs": organs, "status": "ok"} for sid, mod, region, organs in facts]
+    write_table(layout.table_path("image_facts", {"source": "s1", "shard": "s00"}),
+                pa.Table.from_pylist(rows, schema=IMAGE_FACTS_SCHEMA))
+    exported = [{"id": "ct1", "modality": "CT"}, {"id": "ct2", "modality": "CT"}, {"id": "ct3", "modality": "CT"},
+                {"id": "cr1", "modality": "CR"}]  # ct3 has no facts row: counted, with neither
+    cov = organ_coverage(layout, exported)
+    assert cov == {"CR": {"images": 1, "with_organ": 1, "with_region": 1, "organ_coverage": 1.0, "region_coverage": 1.0},
+                   "CT": {"images": 3, "with_organ": 1, "with_region": 2, "organ_coverage": 0.3333,
+                          "region_coverage": 0.6667}}
+    inputs = _inputs([{"name": "s1", "licence": "CC0-1.0"}])
+    inputs.organ_coverage = cov
+    md = card_render.render_card(inputs)
+    assert "### Organ coverage by modality" in md and "| CT | 3 | 1 | 33.3% | 2 | 66.7% |" in md
+    assert "### Organ coverage" not in card_render.render_card(_inputs([{"name": "s1", "licence": "CC0-1.0"}]))
