@@ -16,9 +16,12 @@ in one partition. Per stage:
 
 ``rois_vs_images``: seconds per slice of ``rois`` over ``images``, same machine, same run (target <= 1).
 ``memory``: ``images`` and ``rois`` rerun on a partition of half the volumes; the peak memory at both
-sizes says whether memory stays flat as partitions grow. ``projection_25m``: per-stage core-hours for
-25M slices from the measured per-slice step times (the processes here are single-core except ingest's
-thread pool; wall time of one process is counted as one core -- pessimistic on a shared machine).
+sizes says whether memory stays flat as partitions grow. ``export_pixel_check``: what the export PHI
+checks' OCR read (at risk, the sample of the rest, the stated bound), OCR reads over the five formats
+(cache hits excluded) and seconds per read. ``projection_25m``: per-stage core-hours for 25M slices from
+the measured per-slice step times (the processes here are single-core except ingest's thread pool; wall
+time of one process is counted as one core -- pessimistic on a shared machine); the exports stage's OCR
+is projected per read, not per slice (see :func:`project`).
 
 Run: ``python -m benchmarks.bench_e2e [--quick]``.
 """
@@ -196,6 +199,27 @@ def step_seconds(dagster_home: Path) -> dict[str, float]:
     return out
 
 
+PIXEL_KEYS = ("pixel_ocr_seconds", "pixel_images_read", "pixel_cached", "pixel_at_risk_read", "pixel_not_at_risk",
+              "pixel_not_at_risk_read", "pixel_sample_setting", "pixel_miss_rate_bound_95")
+
+
+def export_pixel_checks(dagster_home: Path) -> dict[str, Any]:
+    """The export PHI checks' pixel metadata (what the OCR read, how long it took), per check."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    out: dict[str, Any] = {}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for rec in instance.get_run_records():
+            for entry in instance.all_logs(rec.dagster_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+                ev = entry.dagster_event.event_specific_data
+                name = getattr(ev, "check_name", "")
+                if not (name.startswith("export_") and name.endswith("_phi")):
+                    continue
+                meta = {k: getattr(v, "value", v) for k, v in (getattr(ev, "metadata", None) or {}).items()}
+                out[name] = {k: meta.get(k) for k in PIXEL_KEYS}
+    return out
+
+
 def _slices(root: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -209,7 +233,8 @@ def run_pipeline(root: Path, stage_list: tuple[str, ...]) -> dict[str, Any]:
     env = dict(os.environ, DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO),
                DAGSTER_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     per_stage = {s: run_stage(root / "sources.yaml", s, env) for s in stage_list}
-    return {"stages": per_stage, "steps": step_seconds(home), "slices": _slices(root)}
+    return {"stages": per_stage, "steps": step_seconds(home), "slices": _slices(root),
+            "pixel_checks": export_pixel_checks(home) if "exports" in stage_list else {}}
 
 
 def per_core(root: Path) -> dict[str, Any]:
@@ -268,6 +293,7 @@ def main(quick: bool = False) -> dict[str, Any]:
         result["rois_vs_images"] = round(rois_s / images_s, 3) if images_s else None
         result["images_s_per_1000_slices"] = round(1000 * images_s / max(slices, 1), 2)
         result["rois_s_per_1000_slices"] = round(1000 * rois_s / max(slices, 1), 2)
+        result["export_pixel_check"] = pixel_summary(run["pixel_checks"], slices)
         result["per_core"] = per_core(root)
 
         # memory as partitions grow: the same stages on half the volumes
@@ -288,14 +314,50 @@ def main(quick: bool = False) -> dict[str, Any]:
     return result
 
 
-def project(result: dict[str, Any], slices: float = 25e6) -> dict[str, Any]:
+def pixel_summary(checks: dict[str, Any], slices: int) -> dict[str, Any]:
+    """The export PHI checks' OCR over the five formats: reads done (cache hits excluded), seconds, per read,
+    and what was read of the shard (at risk, sample of the rest, the stated bound)."""
+    if not checks:
+        return {}
+    ocr_s = sum(float(c.get("pixel_ocr_seconds") or 0) for c in checks.values())
+    reads = sum(int(c.get("pixel_images_read") or 0) - int(c.get("pixel_cached") or 0) for c in checks.values())
+    first = max(checks.values(), key=lambda c: int(c.get("pixel_images_read") or 0))
+    return {"checks": len(checks), "ocr_reads": reads, "ocr_s": round(ocr_s, 2),
+            "s_per_read": round(ocr_s / reads, 3) if reads else None,
+            "reads_per_distinct_image_read": round(reads / max(int(first.get("pixel_images_read") or 0), 1), 3),
+            "at_risk_read": first.get("pixel_at_risk_read"), "not_at_risk": first.get("pixel_not_at_risk"),
+            "not_at_risk_read": first.get("pixel_not_at_risk_read"), "sample_setting": first.get("pixel_sample_setting"),
+            "miss_rate_bound_95": first.get("pixel_miss_rate_bound_95"), "slices": slices}
+
+
+def project(result: dict[str, Any], slices: float = 25e6, images_per_shard: int = 5000) -> dict[str, Any]:
     """Core-hours for 25M slices from each stage's measured step seconds per slice (one-time assets left out:
     the corpus index, the model registry, the lesion model). CPU only: the grounded generator needs no GPU.
     Step wall time of one process is counted as one core (ingest's thread pool makes it optimistic there,
-    the shared machine pessimistic everywhere)."""
+    the shared machine pessimistic everywhere).
+
+    The export PHI check's OCR does not grow with the slices: it reads every image at risk (none of this CT)
+    and a fixed sample of the rest per export shard. So the exports stage is projected as its step time
+    without OCR per slice, plus one OCR read (measured seconds per read) per image at risk and ``n`` per
+    shard, with shards of ``images_per_shard`` slices (the default partition size: many shards, so an
+    upper bound on the sample's cost)."""
     hours = {s: round(slices * v["s_per_1000_slices"] / 1000 / 3600, 1) for s, v in result["stages"].items()}
-    return {"slices": int(slices), "cpu_core_hours": round(sum(hours.values()), 1), "cpu_core_hours_by_stage": hours,
-            "note": "from bench_e2e's 512x512 CT step times on this machine"}
+    out: dict[str, Any] = {"slices": int(slices)}
+    px = result.get("export_pixel_check") or {}
+    if px.get("s_per_read") and "exports" in result["stages"]:
+        n = result["ingested_slices"] or 1
+        per_slice = max(result["stages"]["exports"]["s_per_1000_slices"] / 1000 - px["ocr_s"] / n, 0.0)
+        at_risk_share = (px.get("at_risk_read") or 0) / n
+        sample = px.get("sample_setting")
+        shards = slices / images_per_shard
+        reads = at_risk_share * slices + (slices * (1 - at_risk_share) if sample == "all" else shards * int(sample or 0))
+        hours["exports"] = round((slices * per_slice + reads * px["s_per_read"]) / 3600, 1)
+        out["exports_model"] = {"s_per_slice_without_ocr": round(per_slice, 5), "ocr_reads": int(reads),
+                                "s_per_read": px["s_per_read"], "shards": int(shards), "sample_per_shard": sample,
+                                "at_risk_share": round(at_risk_share, 4)}
+    out.update({"cpu_core_hours": round(sum(hours.values()), 1), "cpu_core_hours_by_stage": hours,
+                "note": "from bench_e2e's 512x512 CT step times on this machine"})
+    return out
 
 
 if __name__ == "__main__":

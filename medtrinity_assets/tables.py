@@ -92,7 +92,7 @@ IMAGE_SCHEMA = pa.schema(
         ("split", pa.string()),  # train | validation | test (by subject)
         ("shard", pa.string()),
         # de-identification record: {"ocr": "<engine> <version>" | null, "policy", "redacted_boxes":
-        # [{"bbox": normalised xyxy, "kind": "id"|"date"|...}], "text_fields": {field: {kind: n}}} -- no text
+        # [{"bbox": normalised xyxy, "kind": "id"|"date"|...}], "text_fields": {field: {kind: n}}, "burned_in": bool|null} -- no text
         ("deid_json", pa.string()),
     ]
 )

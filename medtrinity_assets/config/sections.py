@@ -27,6 +27,7 @@ from medtrinity_assets.config.fields import (
 )
 from medtrinity_assets.generation.prompt import DEFAULT_PROMPT, PROMPTS_DIR
 from medtrinity_assets.knowledge.settings import KnowledgeSettings
+from medtrinity_assets.quality.phi_pixels import DEFAULT_SAMPLE
 from medtrinity_assets.roi.facts import Thresholds
 from medtrinity_assets.roi.lesion_model import TrainSettings
 
@@ -177,6 +178,16 @@ class GeneratorSection(Settings):
         return self
 
 
+def _pixel_sample(value: Any) -> Any:
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    hint = " (0 no longer means every image: write all)" if value == 0 else ""
+    raise problem(f"expected 'all' or an integer >= 1 (images not at risk read per export shard), got {value!r}{hint}")
+
+
+PixelSample = Annotated[int | Literal["all"], BeforeValidator(_pixel_sample)]
+
+
 class QualitySection(Settings):
     max_contradiction_rate: number_at_least(0) = 0.05  # exports are blocked above this share of contradicted triplets
     dedup_hamming: int_at_least(0) = 4  # perceptual-hash distance at or below which two images are near duplicates
@@ -185,8 +196,10 @@ class QualitySection(Settings):
     dedup_ignore_same_volume: bool = True  # neighbouring slices of one volume are not duplicates
     leakage_hamming: int_at_least(0) = 4  # distance to an evaluation-set hash at or below which an image leaks
     phi_identifiers_file: ConfigPath | None = None  # extra identifiers (one per line) the PHI scan looks for
-    phi_pixel_check: bool = True  # the export PHI checks also OCR every exported image (quality.phi_pixels)
-    phi_pixel_sample: int_at_least(0) = 0  # 0: every distinct image; n: a seeded sample of n per shard
+    phi_pixel_check: bool = True  # the export PHI checks also OCR exported images (quality.phi_pixels)
+    # images not at risk read per export shard (every image at risk is read): n -> a seeded sample, the
+    # miss-rate bound (~3/n at 95 %) in the check's metadata; all -> every image
+    phi_pixel_sample: PixelSample = DEFAULT_SAMPLE
 
 
 class ExportsSection(Settings):

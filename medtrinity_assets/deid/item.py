@@ -12,7 +12,9 @@ not yet encoded or hashed). It
    quarantine row naming the kinds found) or ``keep`` (explicit, for sources already cleaned: text
    is still read and counted, pixels untouched);
 3. returns one provenance record per slice (``images.deid_json``): OCR engine and version, the
-   blacked-out boxes with the kind of identifier each held, the kinds redacted in each text field.
+   blacked-out boxes with the kind of identifier each held, the kinds redacted in each text field,
+   the header's BurnedInAnnotation (``burned_in``: true/false, null without a header) -- what the
+   export check needs to know which images it must read (:func:`medtrinity_assets.deid.pixels.export_risk`).
    Records hold kinds and boxes, never the text.
 
 Source options: ``pixel_phi: redact | quarantine | keep``, ``pixel_ocr: auto | always | never``,
@@ -97,14 +99,16 @@ def deidentify_item(item, slices: list, source, *, modality: str, identifiers: I
     out = ItemDeid()
     if text_policy == "redact":
         out.text_kinds = redact_item_text(item, known)
-    ocr = needs_ocr(mode, modality, source.format, getattr(item, "burned_in_annotation", None))
+    burned_in = getattr(item, "burned_in_annotation", None)
+    ocr = needs_ocr(mode, modality, source.format, burned_in)
     engine = None
     if ocr:
         from medtrinity_assets.deid.ocr import get_engine
 
         engine = get_engine(engine_name)
     for sl in slices:
-        record: dict[str, Any] = {"policy": policy, "ocr": None, "redacted_boxes": [], "text_fields": out.text_kinds}
+        record: dict[str, Any] = {"policy": policy, "ocr": None, "redacted_boxes": [], "text_fields": out.text_kinds,
+                                  "burned_in": burned_in}
         if engine is not None:
             image, values, rep = redact_image(sl.image, sl.values, engine, known)
             record.update(rep.record())

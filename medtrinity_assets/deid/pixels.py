@@ -48,6 +48,38 @@ def needs_ocr(mode: str, modality: str | None, source_format: str, burned_in: bo
             or (modality or "").upper() in AT_RISK_MODALITIES)
 
 
+def export_risk(modality: str | None, source_format: str | None, deid_json: str | None) -> str | None:
+    """Why an exported image must be read by the export PHI check (every such image is), or None for an
+    image whose provenance says no text is expected (those are sampled, see ``quality.phi_pixels``).
+
+    At risk: a headerless source (nothing says what the pixels hold), a modality at risk (whatever
+    BurnedInAnnotation says, or without it), ``BurnedInAnnotation: YES``, and anything ingest found to
+    redact -- boxes blacked out, boxes kept under ``pixel_phi: keep``, identifiers in its free text -- or
+    read because the source asked (``pixel_ocr: always``); an image with no de-identification record
+    (written before ingest kept one) is at risk too."""
+    import json
+
+    if (source_format or "") in HEADERLESS_FORMATS:
+        return "headerless_source"
+    if (modality or "").upper() in AT_RISK_MODALITIES:
+        return "modality_at_risk"
+    try:
+        record = json.loads(deid_json) if deid_json else None
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        return "no_deid_record"
+    if record.get("burned_in"):
+        return "burned_in_annotation"
+    if record.get("redacted_boxes") or record.get("kept_phi_boxes"):
+        return "pixels_redacted_at_ingest"
+    if record.get("text_fields"):
+        return "free_text_redacted_at_ingest"
+    if record.get("ocr_ran"):
+        return "read_at_ingest"
+    return None
+
+
 @dataclass
 class PixelReport:
     """What happened to one image; ``record()`` is what goes into provenance (no text, only kinds)."""

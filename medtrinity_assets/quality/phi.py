@@ -290,8 +290,10 @@ class ExportPhiResult:
 
 def check_export_shard(folder: Path, config, layout, identifiers: Iterable[str], salt: str, *,
                        seed: str = "") -> ExportPhiResult:
-    """Byte scan + OCR of the images of one export shard (``quality.phi_pixel_check: false`` turns the
-    OCR part off; ``quality.phi_pixel_sample: n`` reads a sample, see :mod:`quality.phi_pixels`)."""
+    """Byte scan + OCR of the images of one export shard ``seed`` (``quality.phi_pixel_check: false`` turns
+    the OCR part off). The OCR reads every image at risk -- judged from the shard's ``images`` rows, see
+    :func:`export_image_risk` -- and a seeded sample of ``quality.phi_pixel_sample`` of the rest
+    (:mod:`medtrinity_assets.quality.phi_pixels`)."""
     words = public_words(config)
     ids = list(identifiers)
     text = scan_tree(folder, ids, public_words=words)
@@ -300,13 +302,35 @@ def check_export_shard(folder: Path, config, layout, identifiers: Iterable[str],
     if q.phi_pixel_check:
         from medtrinity_assets.quality.phi_pixels import scan_export_pixels
 
-        pixels = scan_export_pixels(folder, ids, cache_dir=layout.root / "cache" / "phi_ocr", salt=salt,
+        pixels = scan_export_pixels(folder, ids, risk=export_image_risk(layout, config, seed),
+                                    cache_dir=layout.root / "cache" / "phi_ocr", salt=salt,
                                     engine_name=config.ingest.ocr_engine,
-                                    sample=q.phi_pixel_sample, seed=_seed(seed), public_words=words)
+                                    sample=q.phi_pixel_sample, seed=seed, public_words=words)
     return ExportPhiResult(text=text, pixels=pixels)
 
 
-def _seed(text: str) -> int:
-    import hashlib
+def export_image_risk(layout, config, shard: str) -> dict[str, str | None]:
+    """image sha256 -> why the export check must read it (None: its provenance expects no text), from the
+    ``images`` rows of every configured source in ``shard`` (:func:`medtrinity_assets.deid.pixels.export_risk`).
+    An image two rows share is at risk when either row says so."""
+    import pyarrow.parquet as pq
 
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+    from medtrinity_assets.deid.pixels import export_risk
+
+    formats = {s.name: s.format for s in config.sources}
+    out: dict[str, str | None] = {}
+    for name, fmt in formats.items():
+        path = layout.table_path("images", {"source": name, "shard": shard})
+        if not path.exists():
+            continue
+        pf = pq.ParquetFile(path)
+        cols = [c for c in ("image_sha256", "modality", "deid_json") if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=4096, columns=cols):
+            for row in batch.to_pylist():
+                sha = row.get("image_sha256")
+                if not sha:
+                    continue
+                reason = export_risk(row.get("modality"), fmt, row.get("deid_json"))
+                if out.get(sha) is None:
+                    out[sha] = reason
+    return out
