@@ -104,7 +104,9 @@ def test_retrieved_passages_for_samples(setup):
     rows = {r["sample_id"]: r for r in read_table(layout.table_path("retrieved_passages", part)).to_pylist()}
     assert rows["k1"]["passage_ids"][0] == "core:kidney_simple_cyst#0"
     assert rows["k1"]["passage_ids"] == rows["k2"]["passage_ids"]
-    assert len(rows["m1"]["passage_ids"]) == 4 and "Normal brain MRI" in rows["m1"]["titles"][:2]
+    # an image without a finding is answered by normal-study passages of its organ only: none of the MedRAG
+    # disease passages (renal infarction, sarcoidosis ...) describes a normal brain MR
+    assert rows["m1"]["titles"] == ["Normal brain MRI"]
 
 
 def test_sensor_adds_corpora_and_requests_builds(setup):
