@@ -321,6 +321,8 @@ def _check_organs(text: str, where: str, facts: Facts, region_only: bool = False
         if organ in seen or organ in fact_organs or _negated(low, pos):
             continue
         seen.add(organ)
+        if V.organ_family(organ) in fact_organs:
+            continue  # a part of an organ the facts hold (the retina of an eye, the pleura of a lung)
         regions = set(V.organ_regions(organ))
         if organ in regions and organ in fact_regions:
             continue  # naming the region ("abdominal") of an organ that is in the facts

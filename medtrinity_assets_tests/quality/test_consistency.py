@@ -150,3 +150,11 @@ def test_pipeline_language_is_an_issue_of_its_own():
     assert kinds(issues) == ["pipeline_language"]
     assert {i.found for i in issues} == {"region of interest", "marked", "not recorded", "metadata"}
     assert score_triplet("Axial CT with markedly dilated bowel loops.", None, Facts(modality="CT", organ="abdomen")) == []
+
+
+def test_a_part_of_an_organ_in_the_facts_is_not_an_absent_organ():
+    # a fundus photograph's facts give the eye (the modality implies it) and a field-of-view ROI
+    facts = Facts(modality="FUNDUS", organ="eye", rois=(RoiFacts(label="field of view", kind="anatomy", region="eye"),))
+    assert score_triplet("A colour fundus photograph of the retina.", None, facts) == []
+    # an organ the facts do not hold is still absent
+    assert kinds(score_triplet("A colour fundus photograph of the retina and the liver.", None, facts)) in (["absent_organ"], ["organ"])
