@@ -57,6 +57,7 @@ class SyntheticImage:
     image: np.ndarray  # uint8 HxW or HxWx3
     planted: list[Planted] = field(default_factory=list)
     header_values: list[str] = field(default_factory=list)  # what a DICOM header would have said ([] = none)
+    background: str = ""  # what the picture under the text shows: one of BACKGROUNDS
 
     @property
     def has_phi(self) -> bool:
@@ -67,8 +68,16 @@ class SyntheticImage:
         return [p.text for p in self.planted if p.kind != "overlay"]
 
 
-def _background(rng: random.Random, size: int, rgb: bool) -> np.ndarray:
-    choice = rng.randrange(4)
+# What each background shows, as the demo's labels CSV states it: (modality, organ, labels). Shepp-Logan is
+# scikit-image's head phantom; the film background is a noisy gradient (a scanned film with no anatomy), so
+# it has no truthful medical label and the demo source leaves it out.
+BACKGROUNDS = {"ct": ("CT", "abdomen", ""), "us": ("US", "", ""), "skimage": ("", "", ""), "film": ("OT", "", "")}
+SKIMAGE_LABELS = {True: ("FUNDUS", "eye", ""), False: ("CT", "head", "phantom")}  # by rgb: retina, Shepp-Logan
+
+
+def _background(rng: random.Random, size: int, rgb: bool, allowed: tuple[str, ...] = tuple(BACKGROUNDS)) -> tuple[np.ndarray, str]:
+    kinds = tuple(BACKGROUNDS)
+    choice = kinds.index(rng.choice(allowed))  # with every kind allowed, the draw equals randrange(4)
     nprng = np.random.default_rng(rng.randrange(2**31))
     if choice == 0:
         from medtrinity_assets.demo.phantom import make_phantom
@@ -98,8 +107,8 @@ def _background(rng: random.Random, size: int, rgb: bool) -> np.ndarray:
     im = im.convert("RGB") if rgb else im.convert("L")
     if rgb and choice != 2:  # tint so colour channels differ
         arr = np.asarray(im).astype(np.float32) * np.array([1.0, 0.85, 0.7], dtype=np.float32)
-        return np.clip(arr, 0, 255).astype(np.uint8)
-    return np.asarray(im).copy()
+        return np.clip(arr, 0, 255).astype(np.uint8), kinds[choice]
+    return np.asarray(im).copy(), kinds[choice]
 
 
 @functools.lru_cache(maxsize=4)
@@ -171,15 +180,17 @@ def _draw(img: np.ndarray, rng: random.Random, text: str, kind: str, taken: list
     return Planted(text, kind, box)
 
 
-def make_set(n_phi: int = 60, n_clean: int = 50, *, seed: int = 14, size: int = 384) -> list[SyntheticImage]:
+def make_set(n_phi: int = 60, n_clean: int = 50, *, seed: int = 14, size: int = 384,
+             backgrounds: tuple[str, ...] = tuple(BACKGROUNDS)) -> list[SyntheticImage]:
     """``n_phi`` images with 1-4 burned-in identifiers (plus overlays on some) and ``n_clean`` without
-    any (half of them with harmless overlays); half greyscale, half RGB; half with header values."""
+    any (half of them with harmless overlays); half greyscale, half RGB; half with header values; each on
+    one of ``backgrounds`` (keys of ``BACKGROUNDS``)."""
     rng = random.Random(seed)
     out: list[SyntheticImage] = []
     for i in range(n_phi + n_clean):
         phi = i < n_phi
         rgb = i % 2 == 1
-        img = _background(rng, size, rgb)
+        img, background = _background(rng, size, rgb, backgrounds)
         taken: list = []
         planted: list[Planted] = []
         headers: list[str] = []
@@ -220,7 +231,7 @@ def make_set(n_phi: int = 60, n_clean: int = 50, *, seed: int = 14, size: int = 
         if phi and not any(p.kind != "overlay" for p in planted):  # nothing fitted: force one ID top-left
             planted.append(_draw(img, rng, _id(rng), "id", taken, rgb, True, size_px=16) or Planted("", "id", (0, 0, 0, 0)))
         out.append(SyntheticImage(name=f"{'phi' if phi else 'clean'}_{i:03d}", image=img, planted=planted,
-                                  header_values=headers))
+                                  header_values=headers, background=background))
     return out
 
 
@@ -228,12 +239,13 @@ def write_source(folder: Path, n_phi: int = 8, n_clean: int = 4, seed: int = 141
     """The demo's ``burned_in`` image-folder source: PNGs + a labels CSV (the truth stays in memory)."""
     from medtrinity_assets.preprocess.encode import encode_png
 
-    images = make_set(n_phi, n_clean, seed=seed, size=384)
+    images = make_set(n_phi, n_clean, seed=seed, size=384, backgrounds=("ct", "us", "skimage"))
     folder.mkdir(parents=True, exist_ok=True)
     rows = ["filename,modality,organ,labels,subject"]
     for k, s in enumerate(images):
         name = f"screen_{k:02d}.png"
         (folder / name).write_bytes(encode_png(s.image))
-        rows.append(f"{name},OT,,screen capture,case{k:02d}")  # the subject is not the file name (the reader scrubs it from paths)
+        modality, organ, labels = SKIMAGE_LABELS[s.image.ndim == 3] if s.background == "skimage" else BACKGROUNDS[s.background]
+        rows.append(f"{name},{modality},{organ},{labels},case{k:02d}")  # the subject is not the file name (the reader scrubs it from paths)
     (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return images

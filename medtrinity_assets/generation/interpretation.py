@@ -53,8 +53,10 @@ _EVIDENCE_RE = {k: re.compile(v, re.IGNORECASE) for k, v in _EVIDENCE.items()}
 # a measured feature the passage describes the opposite of: the passage is about something else
 # (the physical measurements only: 'large tumours are heterogeneous' does not rule out a small homogeneous one)
 _OPPOSITE = {"att:fluid": ("att:soft_tissue", "att:fat", "att:calcified"), "att:soft_tissue": ("att:fluid",),
-             "att:fat": ("att:fluid", "att:soft_tissue"), "int:hypo": ("int:hyper",), "int:hyper": ("int:hypo",)}
-_NEGATED = re.compile(r"\b(?:no|without|not|absent)\s+[\w-]+(?:\s+[\w-]+)?", re.IGNORECASE)
+             "att:fat": ("att:fluid", "att:soft_tissue"), "int:hypo": ("int:hyper",),
+             # water density / anechoic is darker than any solid organ: a brighter finding is not that entity
+             "int:hyper": ("int:hypo", "att:fluid")}
+_NEGATED = re.compile(r"\b(?:no|without|not|absent)\s+[\w-]+(?:\s+[\w-]+)?|\bnon-?[\w-]+", re.IGNORECASE)
 
 
 def _said(key: str, appearance: str) -> bool:

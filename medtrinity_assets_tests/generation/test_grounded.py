@@ -277,3 +277,36 @@ def test_a_passage_describing_the_opposite_of_a_measurement_is_not_used():
         for k, v in _cyst_passage().meta))
     res = GroundedBackend().compose(dataclasses.replace(base, rois=(dense,), passages=(cyst,)))
     assert not any(c["source"].startswith("passage:") for c in res.clauses)
+
+
+@pytest.mark.parametrize("modality,organ,label,shape,expected", [
+    ("FUNDUS", "eye", "field of view", "round", r"circular imaged field fills about 62 % of the frame|62 % of the frame is taken up by the circular imaged field"),
+    ("US", "", "field of view", "irregular", r"imaged field fills about 62 % of the frame|62 % of the frame is taken up by the imaged field"),
+    ("HISTOLOGY", "colon", "tissue", "irregular", r"Tissue covers about 62 % of the section|62 % of the section is covered by tissue"),
+])
+def test_a_frame_roi_is_measured_not_listed_as_anatomy(modality, organ, label, shape, expected):
+    frame = RoiFacts(roi_id="f1", label=label, kind="anatomy", origin="expert:field_of_view@1.0", area_fraction=0.62, shape=shape)
+    facts = SampleFacts(ImageFacts("fov", source="x", modality=modality, organ=organ), rois=(frame,))
+    for seed in range(6):
+        res = GroundedBackend(seed=seed).compose(facts)
+        assert re.search(expected, res.description), res.description
+        assert not re.search(r"(including|showing|shows) (the )?(field of view|tissue)\b", res.description), res.description
+        assert issues_of(res, facts) == [] and M.pipeline_phrases(res.description) == []
+
+
+def test_a_brighter_finding_is_not_interpreted_by_a_water_density_entity():
+    # a hyperdense liver lesion on an 8-bit CT picture: a simple cyst (water density, no enhancement) is no
+    # possibility for it, whatever its margin and shape share with one
+    lesion = RoiFacts(roi_id="r1", label="hyperdense liver lesion", origin="ground_truth", region="liver",
+                      area_fraction=0.004, intensity="hyperdense", contrast=2.6, value_unit="grey",
+                      texture="heterogeneous", shape="round", margin="well_defined")
+    cyst = Passage("p-cyst", 0.8, "core", "Simple liver cyst", "A benign fluid-filled cavity.",
+                   (("organ", "liver"), ("modalities", ["CT", "MR", "US"]), ("normal", False), ("aliases", ["liver cyst"]),
+                    ("appearance", {"CT": "Sharply marginated round lesion of water density (0-20 HU), homogeneous, "
+                                          "with an imperceptible wall and no enhancement."}),
+                    ("differential", ["cystic metastasis", "hydatid cyst"])))
+    facts = SampleFacts(ImageFacts("h1", source="x", modality="CT", organ="abdomen"), rois=(lesion,), passages=(cyst,))
+    for seed in range(6):
+        res = GroundedBackend(seed=seed).compose(facts)
+        assert "cyst" not in res.description, res.description
+        assert "hyperdense liver lesion is hyperdense" not in res.description.lower()

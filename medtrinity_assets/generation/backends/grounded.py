@@ -43,6 +43,9 @@ VIEW_NAMES = {"PA": "posteroanterior", "AP": "anteroposterior", "LAT": "lateral"
 AP_WORDS = {"anterior": "anteriorly", "posterior": "posteriorly", "central": "centrally"}
 PAIRED = {"kidney": "kidneys", "lung": "lungs", "eye": "eyes", "breast": "breasts", "adrenal": "adrenals"}
 MASS_NOUNS = frozenset({"bone", "fat", "air", "soft tissue", "muscle"})  # named without an article or a size
+# Expert ROIs that frame the picture rather than name anatomy (the body outline, a fundus or ultrasound field
+# of view, the tissue on a slide): never listed as organs; their extent is stated once, as a measure.
+FRAME_LABELS = frozenset({"body", "field of view", "tissue", "background", "patient", "external"})
 AERATED_LUNG_HU = -500.0  # a surrounding ring below this is air-filled lung
 
 
@@ -198,7 +201,7 @@ class Composer:
         by_organ: dict[str, list[RoiFacts]] = {}
         for r in facts.anatomy:
             name = humanise(r.label)
-            if name and name != "body":
+            if name and name.lower() not in FRAME_LABELS:
                 by_organ.setdefault(name, []).append(r)
         items = []
         for name, parts in sorted(by_organ.items(), key=lambda kv: -sum(p.area_fraction or 0 for p in kv[1])):
@@ -325,6 +328,16 @@ class Composer:
         if img.pixel_spacing and img.width and img.height and V.modality_class(img.modality) in ("CT", "MR"):
             w, h = img.width * img.pixel_spacing[1], img.height * img.pixel_spacing[0]
             return ("modality", f"The field of view is {_mm(w)} × {_mm(h)} mm.", "image.pixel_spacing,image.width,image.height")
+        frame = next((r for r in facts.anatomy if r.label in ("tissue", "field of view") and r.area_fraction), None)
+        if frame is not None and frame.area_fraction < 0.98:
+            share = f"{round(100 * frame.area_fraction)} %"
+            if frame.label == "tissue":
+                text = c([f"Tissue covers about {share} of the section.", f"About {share} of the section is covered by tissue."])
+            else:
+                shape = "circular " if frame.shape == "round" else ""
+                text = c([f"The {shape}imaged field fills about {share} of the frame.",
+                          f"About {share} of the frame is taken up by the {shape}imaged field."])
+            return ("organ", text, f"rois.anatomy.{frame.label.replace(' ', '_')}.area_fraction")
         return None
 
     # ---- findings ------------------------------------------------------------------------------------
@@ -450,7 +463,10 @@ class Composer:
         else:
             text = f"{_cap(c(['there is ', 'the image shows ']) + subject)}{size_tail}."
         out = [("roi_location", text, f"roi:{roi.roi_id}." + ",".join(dict.fromkeys(src + wsrc)))]
-        look, lsrc = self.appearance(roi, facts, self.refer(roi, findings), c, cited)
+        who = self.refer(roi, findings)
+        if roi.intensity and roi.intensity.lower() in who.lower():
+            who = "It"  # not 'The hyperdense lesion is hyperdense ...': the sentence before named this finding
+        look, lsrc = self.appearance(roi, facts, who, c, cited)
         if look:
             out.append(("texture", look, f"roi:{roi.roi_id}." + ",".join(dict.fromkeys(lsrc))))
         return out
