@@ -115,6 +115,12 @@ class TorchSegmenter(Expert):
         return prob[0].numpy()
 
     def read(self, inp: ExpertInput) -> Reading:
+        window = self.model.preprocess.get("window")
+        if window and not inp.physical:
+            # a fixed input window means the network learnt physical units (HU): on the grey levels of a PNG or
+            # a screen capture it segments display contrast, not tissue
+            return Reading(note=f"model {self.model.name} takes physical values windowed to [{window[0]}, {window[1]}]; "
+                                "this image holds display grey levels, so it was not run")
         prob = self.probabilities(inp.values)
         labels = self.model.labels or ({1: "lesion"} if prob.shape[0] == 1 else {c: f"class_{c}" for c in range(1, prob.shape[0])})
         reading = Reading()

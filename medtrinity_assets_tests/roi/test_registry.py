@@ -81,6 +81,11 @@ def test_torchscript_expert_predicts_components(tmp_path):
     (cand,) = load_expert(model).predict(values, "CT")
     assert cand.label == "bright spot" and cand.kind == "finding" and cand.origin == "expert:bright@1"
     assert abs(int(cand.mask.sum()) - int(disk((64, 64), 20, 20, 6).sum())) <= 8 and 0.5 < cand.confidence <= 1.0
+    # a model with a fixed (physical) window is not run on display grey levels (a PNG, a screen capture)
+    from medtrinity_assets.roi.builtin import ExpertInput
+
+    reading = load_expert(model).read(ExpertInput(values, "CT", "abdomen", physical=False))
+    assert reading.masks == {} and "display grey levels" in reading.note
 
 
 def test_monai_bundle_resolves_only_trusted_and_pinned(tmp_path):

@@ -330,7 +330,7 @@ class Composer:
             return ("modality", f"The field of view is {_mm(w)} × {_mm(h)} mm.", "image.pixel_spacing,image.width,image.height")
         frame = next((r for r in facts.anatomy if r.label in ("tissue", "field of view") and r.area_fraction), None)
         if frame is not None and frame.area_fraction < 0.98:
-            share = f"{round(100 * frame.area_fraction)} %"
+            share = f"{round(100 * frame.area_fraction)}%"
             if frame.label == "tissue":
                 text = c([f"Tissue covers about {share} of the section.", f"About {share} of the section is covered by tissue."])
             else:
