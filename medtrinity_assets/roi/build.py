@@ -24,7 +24,7 @@ import numpy as np
 from medtrinity_assets.roi import rle
 from medtrinity_assets.roi.builtin import ExpertInput
 from medtrinity_assets.roi.components import split_components
-from medtrinity_assets.roi.facts import ImageContext, Thresholds, describe, lesion_relations, value_unit_of
+from medtrinity_assets.roi.facts import GREY, ImageContext, Thresholds, describe, lesion_relations, value_unit_of
 from medtrinity_assets.roi.ground_truth import Candidate, from_boxes, from_label_map, parse_boxes, parse_label_names
 from medtrinity_assets.roi.image_facts import ImageReadings, image_facts_row, region_from_ground_truth
 from medtrinity_assets.roi.registry import ResolvedModel
@@ -138,8 +138,11 @@ def _none_if_nan(x: Any) -> Any:
 def expert_input(row: dict[str, Any], values: np.ndarray, rgb: np.ndarray | None) -> ExpertInput:
     spacing = _spacing(row)
     known = math.isfinite(spacing[0])
+    # physical: HU of calibrated CT or MR signal -- not the grey levels an 8-bit picture's .npy holds
+    physical = bool(row.get("values_path")) and value_unit_of(
+        str(row.get("modality") or ""), str(row.get("window") or ""), True) != GREY
     return ExpertInput(values, str(row.get("modality") or "").upper(), str(row.get("organ") or ""),
-                       float(np.mean(spacing)) if known else 1.0, known, bool(row.get("values_path")),
+                       float(np.mean(spacing)) if known else 1.0, known, physical,
                        row.get("col_toward") or "", row.get("row_toward") or "", rgb)
 
 

@@ -126,3 +126,15 @@ def test_registration_folder_and_tampering(tmp_path):
     (changed,) = load_registry(reg, models_dir=tmp_path / "models")
     assert not changed.ok and "differs from the registered" in changed.error
     json.loads((folder / "registration.json").read_text())
+
+
+def test_expert_input_is_physical_only_for_calibrated_ct_and_mr_signal():
+    from medtrinity_assets.roi.build import expert_input
+
+    values = np.zeros((8, 8), np.float32)
+    row = {"modality": "CT", "values_path": "blobs/x.npy", "pixel_spacing": [0.7, 0.7]}
+    assert expert_input({**row, "window": "ct:abdomen(40/400)"}, values, None).physical
+    # a CT screen capture or PNG: its .npy holds grey levels, which no HU-trained model may read as HU
+    assert not expert_input({**row, "window": "percentile(0.5-99.5)"}, values, None).physical
+    assert expert_input({**row, "modality": "MR", "window": "percentile(0.5-99.5)"}, values, None).physical
+    assert not expert_input({**row, "values_path": None, "window": "ct:abdomen(40/400)"}, values, None).physical
