@@ -43,6 +43,7 @@ VIEW_NAMES = {"PA": "posteroanterior", "AP": "anteroposterior", "LAT": "lateral"
 AP_WORDS = {"anterior": "anteriorly", "posterior": "posteriorly", "central": "centrally"}
 PAIRED = {"kidney": "kidneys", "lung": "lungs", "eye": "eyes", "breast": "breasts", "adrenal": "adrenals"}
 MASS_NOUNS = frozenset({"bone", "fat", "air", "soft tissue", "muscle"})  # named without an article or a size
+REGION_ADJECTIVES = {"abdomen": "abdominal", "pelvis": "pelvic", "chest": "chest", "head": "head", "neck": "neck"}
 # Expert ROIs that frame the picture rather than name anatomy (the body outline, a fundus or ultrasound field
 # of view, the tissue on a slide): never listed as organs; their extent is stated once, as a measure.
 FRAME_LABELS = frozenset({"body", "field of view", "tissue", "background", "patient", "external"})
@@ -264,6 +265,10 @@ class Composer:
         elif region:
             where = f" of the {region}"
             src.append("image.body_region")
+            if region in REGION_ADJECTIVES and c([False, True]):  # 'an abdominal CT image' as often as 'of the abdomen'
+                plane, _, rest = head.rpartition("axial ")
+                head, where = (f"axial {REGION_ADJECTIVES[region]} {rest}" if plane or head.startswith("axial ")
+                               else f"{REGION_ADJECTIVES[region]} {head}"), ""
         text = f"{with_article(head)}{where}"
         window = window_phrase(img.window)
         if window:
