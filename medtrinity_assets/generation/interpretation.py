@@ -167,6 +167,11 @@ def _possibilities(passage: Passage, label: str, title_is_more_specific: bool) -
     return out
 
 
+def _either(items: list[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
 def roi_query(roi: RoiFacts, image: ImageFacts) -> Query:
     """The retrieval query's constraints for one finding (organ, modality, finding) -- without the text."""
     label = V.humanise(roi.label)
@@ -205,6 +210,8 @@ def interpret(roi: RoiFacts, image: ImageFacts, passages: Sequence[Passage], sur
             if not possibilities:
                 continue  # a passage that only restates the label offers no interpretation
             text = choose([f"For {V.with_article(label)} with {evidence}, the differential includes {V.join_words(possibilities)}.",
+                           f"{V.with_article(label)[:1].upper() + V.with_article(label)[1:]} with {evidence} may represent "
+                           f"{_either(possibilities)}.",
                            f"In {V.with_article(label)}, {evidence} raise the possibility of {V.join_words(possibilities)}."
                            if len(cited) > 1 else
                            f"In {V.with_article(label)}, {evidence} raises the possibility of {V.join_words(possibilities)}."])
