@@ -310,3 +310,18 @@ def test_a_brighter_finding_is_not_interpreted_by_a_water_density_entity():
         res = GroundedBackend(seed=seed).compose(facts)
         assert "cyst" not in res.description, res.description
         assert "hyperdense liver lesion is hyperdense" not in res.description.lower()
+
+
+def test_a_caption_naming_the_modality_replaces_the_bare_overview():
+    caption = "Axial contrast-enhanced CT of the upper abdomen showing a 16 mm hypodense spleen lesion on the patient's left."
+    image = ImageFacts("cap1", modality="CT", organ="abdomen", body_region="abdomen", caption_in=caption)
+    for seed in range(4):
+        res = GroundedBackend(seed=seed).compose(SampleFacts(image))
+        assert res.description == caption and [c["source"] for c in res.clauses] == [CAPTION_SOURCE]
+    # a caption the gate refuses (another modality) leaves the overview in place: never an empty text
+    wrong = dataclasses.replace(image, caption_in="Axial MRI of the brain.")
+    assert GroundedBackend().compose(SampleFacts(wrong)).description.startswith(("A CT", "A computed", "An abdominal"))
+    # a caption that names no modality keeps the overview before it
+    plain = dataclasses.replace(image, caption_in="A hypodense spleen lesion on the patient's left.")
+    res = GroundedBackend().compose(SampleFacts(plain))
+    assert res.clauses[0]["field"] == "modality" and res.description.endswith("patient's left.")

@@ -558,9 +558,22 @@ class Composer:
             clauses += self.image_level(facts, c)
         attributes = self.attributes(facts, findings, interpretations, c)
         clauses, attributes = self._checked(facts, clauses, attributes)
+        if not facts.findings:  # after the gate: the caption it kept, not the one it may have refused
+            clauses = self._without_restated_head(facts, clauses)
         rows = [{"field": f, "text": t, "source": s} for f, t, s in clauses]
         return GenerationResult(sample_id=facts.sample_id, status=STATUS_OK, description=" ".join(t for _, t, _ in clauses),
                                 attributes=attributes, clauses=rows, attempts=1)
+
+    @staticmethod
+    def _without_restated_head(facts: SampleFacts, clauses):
+        """The bare overview ('A CT image of the abdomen.') is dropped when the source's own caption names the
+        image's modality: it would only restate the caption's opening in poorer words."""
+        cls = V.modality_class(facts.image.modality)
+        caption = next((t for _, t, src in clauses if src == CAPTION_SOURCE), "")
+        if not clauses or not cls or cls not in V.modalities_in(caption.lower()):
+            return clauses
+        bare = set(clauses[0][2].split(",")) <= {"image.modality", "image.axis", "image.body_region"}
+        return clauses[1:] if bare and clauses[0][0] == "modality" else clauses
 
     def _checked(self, facts: SampleFacts, clauses, attributes):
         """Drop the borrowed clauses (knowledge, a source caption) the quality gate's scorer objects to."""
