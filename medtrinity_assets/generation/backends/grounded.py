@@ -265,7 +265,7 @@ class Composer:
         elif region:
             where = f" of the {region}"
             src.append("image.body_region")
-            if cls == "CT" and region in REGION_ADJECTIVES and c([False, True]):  # not 'a head T1-weighted MRI slice'  # 'an abdominal CT image' as often as 'of the abdomen'
+            if cls == "CT" and region in REGION_ADJECTIVES and c([False, True]):  # 'an abdominal CT image' as often as 'of the abdomen' (MR: not 'a head T1-weighted MRI slice')
                 plane, _, rest = head.rpartition("axial ")
                 head, where = (f"axial {REGION_ADJECTIVES[region]} {rest}" if plane or head.startswith("axial ")
                                else f"{REGION_ADJECTIVES[region]} {head}"), ""
