@@ -282,7 +282,7 @@ def test_a_passage_describing_the_opposite_of_a_measurement_is_not_used():
 @pytest.mark.parametrize("modality,organ,label,shape,expected", [
     ("FUNDUS", "eye", "field of view", "round", r"circular imaged field fills about 62% of the frame|62% of the frame is taken up by the circular imaged field"),
     ("US", "", "field of view", "irregular", r"imaged field fills about 62% of the frame|62% of the frame is taken up by the imaged field"),
-    ("HISTOLOGY", "colon", "tissue", "irregular", r"Tissue covers about 62% of the section|62% of the section is covered by tissue"),
+    ("HISTOLOGY", "colon", "tissue", "irregular", r"Tissue fills about 62% of the field|62% of the field is covered by tissue"),
 ])
 def test_a_frame_roi_is_measured_not_listed_as_anatomy(modality, organ, label, shape, expected):
     frame = RoiFacts(roi_id="f1", label=label, kind="anatomy", origin="expert:field_of_view@1.0", area_fraction=0.62, shape=shape)

@@ -337,7 +337,7 @@ class Composer:
         if frame is not None and frame.area_fraction < 0.98:
             share = f"{round(100 * frame.area_fraction)}%"
             if frame.label == "tissue":
-                text = c([f"Tissue covers about {share} of the section.", f"About {share} of the section is covered by tissue."])
+                text = c([f"Tissue fills about {share} of the field.", f"About {share} of the field is covered by tissue."])
             else:
                 shape = "circular " if frame.shape == "round" else ""
                 text = c([f"The {shape}imaged field fills about {share} of the frame.",
