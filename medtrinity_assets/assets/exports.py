@@ -18,6 +18,7 @@ import functools
 from pathlib import Path
 
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
@@ -80,6 +81,34 @@ def unverified_triplet_partitions(instance, layout, shard: str, sources: list[st
             elif not info.is_current:
                 out.append(f"outdated {key.name} on {pk} (the triplets were rematerialised since)")
     return out
+
+
+CONSISTENCY_CHECK = AssetCheckKey(AssetKey("triplets"), "triplets_consistency")
+
+
+def recorded_contradiction_by_source(instance, layout, sources: list[str], shards: list[str]) -> dict[str, float]:
+    """Per source: flagged / scored triplets over the latest ``triplets_consistency`` evaluation of each of its
+    triplet partitions, as the check recorded them -- the card reports the score the check computed, once."""
+    wanted = {str(source_shard_key(s, sh)): s for s in sources for sh in shards
+              if layout.table_path("triplets", {"source": s, "shard": sh}).exists()}
+    latest: dict[str, tuple[int, int]] = {}
+    cursor = None
+    while len(latest) < len(wanted):
+        records = instance.event_log_storage.get_asset_check_execution_history(CONSISTENCY_CHECK, limit=500, cursor=cursor)
+        if not records:
+            break
+        for rec in records:  # newest first: the first evaluation seen of a partition is its latest
+            event = rec.event.dagster_event if rec.event else None
+            meta = getattr(event.event_specific_data, "metadata", None) if event else None
+            if rec.partition in wanted and rec.partition not in latest and meta and "scored" in meta:
+                latest[rec.partition] = (int(meta["scored"].value), int(meta["flagged"].value))
+        cursor = records[-1].id
+    totals: dict[str, list[int]] = {}
+    for partition, (scored, flagged) in latest.items():
+        t = totals.setdefault(wanted[partition], [0, 0])
+        t[0] += scored
+        t[1] += flagged
+    return {source: round(flagged / scored, 4) if scored else 0.0 for source, (scored, flagged) in sorted(totals.items())}
 
 
 def _make_export_asset(fmt: str, description: str):
@@ -233,7 +262,9 @@ def dataset_card(context: AssetExecutionContext, pipeline: PipelineResource) -> 
     cfg = pipeline.config()
     layout = pipeline.layout()
     try:
-        result = build_dataset_card(cfg, layout)
+        rates = recorded_contradiction_by_source(context.instance, layout, [s.name for s in cfg.sources],
+                                                 list(shard_partitions.get_partition_keys()))
+        result = build_dataset_card(cfg, layout, contradiction_by_source=rates)
     except NotMaterialised as exc:
         raise Failure(description=str(exc)) from exc
     ui_md = result.markdown.split("\n---\n", 1)[-1]  # the UI shows the Markdown, not the Hub's front matter

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from medtrinity_assets.export.merge import categories_path
 from medtrinity_assets.export.sha256sums import SUMS_NAME, verify_sha256sums, write_sha256sums
 from medtrinity_assets.export.shard_inputs import read_rows
 from medtrinity_assets.quality import near_duplicates
-from medtrinity_assets.quality.consistency import score_rows
 from medtrinity_assets.quality.export_readers import check_export_splits, split_membership
 from medtrinity_assets.quality.phi import scan_tree
 from medtrinity_assets.quality.splits import SPLITS
@@ -39,22 +39,6 @@ class CardResult:
     quality_numbers: dict[str, Any] = field(default_factory=dict)
     contradiction_by_source: dict[str, float] = field(default_factory=dict)
     organ_coverage: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def contradiction_by_source(layout: DataLayout, sources: list[str]) -> dict[str, float]:
-    out = {}
-    base = layout.root / "tables" / "triplets"
-    for source in sources:
-        rows, rois = [], {}
-        for path in sorted(base.rglob(f"source={source}.parquet")) if base.exists() else []:
-            rows += read_rows(path)
-            rpath = Path(str(path).replace("/tables/triplets/", "/tables/rois/"))
-            for r in read_rows(rpath):
-                if (r.get("status") or "ok") == "ok":
-                    rois.setdefault(str(r["sample_id"]), []).append(r)
-        if rows:
-            out[source] = round(score_rows(rows, rois).contradiction_rate, 4)
-    return out
 
 
 def organ_coverage(layout: DataLayout, exported: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -125,10 +109,12 @@ def limitations(cfg, stats: card_render.CardStats) -> list[str]:
     return out
 
 
-def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = None) -> CardResult:
+def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = None,
+                       contradiction_by_source: Mapping[str, float] | None = None) -> CardResult:
+    """The card from the exports as merged. ``contradiction_by_source``: the rates the ``triplets_consistency``
+    check recorded per source (the Dagster layer reads them; the card never rescores the text)."""
     from medtrinity_assets.quality.phi import collect_identifiers
 
-    sources = [s.name for s in cfg.sources]
     hf_dir = dataset_dir(layout, "hf")
     exports = export_folders(layout)  # verified before the card touches the hf folder
     hf_rows = card_render.read_hf_rows((hf_dir / "data").glob("*.parquet"))
@@ -144,7 +130,7 @@ def build_dataset_card(cfg, layout: DataLayout, identifiers: list[str] | None = 
     phi = scan_tree(layout.exports, ids, public_words=public_words(cfg))
     deid = dataset_summary(layout)  # what ingest blacked out and redacted (counts by kind, never text)
     sheet = redaction_sheet(layout, layout.card / card_render.PLOTS_FOLDER / "redactions.png")
-    rates = contradiction_by_source(layout, sources)
+    rates = dict(contradiction_by_source or {})
     vqa_summary = vqa.summarise(vqa_pairs(layout))
     cats = load_categories(categories_path(layout))
     numbers: dict[str, Any] = {

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, MaterializeResult, asset, materialize
 
-from medtrinity_assets.assets.exports import dataset_card, dataset_exports, export_coco, export_hf, export_vqa
+from medtrinity_assets.assets.exports import (
+    dataset_card,
+    dataset_exports,
+    export_coco,
+    export_hf,
+    export_vqa,
+    recorded_contradiction_by_source,
+)
 from medtrinity_assets.assets.quality import near_duplicates
 from medtrinity_assets.assets.triplets import TRIPLET_CHECK_SPECS, triplet_checks
 from medtrinity_assets.export.build import part_dir
@@ -125,7 +132,10 @@ def test_a_shard_whose_checks_never_ran_is_not_exported(env):
 @pytest.mark.slow
 def test_dataset_card_renders_with_plots(env, monkeypatch):
     instance, resources, layout = env
-    _materialize_triplets(layout, instance, resources, corrupt=set())
+    _materialize_triplets(layout, instance, resources, corrupt={"src_b"})
+    rates = recorded_contradiction_by_source(instance, layout, SOURCES, ["s00", "s01"])
+    assert rates["src_a"] == 0.0 and rates["src_b"] > 0.1  # what the blocking check recorded for each partition
+    _materialize_triplets(layout, instance, resources, corrupt=set())  # regenerated: the latest evaluation counts
     dups = materialize([near_duplicates], instance=instance, resources=resources)
     assert dups.success
     dup_meta = dups.asset_materializations_for_node("near_duplicates")[0].metadata
@@ -140,6 +150,8 @@ def test_dataset_card_renders_with_plots(env, monkeypatch):
 
     monkeypatch.setattr("medtrinity_assets.quality.near_duplicates.find_duplicates", recomputed)
     monkeypatch.setattr("medtrinity_assets.quality.near_duplicates.find_leaks", recomputed)
+    # ... nor the contradiction score: the card reports what triplets_consistency recorded
+    monkeypatch.setattr("medtrinity_assets.quality.consistency.score_rows", recomputed)
     for a in (export_hf, export_vqa):
         assert materialize([a], partition_key="s00", instance=instance, resources=resources).success
     res = materialize([dataset_exports, dataset_card],
@@ -158,5 +170,7 @@ def test_dataset_card_renders_with_plots(env, monkeypatch):
     meta = res.asset_materializations_for_node("dataset_card")[0].metadata
     assert "data:image/png;base64" in meta["card"].value and not meta["card"].value.startswith("---")
     assert meta["samples"].value == 8
+    assert meta["contradiction_rate_by_source"].value == {"src_a": 0.0, "src_b": 0.0}
+    assert "| src_b | 0.00% |" in card
     assert all(e.passed for e in res.get_asset_check_evaluations())
     assert (layout.exports / "hf" / "SHA256SUMS").is_file()
