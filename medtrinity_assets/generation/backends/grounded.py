@@ -257,7 +257,7 @@ class Composer:
                 where = f" of the {side + ' ' if side else ''}{part}"
                 src.append("image.body_region" if region else "image.acquisition")
         elif cls == "FUNDUS":
-            where = c([" of the retina", " of the ocular fundus", " showing the retina"])
+            where = c([" of the retina", " showing the retina"])  # not 'a fundus photograph of the ocular fundus'
         elif cls == "HISTO":
             organ = humanise(img.organ)
             where = f" of {organ} tissue" if organ else " of a stained tissue section"
