@@ -265,10 +265,11 @@ class Composer:
         elif region:
             where = f" of the {region}"
             src.append("image.body_region")
-            if cls == "CT" and region in REGION_ADJECTIVES and c([False, True]):  # 'an abdominal CT image' as often as 'of the abdomen' (MR: not 'a head T1-weighted MRI slice')
-                plane, _, rest = head.rpartition("axial ")
-                head, where = (f"axial {REGION_ADJECTIVES[region]} {rest}" if plane or head.startswith("axial ")
-                               else f"{REGION_ADJECTIVES[region]} {head}"), ""
+            # 'an (axial) abdominal CT image' as often as 'of the abdomen'; CT only ('a head T1-weighted MRI slice')
+            if cls == "CT" and region in REGION_ADJECTIVES and c([False, True]):
+                adjective = REGION_ADJECTIVES[region]
+                head = f"axial {adjective} {head[len('axial '):]}" if head.startswith("axial ") else f"{adjective} {head}"
+                where = ""
         text = f"{with_article(head)}{where}"
         window = window_phrase(img.window)
         if window:
