@@ -54,11 +54,17 @@ def export_asset_key(fmt: str) -> AssetKey:
     return AssetKey(f"export_{fmt}")
 
 
+def triplet_partitions(layout, sources: list[str], shards: list[str]) -> dict[str, str]:
+    """Partition key -> source of every source x shard with a triplets table, in key order."""
+    keys = {str(source_shard_key(s, sh)): s for s in sources for sh in shards
+            if layout.table_path("triplets", {"source": s, "shard": sh}).exists()}
+    return dict(sorted(keys.items()))
+
+
 def unverified_triplet_partitions(instance, layout, shard: str, sources: list[str]) -> list[str]:
     """'<why> <check> on <partition>' for every triplet partition of the shard (with a triplets table to
     export) whose gating checks did not pass on its latest materialisation, as Dagster recorded them."""
-    parts = sorted(str(source_shard_key(s, shard)) for s in sources
-                   if layout.table_path("triplets", {"source": s, "shard": shard}).exists())
+    parts = list(triplet_partitions(layout, sources, [shard]))
     if not parts:
         return []
     keys = list(EXPORT_GATING_CHECKS)
@@ -89,8 +95,7 @@ CONSISTENCY_CHECK = AssetCheckKey(AssetKey("triplets"), "triplets_consistency")
 def recorded_contradiction_by_source(instance, layout, sources: list[str], shards: list[str]) -> dict[str, float]:
     """Per source: flagged / scored triplets over the latest ``triplets_consistency`` evaluation of each of its
     triplet partitions, as the check recorded them -- the card reports the score the check computed, once."""
-    wanted = {str(source_shard_key(s, sh)): s for s in sources for sh in shards
-              if layout.table_path("triplets", {"source": s, "shard": sh}).exists()}
+    wanted = triplet_partitions(layout, sources, shards)
     latest: dict[str, tuple[int, int]] = {}
     cursor = None
     while len(latest) < len(wanted):

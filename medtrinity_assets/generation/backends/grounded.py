@@ -431,7 +431,7 @@ class Composer:
         return text + ".", src
 
     @staticmethod
-    def contrast_words(roi: RoiFacts, facts: SampleFacts, surround: str, c: Chooser | None = None) -> str:
+    def contrast_words(roi: RoiFacts, facts: SampleFacts, surround: str, c: Chooser) -> str:
         """'is hypodense relative to the liver (-54 HU)' (calibrated CT), 'is hyperintense relative to the
         brain (contrast-to-noise ratio 3.1)' (MR), 'is darker than the surrounding tissue' (photographs)."""
         target = f"the {surround}" if surround else "the surrounding tissue"
@@ -445,12 +445,12 @@ class Composer:
         elif word.startswith("iso"):
             return f"is {word} to {target}"
         else:
-            phrase = f"is {word} {c(['relative to', 'compared with']) if c else 'relative to'} {target}"
+            phrase = f"is {word} {c(['relative to', 'compared with'])} {target}"
         if roi.contrast is None:
             return phrase
         if roi.contrast_unit == "HU":
             if roi.mean_value is not None and roi.surround_value is not None:
-                against = c(["against", "versus"]) if c else "against"
+                against = c(["against", "versus"])
                 return f"{phrase} (mean {roi.mean_value:.0f} HU {against} {roi.surround_value:.0f} HU)"
             return f"{phrase} ({roi.contrast:+.0f} HU)"
         return f"{phrase} (contrast-to-noise ratio {abs(roi.contrast):.1f})"
